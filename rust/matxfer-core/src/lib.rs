@@ -1,0 +1,15 @@
+//! matxfer-core: the pure-Rust engine of matxfer (no Python).
+//!
+//! - [`formula`]: chemical formula parser.
+//! - [`elements`]: element symbols and embedded property tables.
+//! - [`composition`]: composition descriptors (Magpie, XenonPy-style statistics, embeddings).
+//! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
+
+pub mod composition;
+pub mod elements;
+pub mod error;
+pub mod formula;
+pub mod parallel;
+
+pub use error::{CoreError, FormulaError, FormulaErrorKind};
+pub use formula::{parse_formula, Composition, FormulaParser};

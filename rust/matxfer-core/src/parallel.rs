@@ -1,0 +1,63 @@
+//! Thread-pool control for batch work.
+//!
+//! Every batch function takes `n_threads: Option<usize>`: `None` reads `MATXFER_NUM_THREADS`,
+//! falling back to rayon's global pool (one thread per core). Work is split into independent rows
+//! written to disjoint output slots, so results are bitwise identical for any thread count.
+
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::CoreError;
+
+/// Thread count from the argument, else `MATXFER_NUM_THREADS`, else `None` (rayon's default).
+pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreError> {
+    match n_threads {
+        Some(0) => Err(CoreError::InvalidArgument(
+            "n_threads must be at least 1".into(),
+        )),
+        Some(n) => Ok(Some(n)),
+        None => match std::env::var("MATXFER_NUM_THREADS") {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(CoreError::InvalidArgument(format!(
+                    "MATXFER_NUM_THREADS must be a positive integer, got {v:?}"
+                ))),
+            },
+            _ => Ok(None),
+        },
+    }
+}
+
+/// Run `f` on a pool of the requested size (pools are built once per size and kept).
+pub fn with_threads<R: Send>(
+    n_threads: Option<usize>,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, CoreError> {
+    match resolve_threads(n_threads)? {
+        None => Ok(f()),
+        Some(n) => {
+            static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> =
+                OnceLock::new();
+            let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
+            let pool = {
+                let mut guard = pools.lock().unwrap_or_else(|p| p.into_inner());
+                match guard.iter().find(|(k, _)| *k == n) {
+                    Some((_, p)) => *p,
+                    None => {
+                        let p = rayon::ThreadPoolBuilder::new()
+                            .num_threads(n)
+                            .thread_name(|i| format!("matxfer-{i}"))
+                            .build()
+                            .map_err(|e| {
+                                CoreError::InvalidArgument(format!("cannot start {n} threads: {e}"))
+                            })?;
+                        // Pools live for the process; a handful of sizes at most in practice.
+                        let p: &'static rayon::ThreadPool = Box::leak(Box::new(p));
+                        guard.push((n, p));
+                        p
+                    }
+                }
+            };
+            Ok(pool.install(f))
+        }
+    }
+}
