@@ -1,0 +1,54 @@
+"""The exceptions matxfer raises. All derive from :class:`MatxferError`; input problems also
+derive from :class:`ValueError`, so existing ``except ValueError`` clauses keep working.
+
+=========================  ==========================================================
+class                      raised when
+=========================  ==========================================================
+``FormulaError``           a formula cannot be parsed (``.index``, ``.input``,
+                           ``.reason`` code, ``.offset`` into the string)
+``FeaturizationError``     a parsed entry cannot be featurized, or an entry is
+                           missing/not a string (``.index``, ``.input``, ``.reason``)
+``InvalidArgumentError``   arguments do not fit together (unknown preset, bad shape)
+``InternalError``          a bug in matxfer's core (a caught Rust panic); please report
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+
+class MatxferError(Exception):
+    """Base class of every matxfer exception."""
+
+
+class FormulaError(MatxferError, ValueError):
+    """A chemical formula could not be parsed."""
+
+    index: int
+    input: str
+    reason: str
+    offset: int
+
+
+class FeaturizationError(MatxferError, ValueError):
+    """An entry could not be featurized (missing value, non-string, missing element data)."""
+
+    index: int
+    input: str
+    reason: str
+
+
+class InvalidArgumentError(MatxferError, ValueError):
+    """Arguments that do not fit together."""
+
+
+class InternalError(MatxferError, RuntimeError):
+    """An internal error of the Rust core (a caught panic). Please report it."""
+
+
+__all__ = [
+    "MatxferError",
+    "FormulaError",
+    "FeaturizationError",
+    "InvalidArgumentError",
+    "InternalError",
+]
