@@ -11,9 +11,7 @@ use crate::error::CoreError;
 /// Thread count from the argument, else `MATXFER_NUM_THREADS`, else `None` (rayon's default).
 pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreError> {
     match n_threads {
-        Some(0) => Err(CoreError::InvalidArgument(
-            "n_threads must be at least 1".into(),
-        )),
+        Some(0) => Err(CoreError::InvalidArgument("n_threads must be at least 1".into())),
         Some(n) => Ok(Some(n)),
         None => match std::env::var("MATXFER_NUM_THREADS") {
             Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
@@ -28,15 +26,11 @@ pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreEr
 }
 
 /// Run `f` on a pool of the requested size (pools are built once per size and kept).
-pub fn with_threads<R: Send>(
-    n_threads: Option<usize>,
-    f: impl FnOnce() -> R + Send,
-) -> Result<R, CoreError> {
+pub fn with_threads<R: Send>(n_threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R, CoreError> {
     match resolve_threads(n_threads)? {
         None => Ok(f()),
         Some(n) => {
-            static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> =
-                OnceLock::new();
+            static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> = OnceLock::new();
             let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
             let pool = {
                 let mut guard = pools.lock().unwrap_or_else(|p| p.into_inner());
@@ -47,9 +41,7 @@ pub fn with_threads<R: Send>(
                             .num_threads(n)
                             .thread_name(|i| format!("matxfer-{i}"))
                             .build()
-                            .map_err(|e| {
-                                CoreError::InvalidArgument(format!("cannot start {n} threads: {e}"))
-                            })?;
+                            .map_err(|e| CoreError::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
                         // Pools live for the process; a handful of sizes at most in practice.
                         let p: &'static rayon::ThreadPool = Box::leak(Box::new(p));
                         guard.push((n, p));

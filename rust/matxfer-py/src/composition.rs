@@ -2,13 +2,11 @@
 //! Python strings or to Arrow string buffers, writing straight into a new numpy array.
 
 use matxfer_core::composition::{
-    featurize_batch, ErrorMode, Featurizer, MissingPolicy, OutFloat, Rejected, Stat, StrSource,
+    featurize_batch, BadEntry, ErrorMode, Featurizer, MissingPolicy, OutFloat, Rejected, Stat, StrSource,
 };
 use matxfer_core::elements::{available_tables, embedded_table, ElementTable};
 use matxfer_core::{parse_formula as core_parse, CoreError};
-use numpy::{
-    Element, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
-};
+use numpy::{Element, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
@@ -17,24 +15,32 @@ use crate::errors::{detach_core, dict_from, to_py_err};
 /// Strings copied out of a Python list into one buffer (so the GIL can be released).
 struct PackedStrings {
     data: Vec<u8>,
-    /// `offsets[i]..offsets[i+1]` is row i; `usize::MAX` start marks a non-string entry.
+    /// `offsets[i]..offsets[i+1]` is row i (empty for a non-string entry).
     offsets: Vec<usize>,
-    not_strings: Vec<(usize, String)>,
+    /// Entries that are not str, sorted by row.
+    not_strings: Vec<(usize, BadEntry)>,
 }
 
 impl StrSource for PackedStrings {
     fn len(&self) -> usize {
         self.offsets.len() - 1
     }
-    fn get(&self, i: usize) -> Result<Option<&str>, String> {
+    fn get(&self, i: usize) -> Result<Option<&str>, BadEntry> {
         if let Ok(k) = self.not_strings.binary_search_by_key(&i, |(j, _)| *j) {
-            return Err(self.not_strings[k].1.clone());
+            let bad = &self.not_strings[k].1;
+            return if bad.code == "null" { Ok(None) } else { Err(bad.clone()) };
         }
         let bytes = &self.data[self.offsets[i]..self.offsets[i + 1]];
         // Built from Python str objects: always UTF-8.
-        std::str::from_utf8(bytes)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        std::str::from_utf8(bytes).map(Some).map_err(|e| invalid_utf8(e, bytes))
+    }
+}
+
+fn invalid_utf8(e: std::str::Utf8Error, bytes: &[u8]) -> BadEntry {
+    BadEntry {
+        code: "invalid_utf8",
+        message: format!("invalid UTF-8: {e}"),
+        input: String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -50,7 +56,7 @@ impl StrSource for ArrowStrings<'_> {
     fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
-    fn get(&self, i: usize) -> Result<Option<&str>, String> {
+    fn get(&self, i: usize) -> Result<Option<&str>, BadEntry> {
         if let Some(bits) = self.validity {
             let bit = self.validity_offset + i;
             if bits[bit / 8] & (1 << (bit % 8)) == 0 {
@@ -59,11 +65,11 @@ impl StrSource for ArrowStrings<'_> {
         }
         let (start, end) = (self.offsets[i], self.offsets[i + 1]);
         if start < 0 || end < start || end as usize > self.data.len() {
-            return Err(format!("corrupt Arrow offsets {start}..{end}"));
+            let message = format!("corrupt Arrow offsets {start}..{end}");
+            return Err(BadEntry { code: "corrupt_arrow", message, input: String::new() });
         }
-        std::str::from_utf8(&self.data[start as usize..end as usize])
-            .map(Some)
-            .map_err(|e| format!("invalid UTF-8: {e}"))
+        let bytes = &self.data[start as usize..end as usize];
+        std::str::from_utf8(bytes).map(Some).map_err(|e| invalid_utf8(e, bytes))
     }
 }
 
@@ -71,19 +77,14 @@ fn error_mode(errors: &str) -> Result<ErrorMode, CoreError> {
     match errors {
         "raise" => Ok(ErrorMode::Raise),
         "nan" => Ok(ErrorMode::Nan),
-        other => Err(CoreError::InvalidArgument(format!(
-            "errors must be 'raise' or 'nan', got {other:?}"
-        ))),
+        other => Err(CoreError::InvalidArgument(format!("errors must be 'raise' or 'nan', got {other:?}"))),
     }
 }
 
 type RejectedRow = (usize, String, String);
 
 fn rejected_rows(rejected: Vec<Rejected>) -> Vec<RejectedRow> {
-    rejected
-        .into_iter()
-        .map(|r| (r.index, r.input, format!("{}: {}", r.code, r.message)))
-        .collect()
+    rejected.into_iter().map(|r| (r.index, r.input, format!("{}: {}", r.code, r.message))).collect()
 }
 
 /// Allocate the output array, fill it with the GIL released.
@@ -100,10 +101,19 @@ fn run<'py, T: OutFloat + Element, S: StrSource + Send + Sync>(
     let array = unsafe { PyArray2::<T>::new(py, shape, false) };
     let out: &mut [T] = unsafe { array.as_slice_mut() }
         .map_err(|e| PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(e.to_string()))?;
-    let rejected = detach_core(py, || {
-        featurize_batch(featurizer, src, out, mode, n_threads)
-    })?;
+    let rejected = detach_core(py, || featurize_batch(featurizer, src, out, mode, n_threads))?;
     Ok((array.into_any(), rejected_rows(rejected)))
+}
+
+/// Why a list entry is not a formula: None and float NaN count as missing values (null).
+fn not_a_string(item: &Bound<'_, PyAny>) -> BadEntry {
+    let input = item.repr().map(|r| r.to_string()).unwrap_or_default();
+    let is_nan = item.extract::<f64>().is_ok_and(|v| v.is_nan());
+    if item.is_none() || is_nan {
+        return BadEntry { code: "null", message: "missing value".into(), input };
+    }
+    let type_name = item.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    BadEntry { code: "not_a_string", message: format!("not a string (got {type_name})"), input }
 }
 
 /// A composition featurizer (immutable, shareable between threads).
@@ -118,9 +128,7 @@ impl PyFeaturizer {
     #[staticmethod]
     #[pyo3(signature = (name, impute_nan=None))]
     fn preset(py: Python<'_>, name: &str, impute_nan: Option<bool>) -> PyResult<Self> {
-        Featurizer::from_preset(name, impute_nan)
-            .map(|inner| Self { inner })
-            .map_err(|e| to_py_err(py, e))
+        Featurizer::from_preset(name, impute_nan).map(|inner| Self { inner }).map_err(|e| to_py_err(py, e))
     }
 
     /// Statistics over a user table: `values` is float64 `118 x k` (row z-1 = element z).
@@ -143,16 +151,13 @@ impl PyFeaturizer {
                     shape[1]
                 )));
             }
-            let flat = values
-                .as_slice()
-                .map_err(|_| CoreError::InvalidArgument("table must be C-contiguous".into()))?;
+            let flat =
+                values.as_slice().map_err(|_| CoreError::InvalidArgument("table must be C-contiguous".into()))?;
             let table = ElementTable::new(name, columns, flat.to_vec())?;
             let stats = stats
                 .iter()
                 .map(|s| {
-                    Stat::from_name(s).ok_or_else(|| {
-                        CoreError::InvalidArgument(format!("unknown statistic {s:?}"))
-                    })
+                    Stat::from_name(s).ok_or_else(|| CoreError::InvalidArgument(format!("unknown statistic {s:?}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let policy = match missing {
@@ -167,9 +172,7 @@ impl PyFeaturizer {
             };
             Featurizer::from_table(table, stats, policy)
         };
-        build()
-            .map(|inner| Self { inner })
-            .map_err(|e| to_py_err(py, e))
+        build().map(|inner| Self { inner }).map_err(|e| to_py_err(py, e))
     }
 
     #[getter]
@@ -203,16 +206,7 @@ impl PyFeaturizer {
         for (i, item) in formulas.iter().enumerate() {
             match item.cast::<PyString>() {
                 Ok(s) => packed.data.extend_from_slice(s.to_str()?.as_bytes()),
-                Err(_) => {
-                    let type_name = item
-                        .get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|_| "?".into());
-                    packed
-                        .not_strings
-                        .push((i, format!("not a string (got {type_name})")));
-                }
+                Err(_) => packed.not_strings.push((i, not_a_string(&item))),
             }
             packed.offsets.push(packed.data.len());
         }
@@ -239,12 +233,8 @@ impl PyFeaturizer {
         float32: bool,
     ) -> PyResult<(Bound<'py, PyAny>, Vec<RejectedRow>)> {
         let mode = error_mode(errors).map_err(|e| to_py_err(py, e))?;
-        let invalid = |what: &str| {
-            to_py_err(
-                py,
-                CoreError::InvalidArgument(format!("{what} must be a contiguous 1-d array")),
-            )
-        };
+        let invalid =
+            |what: &str| to_py_err(py, CoreError::InvalidArgument(format!("{what} must be a contiguous 1-d array")));
         let src = ArrowStrings {
             data: data.as_slice().map_err(|_| invalid("data"))?,
             offsets: offsets.as_slice().map_err(|_| invalid("offsets"))?,
@@ -276,29 +266,10 @@ impl PyFeaturizer {
 
 /// Parse one formula into `{symbol: amount}` in order of first appearance.
 #[pyfunction]
-pub fn parse_formula<'py>(
-    py: Python<'py>,
-    formula: &str,
-) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-    let comp = core_parse(formula).map_err(|source| {
-        to_py_err(
-            py,
-            CoreError::Formula {
-                index: 0,
-                input: formula.to_string(),
-                source,
-            },
-        )
-    })?;
-    dict_from(
-        py,
-        comp.elements.iter().map(|&(z, a)| {
-            (
-                matxfer_core::elements::symbol(z).unwrap_or("?").to_string(),
-                a,
-            )
-        }),
-    )
+pub fn parse_formula<'py>(py: Python<'py>, formula: &str) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let comp = core_parse(formula)
+        .map_err(|source| to_py_err(py, CoreError::Formula { index: 0, input: formula.to_string(), source }))?;
+    dict_from(py, comp.elements.iter().map(|&(z, a)| (matxfer_core::elements::symbol(z).unwrap_or("?").to_string(), a)))
 }
 
 /// Names and descriptions of the embedded element tables.
@@ -309,10 +280,7 @@ pub fn element_tables() -> Vec<(&'static str, &'static str)> {
 
 /// An embedded element table as `(values 118 x k float64, column names)`.
 #[pyfunction]
-pub fn element_table<'py>(
-    py: Python<'py>,
-    name: &str,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Vec<String>)> {
+pub fn element_table<'py>(py: Python<'py>, name: &str) -> PyResult<(Bound<'py, PyArray2<f64>>, Vec<String>)> {
     let t = embedded_table(name).map_err(|e| to_py_err(py, e))?;
     let array = numpy::PyArray1::from_slice(py, t.values()).reshape([118, t.n_columns()])?;
     Ok((array, t.columns().to_vec()))

@@ -9,12 +9,7 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
 /// Instantiate `matxfer.exceptions.<class_name>(message)` and set extra attributes on it.
-pub fn raise(
-    py: Python<'_>,
-    class_name: &str,
-    message: String,
-    attrs: &[(&str, Py<PyAny>)],
-) -> PyErr {
+pub fn raise(py: Python<'_>, class_name: &str, message: String, attrs: &[(&str, Py<PyAny>)]) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let module = py.import("matxfer.exceptions")?;
         let cls = module.getattr(class_name)?;
@@ -39,11 +34,7 @@ fn attr<'py>(
 pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
     let message = err.to_string();
     match err {
-        CoreError::Formula {
-            index,
-            input,
-            source,
-        } => {
+        CoreError::Formula { index, input, source } => {
             let attrs: Vec<_> = [
                 attr(py, "index", index),
                 attr(py, "input", input),
@@ -55,19 +46,11 @@ pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
             .collect();
             raise(py, "FormulaError", message, &attrs)
         }
-        CoreError::Descriptor {
-            index,
-            input,
-            reason,
-        } => {
-            let attrs: Vec<_> = [
-                attr(py, "index", index),
-                attr(py, "input", input),
-                attr(py, "reason", reason),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+        CoreError::Descriptor { index, input, reason } => {
+            let attrs: Vec<_> = [attr(py, "index", index), attr(py, "input", input), attr(py, "reason", reason)]
+                .into_iter()
+                .flatten()
+                .collect();
             raise(py, "FeaturizationError", message, &attrs)
         }
         CoreError::Null { index } => {
@@ -79,10 +62,7 @@ pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
 }
 
 /// Run `f` with the GIL released; a panic inside becomes `matxfer.exceptions.InternalError`.
-pub fn detach_core<T: Send>(
-    py: Python<'_>,
-    f: impl FnOnce() -> Result<T, CoreError> + Send,
-) -> PyResult<T> {
+pub fn detach_core<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
     match outcome {
         Ok(Ok(v)) => Ok(v),
@@ -93,21 +73,13 @@ pub fn detach_core<T: Send>(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(raise(
-                py,
-                "InternalError",
-                format!("internal error in matxfer core (please report): {what}"),
-                &[],
-            ))
+            Err(raise(py, "InternalError", format!("internal error in matxfer core (please report): {what}"), &[]))
         }
     }
 }
 
 /// `{key: value}` helper for small dict results.
-pub fn dict_from<'py>(
-    py: Python<'py>,
-    items: impl IntoIterator<Item = (String, f64)>,
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn dict_from<'py>(py: Python<'py>, items: impl IntoIterator<Item = (String, f64)>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in items {
         d.set_item(k, v)?;

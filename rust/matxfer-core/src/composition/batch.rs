@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::{Featurizer, Scratch};
-use crate::error::CoreError;
+use crate::error::{CoreError, FormulaError};
 use crate::formula::{Composition, FormulaParser};
 use crate::parallel::with_threads;
 
@@ -19,15 +19,25 @@ pub trait StrSource: Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Row `i`: `Ok(None)` for a missing (null) entry, `Err` for bytes that are not UTF-8.
-    fn get(&self, i: usize) -> Result<Option<&str>, String>;
+    /// Row `i`: `Ok(None)` for a missing (null) entry, `Err` for an entry that is not a string.
+    fn get(&self, i: usize) -> Result<Option<&str>, BadEntry>;
+}
+
+/// An entry of a column that is not a usable string (wrong type, invalid UTF-8, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadEntry {
+    /// Reason code, e.g. `not_a_string`, `invalid_utf8`, `null`.
+    pub code: &'static str,
+    pub message: String,
+    /// A printable form of the entry.
+    pub input: String,
 }
 
 impl<S: AsRef<str> + Sync> StrSource for [S] {
     fn len(&self) -> usize {
         <[S]>::len(self)
     }
-    fn get(&self, i: usize) -> Result<Option<&str>, String> {
+    fn get(&self, i: usize) -> Result<Option<&str>, BadEntry> {
         Ok(Some(self[i].as_ref()))
     }
 }
@@ -48,14 +58,15 @@ pub struct Rejected {
     pub input: String,
     pub code: &'static str,
     pub message: String,
+    /// The parse error, when the formula itself was the problem.
+    pub formula_error: Option<FormulaError>,
 }
 
 impl Rejected {
     fn into_error(self) -> CoreError {
-        CoreError::Descriptor {
-            index: self.index,
-            input: self.input,
-            reason: self.message,
+        match self.formula_error {
+            Some(source) => CoreError::Formula { index: self.index, input: self.input, source },
+            None => CoreError::Descriptor { index: self.index, input: self.input, reason: self.message },
         }
     }
 }
@@ -92,25 +103,21 @@ struct Worker {
 
 impl Worker {
     /// Featurize row `i` into `self.row`.
-    fn row<S: StrSource + ?Sized>(
-        &mut self,
-        f: &Featurizer,
-        src: &S,
-        i: usize,
-    ) -> Result<(), Rejected> {
+    fn row<S: StrSource + ?Sized>(&mut self, f: &Featurizer, src: &S, i: usize) -> Result<(), Rejected> {
         let reject = |input: &str, code: &'static str, message: String| Rejected {
             index: i,
             input: input.to_string(),
             code,
             message,
+            formula_error: None,
         };
         let text = match src.get(i) {
             Ok(Some(t)) => t,
             Ok(None) => return Err(reject("", "null", "missing value (null)".into())),
-            Err(why) => return Err(reject("", "invalid_utf8", why)),
+            Err(bad) => return Err(reject(&bad.input, bad.code, bad.message)),
         };
         if let Err(e) = self.parser.parse_into(text, &mut self.comp) {
-            return Err(reject(text, e.kind.code(), e.to_string()));
+            return Err(Rejected { formula_error: Some(e.clone()), ..reject(text, e.kind.code(), e.to_string()) });
         }
         self.row.resize(f.n_features(), 0.0);
         f.featurize_into(&self.comp, &mut self.row, &mut self.scratch)
@@ -184,9 +191,8 @@ mod tests {
 
     #[test]
     fn thread_count_does_not_change_bits() {
-        let formulas: Vec<String> = (0..3000)
-            .map(|i| format!("Fe{}O{}Na{}.{}", i % 7 + 1, i % 5 + 1, i % 3 + 1, i % 10))
-            .collect();
+        let formulas: Vec<String> =
+            (0..3000).map(|i| format!("Fe{}O{}Na{}.{}", i % 7 + 1, i % 5 + 1, i % 3 + 1, i % 10)).collect();
         let f = Featurizer::from_preset("magpie_full", None).unwrap();
         let mut a = vec![0.0f64; formulas.len() * f.n_features()];
         let mut b = a.clone();
@@ -203,10 +209,7 @@ mod tests {
         let err = featurize_batch(&f, &formulas[..], &mut out, ErrorMode::Raise, None).unwrap_err();
         assert!(err.to_string().starts_with("row 1:"), "{err}");
         let rejected = featurize_batch(&f, &formulas[..], &mut out, ErrorMode::Nan, None).unwrap();
-        assert_eq!(
-            rejected.iter().map(|r| r.index).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
+        assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(rejected[0].code, "unknown_element");
         assert_eq!(rejected[1].code, "unbalanced_bracket");
         let n = f.n_features();

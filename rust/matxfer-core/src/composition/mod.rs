@@ -15,7 +15,7 @@
 mod batch;
 mod stats;
 
-pub use batch::{featurize_batch, ErrorMode, OutFloat, Rejected, StrSource};
+pub use batch::{featurize_batch, BadEntry, ErrorMode, OutFloat, Rejected, StrSource};
 pub use stats::{compute as compute_stat, Stat, MAGPIE_STATS, XENONPY_STATS};
 
 use std::sync::OnceLock;
@@ -107,21 +107,14 @@ fn parse_oxidation_csv(text: &str) -> Vec<Vec<i8>> {
         .filter(|l| !l.is_empty())
         .map(|line| {
             let states = line.splitn(3, ',').nth(2).unwrap_or("");
-            states
-                .split_whitespace()
-                .filter_map(|t| t.parse().ok())
-                .collect()
+            states.split_whitespace().filter_map(|t| t.parse().ok()).collect()
         })
         .collect()
 }
 
 fn pymatgen_oxidation_states() -> &'static [Vec<i8>] {
     static STATES: OnceLock<Vec<Vec<i8>>> = OnceLock::new();
-    STATES.get_or_init(|| {
-        parse_oxidation_csv(include_str!(
-            "../../data/elements/pymatgen_common_oxidation_states.csv"
-        ))
-    })
+    STATES.get_or_init(|| parse_oxidation_csv(include_str!("../../data/elements/pymatgen_common_oxidation_states.csv")))
 }
 
 /// pymatgen `Element.X` with matminer's `PymatgenData(impute_nan=True)` rule: a missing (or zero)
@@ -132,12 +125,7 @@ fn pymatgen_electronegativity() -> Vec<f64> {
         .lines()
         .skip(1)
         .filter(|l| !l.is_empty())
-        .map(|line| {
-            line.splitn(3, ',')
-                .nth(2)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(f64::NAN)
-        })
+        .map(|line| line.splitn(3, ',').nth(2).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN))
         .collect();
     let known: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     let mean = stats::np_sum(known.len(), |i| known[i]) / known.len() as f64;
@@ -151,8 +139,7 @@ fn pymatgen_electronegativity() -> Vec<f64> {
 
 impl Featurizer {
     /// Names of the built-in presets.
-    pub const PRESETS: [&'static str; 5] =
-        ["magpie", "magpie_full", "xenonpy", "cromel", "fraction"];
+    pub const PRESETS: [&'static str; 5] = ["magpie", "magpie_full", "xenonpy", "cromel", "fraction"];
 
     /// Build a preset. `impute_nan`: `None` keeps the preset's documented default
     /// (magpie/magpie_full: impute like matminer; xenonpy: propagate NaN; cromel: reject).
@@ -170,32 +157,15 @@ impl Featurizer {
         };
         let magpie_block = |policy| -> Result<Block, CoreError> {
             let table = embedded_table("magpie")?.select("magpie", &MAGPIE_PROPERTIES)?;
-            Ok(Block::Table(TableStats::new(
-                table,
-                MAGPIE_STATS.to_vec(),
-                Layout::PropertyMajor,
-                policy,
-            )))
+            Ok(Block::Table(TableStats::new(table, MAGPIE_STATS.to_vec(), Layout::PropertyMajor, policy)))
         };
         let blocks = match name {
             "magpie" => vec![magpie_block(policy(MissingPolicy::ImputeMean))?],
             "magpie_full" => {
                 let policy = policy(MissingPolicy::ImputeMean);
-                let valence = embedded_table("magpie")?.select(
-                    "magpie",
-                    &[
-                        "NsValence",
-                        "NpValence",
-                        "NdValence",
-                        "NfValence",
-                        "NValence",
-                    ],
-                )?;
-                let valence = if policy == MissingPolicy::ImputeMean {
-                    valence.impute_column_means()
-                } else {
-                    valence
-                };
+                let valence = embedded_table("magpie")?
+                    .select("magpie", &["NsValence", "NpValence", "NdValence", "NfValence", "NValence"])?;
+                let valence = if policy == MissingPolicy::ImputeMean { valence.impute_column_means() } else { valence };
                 vec![
                     Block::Stoichiometry(vec![0, 2, 3, 5, 7, 10]),
                     magpie_block(policy)?,
@@ -220,12 +190,7 @@ impl Featurizer {
                 let table_name = name.strip_prefix("cromel:").unwrap_or("matscholar");
                 let table = embedded_table(table_name)?.clone();
                 let stats = vec![Stat::Mean, Stat::Minimum, Stat::Maximum];
-                vec![Block::Table(TableStats::new(
-                    table,
-                    stats,
-                    Layout::StatMajor,
-                    policy(MissingPolicy::Reject),
-                ))]
+                vec![Block::Table(TableStats::new(table, stats, Layout::StatMajor, policy(MissingPolicy::Reject)))]
             }
             _ if name.starts_with("stats:") => {
                 let table = embedded_table(&name["stats:".len()..])?.clone();
@@ -247,27 +212,14 @@ impl Featurizer {
     }
 
     /// Statistics over a caller-supplied element table (`118 x k`, row z-1 = element z).
-    pub fn from_table(
-        table: ElementTable,
-        stats: Vec<Stat>,
-        policy: MissingPolicy,
-    ) -> Result<Self, CoreError> {
+    pub fn from_table(table: ElementTable, stats: Vec<Stat>, policy: MissingPolicy) -> Result<Self, CoreError> {
         if stats.is_empty() {
-            return Err(CoreError::InvalidArgument(
-                "at least one statistic is needed".into(),
-            ));
+            return Err(CoreError::InvalidArgument("at least one statistic is needed".into()));
         }
         if table.n_columns() == 0 {
-            return Err(CoreError::InvalidArgument(
-                "element table has no columns".into(),
-            ));
+            return Err(CoreError::InvalidArgument("element table has no columns".into()));
         }
-        Ok(Self::from_blocks(vec![Block::Table(TableStats::new(
-            table,
-            stats,
-            Layout::StatMajor,
-            policy,
-        ))]))
+        Ok(Self::from_blocks(vec![Block::Table(TableStats::new(table, stats, Layout::StatMajor, policy))]))
     }
 
     fn from_blocks(blocks: Vec<Block>) -> Self {
@@ -288,12 +240,7 @@ impl Featurizer {
 
     /// Features of one composition into `out` (`out.len() == n_features()`), or the reason it is
     /// rejected. `values` is scratch space reused between calls.
-    pub fn featurize_into(
-        &self,
-        comp: &Composition,
-        out: &mut [f64],
-        scratch: &mut Scratch,
-    ) -> Result<(), String> {
+    pub fn featurize_into(&self, comp: &Composition, out: &mut [f64], scratch: &mut Scratch) -> Result<(), String> {
         debug_assert_eq!(out.len(), self.names.len());
         scratch.load(comp);
         let mut offset = 0;
@@ -329,17 +276,8 @@ impl Scratch {
 
 impl TableStats {
     fn new(table: ElementTable, stats: Vec<Stat>, layout: Layout, policy: MissingPolicy) -> Self {
-        let table = if policy == MissingPolicy::ImputeMean {
-            table.impute_column_means()
-        } else {
-            table
-        };
-        Self {
-            table,
-            stats,
-            layout,
-            reject_missing: policy == MissingPolicy::Reject,
-        }
+        let table = if policy == MissingPolicy::ImputeMean { table.impute_column_means() } else { table };
+        Self { table, stats, layout, reject_missing: policy == MissingPolicy::Reject }
     }
 }
 
@@ -380,9 +318,9 @@ impl Block {
                     }
                 }
             }
-            Block::IonProperty { .. } => names.extend(
-                ["compound possible", "max ionic char", "avg ionic char"].map(String::from),
-            ),
+            Block::IonProperty { .. } => {
+                names.extend(["compound possible", "max ionic char", "avg ionic char"].map(String::from))
+            }
             Block::Fraction => names.extend(SYMBOLS.iter().map(|s| s.to_string())),
         }
     }
@@ -392,10 +330,7 @@ impl Block {
             Block::Table(t) => {
                 let n_cols = t.table.n_columns();
                 if t.reject_missing {
-                    if let Some(&z) =
-                        s.z.iter()
-                            .find(|&&z| t.table.row(z).iter().any(|v| v.is_nan()))
-                    {
+                    if let Some(&z) = s.z.iter().find(|&&z| t.table.row(z).iter().any(|v| v.is_nan())) {
                         return Err(format!(
                             "element {} has no entry in the '{}' table",
                             SYMBOLS[z as usize - 1],
@@ -447,34 +382,21 @@ impl Block {
                     out[4 + k] = avg[k] / total;
                 }
             }
-            Block::IonProperty {
-                electronegativity,
-                oxidation_states,
-            } => {
+            Block::IonProperty { electronegativity, oxidation_states } => {
                 let n = s.z.len();
                 if n < 2 {
                     out.copy_from_slice(&[1.0, 0.0, 0.0]);
                     return Ok(());
                 }
-                out[0] = if neutral_combination_exists(&s.z, &s.amounts, oxidation_states) {
-                    1.0
-                } else {
-                    0.0
-                };
+                out[0] = if neutral_combination_exists(&s.z, &s.amounts, oxidation_states) { 1.0 } else { 0.0 };
                 let mut max_ionic = f64::NEG_INFINITY;
                 let mut avg_ionic = 0.0;
                 for i in 0..n {
                     for j in i + 1..n {
-                        let d = electronegativity[s.z[i] as usize - 1]
-                            - electronegativity[s.z[j] as usize - 1];
+                        let d = electronegativity[s.z[i] as usize - 1] - electronegativity[s.z[j] as usize - 1];
                         let ionic = 1.0 - (-0.25 * d.powf(2.0)).exp();
-                        max_ionic = if ionic.is_nan() || max_ionic.is_nan() {
-                            f64::NAN
-                        } else {
-                            max_ionic.max(ionic)
-                        };
-                        avg_ionic +=
-                            (s.amounts[i] / s.amount_sum) * (s.amounts[j] / s.amount_sum) * ionic;
+                        max_ionic = if ionic.is_nan() || max_ionic.is_nan() { f64::NAN } else { max_ionic.max(ionic) };
+                        avg_ionic += (s.amounts[i] / s.amount_sum) * (s.amounts[j] / s.amount_sum) * ionic;
                     }
                 }
                 out[1] = max_ionic;
@@ -524,12 +446,7 @@ mod tests {
     fn features(preset: &str, formula: &str) -> (Vec<String>, Vec<f64>) {
         let f = Featurizer::from_preset(preset, None).unwrap();
         let mut out = vec![0.0; f.n_features()];
-        f.featurize_into(
-            &parse_formula(formula).unwrap(),
-            &mut out,
-            &mut Scratch::default(),
-        )
-        .unwrap();
+        f.featurize_into(&parse_formula(formula).unwrap(), &mut out, &mut Scratch::default()).unwrap();
         (f.feature_names().to_vec(), out)
     }
 

@@ -86,14 +86,7 @@ pub const XENONPY_STATS: [Stat; 7] = [
 ];
 
 /// The six Magpie statistics in matminer's order.
-pub const MAGPIE_STATS: [Stat; 6] = [
-    Stat::Minimum,
-    Stat::Maximum,
-    Stat::Range,
-    Stat::Mean,
-    Stat::AvgDev,
-    Stat::Mode,
-];
+pub const MAGPIE_STATS: [Stat; 6] = [Stat::Minimum, Stat::Maximum, Stat::Range, Stat::Mean, Stat::AvgDev, Stat::Mode];
 
 #[inline]
 fn any_nan(values: &[f64]) -> bool {
@@ -258,9 +251,7 @@ mod tests {
         // ties in amount -> smallest value
         assert_eq!(compute(Stat::Mode, &v, &a, s), 2.0);
         let mean = 11.0 / 5.0;
-        let dev =
-            ((1.0f64 - mean).abs() + 2.0 * (3.0f64 - mean).abs() + 2.0 * (2.0f64 - mean).abs())
-                / 5.0;
+        let dev = ((1.0f64 - mean).abs() + 2.0 * (3.0f64 - mean).abs() + 2.0 * (2.0f64 - mean).abs()) / 5.0;
         assert!((compute(Stat::AvgDev, &v, &a, s) - dev).abs() < 1e-15);
         assert!(compute(Stat::Minimum, &[1.0, f64::NAN], &[1.0, 1.0], 2.0).is_nan());
     }

@@ -19,11 +19,7 @@ pub struct ElementTable {
 
 impl ElementTable {
     /// Build a table from row-major values (`118 * columns.len()` of them).
-    pub fn new(
-        name: impl Into<String>,
-        columns: Vec<String>,
-        values: Vec<f64>,
-    ) -> Result<Self, CoreError> {
+    pub fn new(name: impl Into<String>, columns: Vec<String>, values: Vec<f64>) -> Result<Self, CoreError> {
         let name = name.into();
         if values.len() != N_ELEMENTS * columns.len() {
             return Err(CoreError::InvalidArgument(format!(
@@ -33,11 +29,7 @@ impl ElementTable {
                 values.len()
             )));
         }
-        Ok(Self {
-            name,
-            columns,
-            values,
-        })
+        Ok(Self { name, columns, values })
     }
 
     pub fn name(&self) -> &str {
@@ -82,10 +74,7 @@ impl ElementTable {
             .iter()
             .map(|c| {
                 self.column_index(c).ok_or_else(|| {
-                    CoreError::InvalidArgument(format!(
-                        "element table '{}' has no column '{c}'",
-                        self.name
-                    ))
+                    CoreError::InvalidArgument(format!("element table '{}' has no column '{c}'", self.name))
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -94,11 +83,7 @@ impl ElementTable {
             let row = self.row(z);
             values.extend(idx.iter().map(|&i| row[i]));
         }
-        Self::new(
-            name,
-            columns.iter().map(|c| c.to_string()).collect(),
-            values,
-        )
+        Self::new(name, columns.iter().map(|c| c.to_string()).collect(), values)
     }
 
     /// Replace every NaN in a column by the mean of that column over all
@@ -115,38 +100,22 @@ impl ElementTable {
                     count += 1;
                 }
             }
-            *mean = if count > 0 {
-                sum / count as f64
-            } else {
-                f64::NAN
-            };
+            *mean = if count > 0 { sum / count as f64 } else { f64::NAN };
         }
-        let values = self
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if v.is_nan() { means[i % n] } else { v })
-            .collect();
-        Self {
-            name: self.name.clone(),
-            columns: self.columns.clone(),
-            values,
-        }
+        let values = self.values.iter().enumerate().map(|(i, &v)| if v.is_nan() { means[i % n] } else { v }).collect();
+        Self { name: self.name.clone(), columns: self.columns.clone(), values }
     }
 
     /// Elements (Z) whose row holds a NaN.
     pub fn elements_with_missing(&self) -> Vec<u8> {
-        (1..=N_ELEMENTS as u8)
-            .filter(|&z| self.row(z).iter().any(|v| v.is_nan()))
-            .collect()
+        (1..=N_ELEMENTS as u8).filter(|&z| self.row(z).iter().any(|v| v.is_nan())).collect()
     }
 }
 
 /// Parse the embedded CSV format: header `Z,symbol,<columns>`, 118 rows, empty cell = missing.
 fn parse_table_csv(name: &str, text: &str) -> Result<ElementTable, CoreError> {
-    let bad = |line: usize, why: String| {
-        CoreError::InvalidArgument(format!("element table '{name}', line {line}: {why}"))
-    };
+    let bad =
+        |line: usize, why: String| CoreError::InvalidArgument(format!("element table '{name}', line {line}: {why}"));
     let mut lines = text.lines();
     let header = lines.next().ok_or_else(|| bad(1, "empty file".into()))?;
     let mut head = header.split(',');
@@ -163,15 +132,9 @@ fn parse_table_csv(name: &str, text: &str) -> Result<ElementTable, CoreError> {
         }
         n_rows += 1;
         let mut cells = line.split(',');
-        let z: usize = cells
-            .next()
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| bad(line_no, "bad Z".into()))?;
+        let z: usize = cells.next().and_then(|c| c.parse().ok()).ok_or_else(|| bad(line_no, "bad Z".into()))?;
         if z != n_rows || cells.next() != Some(SYMBOLS[z - 1]) {
-            return Err(bad(
-                line_no,
-                format!("rows must be Z = 1..118 in order with symbols; got Z = {z}"),
-            ));
+            return Err(bad(line_no, format!("rows must be Z = 1..118 in order with symbols; got Z = {z}")));
         }
         let before = values.len();
         for cell in cells {
@@ -179,8 +142,7 @@ fn parse_table_csv(name: &str, text: &str) -> Result<ElementTable, CoreError> {
             values.push(if cell.is_empty() {
                 f64::NAN
             } else {
-                cell.parse()
-                    .map_err(|_| bad(line_no, format!("not a number: '{cell}'")))?
+                cell.parse().map_err(|_| bad(line_no, format!("not a number: '{cell}'")))?
             });
         }
         if values.len() - before != columns.len() {
@@ -188,10 +150,7 @@ fn parse_table_csv(name: &str, text: &str) -> Result<ElementTable, CoreError> {
         }
     }
     if n_rows != N_ELEMENTS {
-        return Err(bad(
-            n_rows + 1,
-            format!("expected 118 element rows, found {n_rows}"),
-        ));
+        return Err(bad(n_rows + 1, format!("expected 118 element rows, found {n_rows}")));
     }
     ElementTable::new(name, columns, values)
 }
@@ -237,12 +196,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
 
 fn registry() -> &'static HashMap<&'static str, OnceLock<ElementTable>> {
     static REGISTRY: OnceLock<HashMap<&'static str, OnceLock<ElementTable>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        EMBEDDED
-            .iter()
-            .map(|(name, _, _)| (*name, OnceLock::new()))
-            .collect()
-    })
+    REGISTRY.get_or_init(|| EMBEDDED.iter().map(|(name, _, _)| (*name, OnceLock::new())).collect())
 }
 
 /// Names and descriptions of the embedded tables (plus the generated `onehot`).
@@ -262,23 +216,13 @@ pub fn embedded_table(name: &str) -> Result<&'static ElementTable, CoreError> {
                 values[z * N_ELEMENTS + z] = 1.0;
             }
             let columns = SYMBOLS.iter().map(|s| s.to_string()).collect();
-            ElementTable {
-                name: "onehot".into(),
-                columns,
-                values,
-            }
+            ElementTable { name: "onehot".into(), columns, values }
         }));
     }
-    let (_, text, _) = EMBEDDED
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| {
-            let known: Vec<_> = available_tables().iter().map(|(n, _)| *n).collect();
-            CoreError::InvalidArgument(format!(
-                "unknown element table '{name}'; known: {}",
-                known.join(", ")
-            ))
-        })?;
+    let (_, text, _) = EMBEDDED.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
+        let known: Vec<_> = available_tables().iter().map(|(n, _)| *n).collect();
+        CoreError::InvalidArgument(format!("unknown element table '{name}'; known: {}", known.join(", ")))
+    })?;
     let cell = &registry()[name];
     if let Some(t) = cell.get() {
         return Ok(t);
@@ -299,10 +243,7 @@ pub fn magpie_oxidation_states() -> &'static [Vec<i8>] {
             .filter(|l| !l.is_empty())
             .map(|line| {
                 let states = line.splitn(3, ',').nth(2).unwrap_or("");
-                states
-                    .split_whitespace()
-                    .filter_map(|t| t.parse().ok())
-                    .collect()
+                states.split_whitespace().filter_map(|t| t.parse().ok()).collect()
             })
             .collect()
     })
@@ -338,9 +279,7 @@ mod tests {
 
     /// Rows of `t` that are entirely NaN.
     fn all_missing(t: &ElementTable) -> Vec<u8> {
-        (1..=118u8)
-            .filter(|&z| t.row(z).iter().all(|v| v.is_nan()))
-            .collect()
+        (1..=118u8).filter(|&z| t.row(z).iter().all(|v| v.is_nan())).collect()
     }
 
     #[test]
@@ -396,10 +335,7 @@ mod tests {
     fn oliynyk_known_values() {
         let t = embedded_table("oliynyk").unwrap();
         assert_eq!(t.n_columns(), 44);
-        assert!(t
-            .columns()
-            .iter()
-            .all(|c| !c.contains(' ') && !c.contains(',')));
+        assert!(t.columns().iter().all(|c| !c.contains(' ') && !c.contains(',')));
         let w = t.column_index("Atomic_Weight").unwrap();
         assert_eq!(t.get(26, w), 55.847); // Fe (the source's own atomic weight)
         let en = t.column_index("Pauling_Electronegativity").unwrap();
@@ -435,15 +371,9 @@ mod tests {
             assert_eq!(t.get(z, col("atomic_number")), z as f64);
         }
         // Well covered up to Pu: these columns have no gap for Z <= 94.
-        for c in [
-            "atomic_weight",
-            "density",
-            "first_ion_en",
-            "melting_point",
-            "period",
-            "gs_volume_per",
-            "Polarizability",
-        ] {
+        for c in
+            ["atomic_weight", "density", "first_ion_en", "melting_point", "period", "gs_volume_per", "Polarizability"]
+        {
             let i = col(c);
             assert!((1..=94u8).all(|z| !t.get(z, i).is_nan()), "{c}");
         }
