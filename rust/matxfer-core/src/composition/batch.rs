@@ -75,6 +75,8 @@ impl Rejected {
 pub trait OutFloat: Copy + Send + Sync + 'static {
     const NAN: Self;
     fn from_f64(x: f64) -> Self;
+    /// The slice itself when `Self` is f64 (rows are then written in place, without a copy).
+    fn as_f64_mut(slice: &mut [Self]) -> Option<&mut [f64]>;
 }
 
 impl OutFloat for f64 {
@@ -83,6 +85,10 @@ impl OutFloat for f64 {
     fn from_f64(x: f64) -> Self {
         x
     }
+    #[inline]
+    fn as_f64_mut(slice: &mut [Self]) -> Option<&mut [f64]> {
+        Some(slice)
+    }
 }
 
 impl OutFloat for f32 {
@@ -90,6 +96,10 @@ impl OutFloat for f32 {
     #[inline]
     fn from_f64(x: f64) -> Self {
         x as f32
+    }
+    #[inline]
+    fn as_f64_mut(_: &mut [Self]) -> Option<&mut [f64]> {
+        None
     }
 }
 
@@ -102,8 +112,14 @@ struct Worker {
 }
 
 impl Worker {
-    /// Featurize row `i` into `self.row`.
-    fn row<S: StrSource + ?Sized>(&mut self, f: &Featurizer, src: &S, i: usize) -> Result<(), Rejected> {
+    /// Featurize row `i` into `dst` (f64 output) or else into `self.row`.
+    fn row<S: StrSource + ?Sized>(
+        &mut self,
+        f: &Featurizer,
+        src: &S,
+        i: usize,
+        dst: Option<&mut [f64]>,
+    ) -> Result<(), Rejected> {
         let reject = |input: &str, code: &'static str, message: String| Rejected {
             index: i,
             input: input.to_string(),
@@ -119,9 +135,14 @@ impl Worker {
         if let Err(e) = self.parser.parse_into(text, &mut self.comp) {
             return Err(Rejected { formula_error: Some(e.clone()), ..reject(text, e.kind.code(), e.to_string()) });
         }
-        self.row.resize(f.n_features(), 0.0);
-        f.featurize_into(&self.comp, &mut self.row, &mut self.scratch)
-            .map_err(|why| reject(text, "missing_element_data", why))
+        let out = match dst {
+            Some(d) => d,
+            None => {
+                self.row.resize(f.n_features(), 0.0);
+                &mut self.row
+            }
+        };
+        f.featurize_into(&self.comp, out, &mut self.scratch).map_err(|why| reject(text, "missing_element_data", why))
     }
 }
 
@@ -156,7 +177,9 @@ pub fn featurize_batch<T: OutFloat, S: StrSource + ?Sized>(
                 let first = chunk_index * CHUNK_ROWS;
                 let mut rejected = Vec::new();
                 for (k, dst) in chunk.chunks_exact_mut(n_features).enumerate() {
-                    match w.row(f, src, first + k) {
+                    let in_place = T::as_f64_mut(dst).is_some();
+                    match w.row(f, src, first + k, T::as_f64_mut(dst)) {
+                        Ok(()) if in_place => {}
                         Ok(()) => {
                             for (d, &v) in dst.iter_mut().zip(&w.row) {
                                 *d = T::from_f64(v);
