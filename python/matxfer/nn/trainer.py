@@ -259,8 +259,14 @@ class Trainer:
         val: Optional[Data] = None,
         param_groups: Optional[List[Dict[str, Any]]] = None,
         resume: bool = False,
+        callback: Optional[Callable[[int, Dict[str, float]], bool]] = None,
     ) -> nn.Module:
-        """Train ``model`` in place and return it (with the best validation weights restored)."""
+        """Train ``model`` in place and return it (with the best validation weights restored).
+
+        ``resume=True`` continues from ``config.checkpoint`` when that file exists.
+        ``callback(epoch, record)`` runs after every epoch (and its checkpoint); returning True stops
+        training there, as an interruption would.
+        """
         c = self.config
         if train.y is None:
             raise ValueError("training data has no targets")
@@ -296,7 +302,7 @@ class Trainer:
                     loss = masked_loss(pred, y, w, c.loss, y_std)
                     if not torch.isfinite(loss):
                         raise TrainingDivergedError(
-                            f"training loss is {float(loss)} at epoch {epoch}, step {step}: lower the learning "
+                            f"training loss is {float(loss.detach())} at epoch {epoch}, step {step}: lower the learning "
                             "rate, check the targets and descriptors for NaN/inf, or enable grad_clip"
                         )
                     optimizer.zero_grad(set_to_none=True)
@@ -323,6 +329,8 @@ class Trainer:
                         model, optimizer, scheduler, generator, epoch + 1, best_val, bad_epochs, best_state
                     )
                 if c.patience is not None and val is not None and bad_epochs >= c.patience:
+                    break
+                if callback is not None and callback(epoch, record):
                     break
         finally:
             progress.close()
