@@ -238,3 +238,22 @@ def test_import_is_light():
     code = "import sys, matxfer; print(any(m in sys.modules for m in ('torch', 'pandas', 'polars', 'sklearn', 'pymatgen')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_forked_child_after_parallel_use_does_not_hang():
+    """A child forked after the pool started (as in PyTorch DataLoader workers) must still work."""
+    code = """
+import multiprocessing as mp, matxfer
+matxfer.featurize(["NaCl"] * 5000, n_threads=2)
+def work(q):
+    q.put(matxfer.featurize(["Fe2O3"] * 5000, n_threads=2).values.shape)
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+p = ctx.Process(target=work, args=(q,))
+p.start()
+print(q.get(timeout=60))
+p.join(60)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(5000, 132)"
