@@ -100,7 +100,9 @@ def matminer_featurizer(preset: str):
     from matminer.featurizers.base import MultipleFeaturizer
     from matminer.featurizers.composition import IonProperty, Stoichiometry, ValenceOrbital
 
-    return MultipleFeaturizer([Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(), IonProperty(fast=True)])
+    return MultipleFeaturizer(
+        [Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(), IonProperty(fast=True)]
+    )
 
 
 def run_matminer(preset: str, formulas: list[str], warmup: list[str]):
@@ -157,17 +159,24 @@ def run_cbfv(formulas: list[str]):
             import pkg_resources  # noqa: F401  (CBFV 1.1 reads its tables through it)
         except ImportError:
             # setuptools >= 81 has no pkg_resources; CBFV only needs resource_stream.
-            import importlib.resources
+            import importlib.util
             import types
 
+            def resource_stream(module_name: str, relative: str):
+                # like pkg_resources: relative to the directory of the module (or package)
+                origin = importlib.util.find_spec(module_name).origin
+                return open(Path(origin).parent / relative, "rb")
+
             shim = types.ModuleType("pkg_resources")
-            shim.resource_stream = lambda package, name: importlib.resources.files(package).joinpath(name).open("rb")
+            shim.resource_stream = resource_stream
             sys.modules["pkg_resources"] = shim
         from CBFV import composition as cbfv
 
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            cbfv.generate_features(pd.DataFrame({"formula": formulas[:50], "target": 0.0}), elem_prop="magpie")
+            cbfv.generate_features(
+                pd.DataFrame({"formula": formulas[:50], "target": 0.0}), elem_prop="magpie"
+            )
             frame = pd.DataFrame({"formula": formulas, "target": 0.0})
             gc.collect()
             t0 = time.perf_counter()
@@ -231,10 +240,9 @@ def _reset_peak() -> bool:
 
 def big_child(data: Path, n: int, dtype: str, preset: str, repeat: int, n_threads: int) -> dict:
     """Runs in a fresh interpreter: `n` formulas in a polars column -> featurize; time + peak RSS."""
+    import matxfer
     import numpy as np
     import polars as pl
-
-    import matxfer
 
     base = pl.read_csv(data, columns=["formula"], schema_overrides={"formula": pl.String})["formula"]
     if base.null_count():
@@ -261,7 +269,9 @@ def big_child(data: Path, n: int, dtype: str, preset: str, repeat: int, n_thread
     assert np.isfinite(result.values[:: max(1, n // 1000)]).all()
     del result
     gc.collect()
-    _, times = best_of(lambda: matxfer.featurize(column, preset, n_threads=n_threads, dtype=dtype), max(0, repeat - 1))
+    _, times = best_of(
+        lambda: matxfer.featurize(column, preset, n_threads=n_threads, dtype=dtype), max(0, repeat - 1)
+    )
     times = [first] + times
     # Peak during the call minus the resident set just before it. Exact when the peak counter was
     # reset to the current RSS; otherwise ru_maxrss after the call is used, which is an upper
@@ -294,12 +304,25 @@ def big_child(data: Path, n: int, dtype: str, preset: str, repeat: int, n_thread
 
 
 def run_big(data: Path, n: int, dtype: str, repeat: int, n_threads: int) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--big-child", "--data", str(data),
-           "--big-n", str(n), "--big-dtype", dtype, "--repeat", str(repeat), "--threads", str(n_threads)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--big-child",
+        "--data",
+        str(data),
+        "--big-n",
+        str(n),
+        "--big-dtype",
+        dtype,
+        "--repeat",
+        str(repeat),
+        "--threads",
+        str(n_threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("BIGJSON "):
-            return json.loads(line[len("BIGJSON "):])
+            return json.loads(line[len("BIGJSON ") :])
     raise RuntimeError(f"1M child failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
@@ -319,17 +342,31 @@ def print_table(rows: list[dict]) -> str:
         ratio = "-" if r.get("x_matminer") is None else f"{r['x_matminer']:,.0f}x"
         if r.get("ratio_note"):
             ratio += f" ({r['ratio_note']})"
-        lines.append("| " + " | ".join([
-            r["tool"], r["preset"], r["input"], str(r["threads"]), f"{r['n']:,}",
-            f"{r['seconds']:.4g}", fmt_rate(r["formulas_per_s"]), ratio,
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["tool"],
+                    r["preset"],
+                    r["input"],
+                    str(r["threads"]),
+                    f"{r['n']:,}",
+                    f"{r['seconds']:.4g}",
+                    fmt_rate(r["formulas_per_s"]),
+                    ratio,
+                ]
+            )
+            + " |"
+        )
     text = "\n".join(lines)
     print(text)
     return text
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (< 1 min)")
     ap.add_argument("--out", type=Path, help="write all measurements to this JSON file")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CSV with a 'formula' column")
@@ -337,8 +374,12 @@ def main(argv=None) -> int:
     ap.add_argument("--matminer-n", type=int, help="matminer magpie subset (default 2,000; quick 200)")
     ap.add_argument("--matminer-full-n", type=int, help="matminer magpie_full subset (default 300; quick 50)")
     ap.add_argument("--cbfv-n", type=int, help="CBFV formulas (default all; quick 5,000; 0 skips CBFV)")
-    ap.add_argument("--big-n", type=int, help="rows of the big polars run (default 1,000,000; quick 200,000; 0 skips)")
-    ap.add_argument("--repeat", type=int, help="timed calls per matxfer row, best is reported (default 3; quick 2)")
+    ap.add_argument(
+        "--big-n", type=int, help="rows of the big polars run (default 1,000,000; quick 200,000; 0 skips)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, help="timed calls per matxfer row, best is reported (default 3; quick 2)"
+    )
     ap.add_argument("--threads", type=int, default=n_cores(), help="'all threads' (default: usable cores)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
@@ -356,10 +397,9 @@ def main(argv=None) -> int:
     if not args.data.exists():
         print(f"data file not found: {args.data} (pass --data)", file=sys.stderr)
         return 2
+    import matxfer
     import numpy as np
     import polars as pl
-
-    import matxfer
 
     t_start = time.time()
     load_start = os.getloadavg()
@@ -375,12 +415,16 @@ def main(argv=None) -> int:
     threads_all = args.threads
 
     print(f"data: {args.data} ({len(all_formulas):,} formulas)")
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {n_cores()} usable cores, "
-          f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {n_cores()} usable cores, "
+        f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}"
+    )
     if load_start[0] > 0.5 * n_cores():
         print("WARNING: the machine is busy (load average > cores/2): timings are noisy.")
-    print(f"sizes: matxfer n={n:,}, matminer magpie n={mm_n:,}, matminer magpie_full n={mm_full_n:,}, "
-          f"CBFV n={min(cbfv_n, len(all_formulas)):,}, big n={big_n:,}; matxfer best of {repeat}\n")
+    print(
+        f"sizes: matxfer n={n:,}, matminer magpie n={mm_n:,}, matminer magpie_full n={mm_full_n:,}, "
+        f"CBFV n={min(cbfv_n, len(all_formulas)):,}, big n={big_n:,}; matxfer best of {repeat}\n"
+    )
 
     rows: list[dict] = []
     results: dict = {"parity": {}, "big": []}
@@ -391,14 +435,26 @@ def main(argv=None) -> int:
         sub = subset[:k]
         sec, ref, labels = run_matminer(preset, sub, warmup)
         mm_rate[preset] = k / sec
-        rows.append({"tool": "matminer", "preset": preset, "input": "pymatgen Composition", "threads": 1,
-                     "n": k, "seconds": sec, "formulas_per_s": k / sec, "x_matminer": 1.0})
+        rows.append(
+            {
+                "tool": "matminer",
+                "preset": preset,
+                "input": "pymatgen Composition",
+                "threads": 1,
+                "n": k,
+                "seconds": sec,
+                "formulas_per_s": k / sec,
+                "x_matminer": 1.0,
+            }
+        )
         got = matxfer.featurize(sub, preset)
         p = parity(got.values, ref, got.feature_names, labels)
         results["parity"][preset] = p
-        print(f"parity {preset:12s} on {k:,} formulas: max rel diff {p['max_rel_diff']:.3g}, max abs diff "
-              f"{p['max_abs_diff']:.3g}, values off (rtol 1e-9) {p['n_off_rtol1e-9']}, NaN pattern equal "
-              f"{p['nan_pattern_equal']}, names equal {p['names_equal']}")
+        print(
+            f"parity {preset:12s} on {k:,} formulas: max rel diff {p['max_rel_diff']:.3g}, max abs diff "
+            f"{p['max_abs_diff']:.3g}, values off (rtol 1e-9) {p['n_off_rtol1e-9']}, NaN pattern equal "
+            f"{p['nan_pattern_equal']}, names equal {p['names_equal']}"
+        )
         del ref, got
 
     # ---- CBFV ----
@@ -406,10 +462,21 @@ def main(argv=None) -> int:
         cb = all_formulas[: min(cbfv_n, len(all_formulas))]
         try:
             sec, shape, skipped = run_cbfv(cb)
-            rows.append({"tool": "CBFV", "preset": "magpie (CBFV's)", "input": "pandas DataFrame", "threads": 1,
-                         "n": len(cb), "seconds": sec, "formulas_per_s": len(cb) / sec,
-                         "x_matminer": (len(cb) / sec) / mm_rate["magpie"], "ratio_note": "vs matminer magpie",
-                         "output_shape": list(shape), "skipped": skipped})
+            rows.append(
+                {
+                    "tool": "CBFV",
+                    "preset": "magpie (CBFV's)",
+                    "input": "pandas DataFrame",
+                    "threads": 1,
+                    "n": len(cb),
+                    "seconds": sec,
+                    "formulas_per_s": len(cb) / sec,
+                    "x_matminer": (len(cb) / sec) / mm_rate["magpie"],
+                    "ratio_note": "vs matminer magpie",
+                    "output_shape": list(shape),
+                    "skipped": skipped,
+                }
+            )
         except Exception as exc:  # CBFV is optional: report, do not fail the benchmark
             print(f"CBFV skipped: {type(exc).__name__}: {exc}")
             results["cbfv_error"] = f"{type(exc).__name__}: {exc}"
@@ -418,8 +485,12 @@ def main(argv=None) -> int:
     column = pl.Series("formula", formulas, dtype=pl.String)
     inputs = {"list": formulas, "polars": column}
     thread_counts = sorted({1, threads_all})
-    cases = [(preset, inp, t, "float64") for preset in ("magpie", "magpie_full", "xenonpy")
-             for inp in ("list", "polars") for t in thread_counts]
+    cases = [
+        (preset, inp, t, "float64")
+        for preset in ("magpie", "magpie_full", "xenonpy")
+        for inp in ("list", "polars")
+        for t in thread_counts
+    ]
     cases.append(("magpie", "polars", threads_all, "float32"))
     for preset, inp, t, dtype in cases:
         data = inputs[inp]
@@ -433,48 +504,88 @@ def main(argv=None) -> int:
         sec, times = best_of(call, repeat)
         rate = n / sec
         ref = mm_rate.get(preset)
-        rows.append({"tool": "matxfer", "preset": preset + ("" if dtype == "float64" else " (float32)"),
-                     "input": "Python list" if inp == "list" else "polars Series", "threads": t, "n": n,
-                     "seconds": sec, "seconds_all": times, "formulas_per_s": rate,
-                     "x_matminer": None if ref is None else rate / ref})
+        rows.append(
+            {
+                "tool": "matxfer",
+                "preset": preset + ("" if dtype == "float64" else " (float32)"),
+                "input": "Python list" if inp == "list" else "polars Series",
+                "threads": t,
+                "n": n,
+                "seconds": sec,
+                "seconds_all": times,
+                "formulas_per_s": rate,
+                "x_matminer": None if ref is None else rate / ref,
+            }
+        )
 
     # ---- 1M rows in fresh processes ----
     if big_n > 0:
         for dtype in ("float64", "float32"):
             b = run_big(args.data, big_n, dtype, repeat, threads_all)
             results["big"].append(b)
-            rows.append({"tool": "matxfer", "preset": "magpie" + ("" if dtype == "float64" else " (float32)"),
-                         "input": "polars Series (fresh process)", "threads": threads_all, "n": big_n,
-                         "seconds": b["seconds_best"], "formulas_per_s": b["formulas_per_s"],
-                         "x_matminer": b["formulas_per_s"] / mm_rate["magpie"]})
+            rows.append(
+                {
+                    "tool": "matxfer",
+                    "preset": "magpie" + ("" if dtype == "float64" else " (float32)"),
+                    "input": "polars Series (fresh process)",
+                    "threads": threads_all,
+                    "n": big_n,
+                    "seconds": b["seconds_best"],
+                    "formulas_per_s": b["formulas_per_s"],
+                    "x_matminer": b["formulas_per_s"] / mm_rate["magpie"],
+                }
+            )
 
     print()
     table = print_table(rows)
     load_end = os.getloadavg()
-    print(f"\nload average at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; "
-          f"total {time.time() - t_start:.0f} s")
+    print(
+        f"\nload average at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; "
+        f"total {time.time() - t_start:.0f} s"
+    )
 
     # ---- targets ----
     checks = []
     for b in results["big"]:
-        print(f"{b['n']:,} formulas, polars -> magpie {b['dtype']}: first call {b['seconds_first']:.3f} s, best "
-              f"{b['seconds_best']:.3f} s ({fmt_rate(b['formulas_per_s'])}/s); peak RSS increase "
-              f"{b['peak_rss_increase'] / 1e9:.3f} GB for a {b['output_bytes'] / 1e9:.3f} GB output = "
-              f"{b['peak_rss_increase_over_output']:.3f}x (RSS before {b['rss_before'] / 1e6:.0f} MB; peak from "
-              f"{b['peak_counter']})")
+        print(
+            f"{b['n']:,} formulas, polars -> magpie {b['dtype']}: first call {b['seconds_first']:.3f} s, best "
+            f"{b['seconds_best']:.3f} s ({fmt_rate(b['formulas_per_s'])}/s); peak RSS increase "
+            f"{b['peak_rss_increase'] / 1e9:.3f} GB for a {b['output_bytes'] / 1e9:.3f} GB output = "
+            f"{b['peak_rss_increase_over_output']:.3f}x (RSS before {b['rss_before'] / 1e6:.0f} MB; peak from "
+            f"{b['peak_counter']})"
+        )
         if b["dtype"] == "float64":
-            checks.append((f"magpie polars {b['n']:,} rows >= {fmt_rate(TARGET_RATE_1M)} formulas/s",
-                           b["formulas_per_s"], TARGET_RATE_1M, b["formulas_per_s"] >= TARGET_RATE_1M))
-        checks.append((f"peak RSS increase / output ({b['dtype']}) <= {TARGET_RSS_RATIO}",
-                       b["peak_rss_increase_over_output"], TARGET_RSS_RATIO,
-                       b["peak_rss_increase_over_output"] <= TARGET_RSS_RATIO))
-    best_magpie = max((r for r in rows if r["tool"] == "matxfer" and r["preset"] == "magpie"),
-                      key=lambda r: r["formulas_per_s"])
-    checks.append((f"matxfer magpie / matminer magpie >= {TARGET_VS_MATMINER:,.0f}x (best matxfer row: "
-                   f"{best_magpie['input']}, n={best_magpie['n']:,})",
-                   best_magpie["x_matminer"], TARGET_VS_MATMINER, best_magpie["x_matminer"] >= TARGET_VS_MATMINER))
+            checks.append(
+                (
+                    f"magpie polars {b['n']:,} rows >= {fmt_rate(TARGET_RATE_1M)} formulas/s",
+                    b["formulas_per_s"],
+                    TARGET_RATE_1M,
+                    b["formulas_per_s"] >= TARGET_RATE_1M,
+                )
+            )
+        checks.append(
+            (
+                f"peak RSS increase / output ({b['dtype']}) <= {TARGET_RSS_RATIO}",
+                b["peak_rss_increase_over_output"],
+                TARGET_RSS_RATIO,
+                b["peak_rss_increase_over_output"] <= TARGET_RSS_RATIO,
+            )
+        )
+    best_magpie = max(
+        (r for r in rows if r["tool"] == "matxfer" and r["preset"] == "magpie"),
+        key=lambda r: r["formulas_per_s"],
+    )
+    checks.append(
+        (
+            f"matxfer magpie / matminer magpie >= {TARGET_VS_MATMINER:,.0f}x (best matxfer row: "
+            f"{best_magpie['input']}, n={best_magpie['n']:,})",
+            best_magpie["x_matminer"],
+            TARGET_VS_MATMINER,
+            best_magpie["x_matminer"] >= TARGET_VS_MATMINER,
+        )
+    )
     print()
-    for label, value, target, ok in checks:
+    for label, value, _target, ok in checks:
         print(f"[{'PASS' if ok else 'FAIL'}] {label}: {value:,.3f}")
 
     if args.out:
@@ -483,17 +594,33 @@ def main(argv=None) -> int:
 
         meta = {
             "command": " ".join([Path(sys.executable).name] + sys.argv),
-            "quick": quick, "data": str(args.data), "n_formulas_file": len(all_formulas),
-            "usable_cores": n_cores(), "threads_all": threads_all, "repeat": repeat, "seed": args.seed,
-            "loadavg_start": load_start, "loadavg_end": load_end,
-            "platform": platform.platform(), "python": platform.python_version(),
-            "versions": {"matxfer": getattr(matxfer, "__version__", "?"), "matminer": getattr(matminer, "__version__", "?"),
-                         "pymatgen": getattr(pymatgen.core, "__version__", "?"), "numpy": np.__version__,
-                         "polars": pl.__version__},
+            "quick": quick,
+            "data": str(args.data),
+            "n_formulas_file": len(all_formulas),
+            "usable_cores": n_cores(),
+            "threads_all": threads_all,
+            "repeat": repeat,
+            "seed": args.seed,
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "versions": {
+                "matxfer": getattr(matxfer, "__version__", "?"),
+                "matminer": getattr(matminer, "__version__", "?"),
+                "pymatgen": getattr(pymatgen.core, "__version__", "?"),
+                "numpy": np.__version__,
+                "polars": pl.__version__,
+            },
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         }
-        payload = {"meta": meta, "rows": rows, **results, "table_markdown": table,
-                   "checks": [{"check": c[0], "value": c[1], "target": c[2], "pass": c[3]} for c in checks]}
+        payload = {
+            "meta": meta,
+            "rows": rows,
+            **results,
+            "table_markdown": table,
+            "checks": [{"check": c[0], "value": c[1], "target": c[2], "pass": c[3]} for c in checks],
+        }
         args.out.write_text(json.dumps(payload, indent=1))
         print(f"\nwrote {args.out}")
     return 0
