@@ -77,8 +77,6 @@ struct TableStats {
     stats: Vec<Stat>,
     layout: Layout,
     reject_missing: bool,
-    /// `row_has_nan[z - 1]`: element z has a missing value somewhere in the table.
-    row_has_nan: Vec<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,8 +279,7 @@ impl Scratch {
 impl TableStats {
     fn new(table: ElementTable, stats: Vec<Stat>, layout: Layout, policy: MissingPolicy) -> Self {
         let table = if policy == MissingPolicy::ImputeMean { table.impute_column_means() } else { table };
-        let row_has_nan = (1..=N_ELEMENTS as u8).map(|z| table.row(z).iter().any(|v| v.is_nan())).collect();
-        Self { table, stats, layout, reject_missing: policy == MissingPolicy::Reject, row_has_nan }
+        Self { table, stats, layout, reject_missing: policy == MissingPolicy::Reject }
     }
 }
 
@@ -348,22 +345,21 @@ impl Block {
                     Layout::PropertyMajor => c * n_stats + k,
                     Layout::StatMajor => k * n_cols + c,
                 };
-                if !s.z.iter().any(|&z| t.row_has_nan[z as usize - 1]) {
-                    let table = &t.table;
-                    let z = &s.z;
-                    let done = vectorized::table_stats(
-                        |i| table.row(z[i]),
-                        z.len(),
-                        n_cols,
-                        &s.amounts,
-                        s.amount_sum,
-                        &t.stats,
-                        &mut s.acc,
-                        |k, c, v| out[slot(k, c)] = v,
-                    );
-                    if done {
-                        return Ok(());
-                    }
+                let table = &t.table;
+                let z = &s.z;
+                let rows = |i: usize| table.row(z[i]);
+                if vectorized::table_stats(
+                    rows,
+                    z.len(),
+                    n_cols,
+                    &s.amounts,
+                    s.amount_sum,
+                    &t.stats,
+                    &mut s.acc,
+                    out,
+                    slot,
+                ) {
+                    return Ok(());
                 }
                 for c in 0..n_cols {
                     s.values.clear();
@@ -514,20 +510,34 @@ mod tests {
     #[test]
     fn fast_path_gives_the_scalar_bits() {
         let stats_all = [MAGPIE_STATS.to_vec(), XENONPY_STATS.to_vec()].concat();
-        let table = embedded_table("magpie").unwrap().select("m", &MAGPIE_PROPERTIES).unwrap().impute_column_means();
-        let f = Featurizer::from_table(table.clone(), stats_all.clone(), MissingPolicy::Propagate).unwrap();
-        for formula in ["Fe2O3", "NaCl", "H", "Li0.5Co0.25Ni0.25O2", "Ba2Na(PO4)3", "SiO2", "K2Fe0.999Mn0.001O4.5"] {
-            let comp = parse_formula(formula).unwrap();
-            let mut out = vec![0.0; f.n_features()];
-            f.featurize_into(&comp, &mut out, &mut Scratch::default()).unwrap();
-            let (z, a): (Vec<u8>, Vec<f64>) = comp.elements.iter().copied().unzip();
-            let total = stats::np_sum(a.len(), |i| a[i]);
-            for (k, &stat) in stats_all.iter().enumerate() {
-                for c in 0..table.n_columns() {
-                    let values: Vec<f64> = z.iter().map(|&zz| table.get(zz, c)).collect();
-                    let scalar = stats::compute(stat, &values, &a, total);
-                    let fast = out[k * table.n_columns() + c];
-                    assert!(scalar.to_bits() == fast.to_bits(), "{formula} {stat:?} col {c}: {scalar} vs {fast}");
+        let magpie = embedded_table("magpie").unwrap().select("m", &MAGPIE_PROPERTIES).unwrap().impute_column_means();
+        // xenonpy keeps NaN for missing values and has zeros and negative values: every branch.
+        for table in [magpie, embedded_table("xenonpy").unwrap().clone()] {
+            let f = Featurizer::from_table(table.clone(), stats_all.clone(), MissingPolicy::Propagate).unwrap();
+            for formula in [
+                "Fe2O3",
+                "NaCl",
+                "H",
+                "Li0.5Co0.25Ni0.25O2",
+                "Ba2Na(PO4)3",
+                "SiO2",
+                "K2Fe0.999Mn0.001O4.5",
+                "HeNe2Ar",
+                "Og2Fe",
+                "UPuAm3Cm",
+            ] {
+                let comp = parse_formula(formula).unwrap();
+                let mut out = vec![0.0; f.n_features()];
+                f.featurize_into(&comp, &mut out, &mut Scratch::default()).unwrap();
+                let (z, a): (Vec<u8>, Vec<f64>) = comp.elements.iter().copied().unzip();
+                let total = stats::np_sum(a.len(), |i| a[i]);
+                for (k, &stat) in stats_all.iter().enumerate() {
+                    for c in 0..table.n_columns() {
+                        let values: Vec<f64> = z.iter().map(|&zz| table.get(zz, c)).collect();
+                        let scalar = stats::compute(stat, &values, &a, total);
+                        let fast = out[k * table.n_columns() + c];
+                        assert!(scalar.to_bits() == fast.to_bits(), "{formula} {stat:?} col {c}: {scalar} vs {fast}");
+                    }
                 }
             }
         }
