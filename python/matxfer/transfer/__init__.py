@@ -6,7 +6,9 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 """
 
 from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
+from .cromel import CrossModality
 from .delta import Delta
+from .ensemble import Ensemble
 from .evaluation import (
     MATBENCH_SEED,
     CVResult,
@@ -27,7 +29,8 @@ from .multitask import MultiTask
 from .scratch import FromScratch
 
 STRATEGIES = {
-    cls.name: cls for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable)
+    cls.name: cls
+    for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality)
 }
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "FineTune",
     "MultiTask",
     "Delta",
+    "CrossModality",
+    "Ensemble",
     "LatentVariable",
     "STRATEGIES",
     "pretrain_mlp",

@@ -34,7 +34,7 @@ def default_source_config(**changes) -> TrainConfig:
 def default_target_config(**changes) -> TrainConfig:
     """Training settings for a target (experimental, 1e1-1e4 rows) model; same budget for every strategy."""
     return TrainConfig(
-        epochs=300, batch_size=64, lr=1e-3, weight_decay=1e-3, patience=40, val_fraction=0.1, loss="l1"
+        epochs=150, batch_size=128, lr=1e-3, weight_decay=1e-3, patience=20, val_fraction=0.1, loss="l1"
     ).replace(**changes)
 
 
@@ -81,6 +81,8 @@ class TransferStrategy:
     hidden : widths of the source MLP built by ``pretrain``.
     source_config, target_config : :class:`matxfer.nn.TrainConfig` for source and target training.
     seed : seeds every model built on the target.
+    output_floor : predictions are clipped from below at this value (e.g. 0 for band gaps,
+        which cannot be negative); ``None`` leaves them as they are.
     """
 
     name = "base"
@@ -93,7 +95,9 @@ class TransferStrategy:
         source_config: Optional[TrainConfig] = None,
         target_config: Optional[TrainConfig] = None,
         seed: int = 0,
+        output_floor: Optional[float] = None,
     ) -> None:
+        self.output_floor = output_floor
         self.hidden = tuple(int(h) for h in hidden)
         self.source_config = source_config or default_source_config()
         self.target_config = target_config or default_target_config()
@@ -151,7 +155,8 @@ class TransferStrategy:
     def predict(self, X) -> np.ndarray:
         if not self.is_adapted_:
             raise RuntimeError(f"{type(self).__name__}: call adapt() before predict()")
-        return np.asarray(self._predict(as_2d(X)), dtype=np.float64)
+        pred = np.asarray(self._predict(as_2d(X)), dtype=np.float64)
+        return pred if self.output_floor is None else np.maximum(pred, self.output_floor)
 
     def fresh(self) -> "TransferStrategy":
         """An independent copy holding the pretrained state only (target state dropped)."""
