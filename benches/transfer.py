@@ -232,7 +232,7 @@ def run_section(section: str, quick: bool, threads: int):
         model, Xs, ys = gap_sources["clean"]
         sizes = (50, 200) if quick else (25, 50, 100, 200, 500, None)
         n_repeats = 2 if quick else 5
-        for name in ("scratch", "frozen_ridge", "finetune", "delta"):
+        for name in ("scratch", "frozen_ridge", "delta"):
             curve = learning_curve(factories[name]().use_source(model, Xs, ys), a["Xt"], a["ty"], sizes=sizes,
                                    n_repeats=n_repeats, seed=0, name=name)
             results[name] = curve
