@@ -19,10 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 import matxfer  # noqa: E402
-from matxfer.nn import TrainConfig  # noqa: E402
+from matxfer.nn import GraphData, TrainConfig  # noqa: E402
 from matxfer.transfer import CrossModality, regression_metrics  # noqa: E402
-
-from matxfer.nn import GraphData  # noqa: E402
 
 DATA = Path(os.environ.get("MATXFER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

@@ -17,7 +17,7 @@ from torch import Tensor
 __all__ = ["ArrayData", "GraphData", "as_targets"]
 
 
-def as_targets(y: "np.ndarray | Tensor | None", n: int) -> Optional[Tensor]:
+def as_targets(y: np.ndarray | Tensor | None, n: int) -> Optional[Tensor]:
     """Targets as float32 [n, n_tasks]; NaN marks a missing label."""
     if y is None:
         return None
@@ -34,9 +34,9 @@ class ArrayData:
 
     def __init__(
         self,
-        inputs: "Sequence[np.ndarray | Tensor] | np.ndarray | Tensor",
-        y: "np.ndarray | Tensor | None" = None,
-        weight: "np.ndarray | Tensor | None" = None,
+        inputs: Sequence[np.ndarray | Tensor] | np.ndarray | Tensor,
+        y: np.ndarray | Tensor | None = None,
+        weight: np.ndarray | Tensor | None = None,
     ) -> None:
         if isinstance(inputs, (np.ndarray, Tensor)):
             inputs = (inputs,)
@@ -64,7 +64,7 @@ class ArrayData:
         ts = [*self.inputs, self.y, self.weight]
         return sum(t.element_size() * t.numel() for t in ts if t is not None)
 
-    def _map(self, fn) -> "ArrayData":
+    def _map(self, fn) -> ArrayData:
         out = ArrayData.__new__(ArrayData)
         out.inputs = tuple(fn(t) for t in self.inputs)
         out.n = int(out.inputs[0].shape[0])
@@ -72,13 +72,13 @@ class ArrayData:
         out.weight = None if self.weight is None else fn(self.weight)
         return out
 
-    def to(self, device: "torch.device | str", non_blocking: bool = False) -> "ArrayData":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ArrayData:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
-    def pin_memory(self) -> "ArrayData":
+    def pin_memory(self) -> ArrayData:
         return self._map(lambda t: t.pin_memory())
 
-    def subset(self, index: "np.ndarray | Tensor") -> "ArrayData":
+    def subset(self, index: np.ndarray | Tensor) -> ArrayData:
         idx = index.long() if isinstance(index, Tensor) else torch.as_tensor(np.asarray(index), dtype=torch.long)
         return self._map(lambda t: t.index_select(0, idx.to(t.device)))
 
@@ -138,7 +138,7 @@ class GraphData:
         ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y]
         return sum(t.element_size() * t.numel() for t in ts if t is not None)
 
-    def to(self, device, non_blocking: bool = False) -> "GraphData":
+    def to(self, device, non_blocking: bool = False) -> GraphData:
         out = GraphData.__new__(GraphData)
         out.n = self.n
         for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
@@ -146,7 +146,7 @@ class GraphData:
             setattr(out, name, None if t is None else t.to(device, non_blocking=non_blocking))
         return out
 
-    def pin_memory(self) -> "GraphData":
+    def pin_memory(self) -> GraphData:
         out = self.to("cpu")
         for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
             t = getattr(out, name)
@@ -177,7 +177,7 @@ class GraphData:
         w = None if self.weight is None else self.weight[index]
         return inputs, y, w
 
-    def subset(self, index) -> "GraphData":
+    def subset(self, index) -> GraphData:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         (z, edge_index, distances, node_graph, n), y, w = self.batch(idx)
         ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(node_graph, minlength=n).cumsum(0)])

@@ -21,7 +21,7 @@ _CONFIG = "model.json"
 _WEIGHTS = "weights.pt"
 
 
-def save_model(model: nn.Module, directory: "str | os.PathLike", metadata: Optional[dict] = None) -> str:
+def save_model(model: nn.Module, directory: str | os.PathLike, metadata: Optional[dict] = None) -> str:
     """Write ``model.json`` and ``weights.pt`` into ``directory`` (created if needed); returns the directory."""
     if not hasattr(model, "init_args"):
         raise TypeError(f"{type(model).__name__} has no init_args; only matxfer.nn models can be saved this way")
@@ -35,7 +35,7 @@ def save_model(model: nn.Module, directory: "str | os.PathLike", metadata: Optio
 
 
 def load_model(
-    directory: "str | os.PathLike", map_location="cpu", registry: Optional[Dict[str, Type[nn.Module]]] = None
+    directory: str | os.PathLike, map_location="cpu", registry: Optional[Dict[str, Type[nn.Module]]] = None
 ) -> nn.Module:
     """Rebuild a model saved by :func:`save_model` (in eval mode)."""
     with open(os.path.join(directory, _CONFIG)) as fh:

@@ -111,7 +111,7 @@ class MLP(nn.Module):
                 module.reset_parameters()
 
     @torch.no_grad()
-    def fit_scaling(self, x: "np.ndarray | Tensor") -> "MLP":
+    def fit_scaling(self, x: np.ndarray | Tensor) -> MLP:
         """Set the stored input scaling from training descriptors (NaNs ignored); returns self."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float64))
         if x.ndim != 2 or x.shape[1] != self.n_in:
@@ -128,7 +128,7 @@ class MLP(nn.Module):
         return self
 
     @torch.no_grad()
-    def fit_target_scaling(self, y: "np.ndarray | Tensor") -> "MLP":
+    def fit_target_scaling(self, y: np.ndarray | Tensor) -> MLP:
         """Set the output scaling from training targets [n] or [n, n_out] (NaN = missing); returns self."""
         y = torch.as_tensor(np.asarray(y, dtype=np.float64))
         if y.ndim == 1:
@@ -212,7 +212,7 @@ class CompositionEncoder(nn.Module):
         self.encoder.reset_parameters()
         self.head[1].reset_parameters()
 
-    def fit_scaling(self, x: "np.ndarray | Tensor") -> "CompositionEncoder":
+    def fit_scaling(self, x: np.ndarray | Tensor) -> CompositionEncoder:
         self.encoder.fit_scaling(x)
         return self
 
@@ -265,7 +265,7 @@ class LatentMLP(nn.Module):
         nn.init.normal_(self.task_embedding.weight, std=0.1)
 
     @torch.no_grad()
-    def load_source_mlp(self, source: MLP) -> "LatentMLP":
+    def load_source_mlp(self, source: MLP) -> LatentMLP:
         """Initialise from a single-task source MLP of the same widths: its first-layer weights go to the
         descriptor columns and the latent columns start at zero, so every task starts as the source model."""
         own = self.mlp.state_dict()

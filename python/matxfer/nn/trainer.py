@@ -30,7 +30,7 @@ class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def resolve_device(device: "str | torch.device | None" = None) -> torch.device:
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -81,7 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     device_data_limit_bytes: int = 2 << 30
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -168,7 +168,7 @@ class Trainer:
         )
 
     # -- data placement -------------------------------------------------------------------------
-    def _place(self, data: Data) -> "tuple[Data, bool]":
+    def _place(self, data: Data) -> tuple[Data, bool]:
         """Returns the data where batches are cut from, and whether batches still need a copy."""
         if self.device.type != "cuda":
             return data, False
@@ -359,7 +359,7 @@ class Trainer:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: "Data | np.ndarray", batch_size: int = 8192, device=None, method: str = "forward"
+    model: nn.Module, data: Data | np.ndarray, batch_size: int = 8192, device=None, method: str = "forward"
 ) -> np.ndarray:
     """Deterministic predictions (eval mode, no noise, no dropout) as a float64 numpy array.
 

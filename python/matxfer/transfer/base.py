@@ -110,14 +110,14 @@ class TransferStrategy:
         self.is_adapted_ = False
 
     # -- source -----------------------------------------------------------------------------------
-    def pretrain(self, X_source, y_source) -> "TransferStrategy":
+    def pretrain(self, X_source, y_source) -> TransferStrategy:
         """Train the source model on (descriptors, property) of the source data set."""
         X = as_2d(X_source)
         y = _as_y(y_source, len(X))
         model = pretrain_mlp(X, y, self.hidden, self.source_config.replace(seed=self.seed))
         return self.use_source(model, X, y)
 
-    def use_source(self, model: MLP, X_source=None, y_source=None) -> "TransferStrategy":
+    def use_source(self, model: MLP, X_source=None, y_source=None) -> TransferStrategy:
         """Adopt an already trained source model (a private copy is kept); strategies that train on the
         source rows during ``adapt`` also need ``X_source``/``y_source``."""
         if not isinstance(model, MLP):
@@ -142,7 +142,7 @@ class TransferStrategy:
         return predict(self._require_source(), as_2d(X))
 
     # -- target -----------------------------------------------------------------------------------
-    def adapt(self, X, y) -> "TransferStrategy":
+    def adapt(self, X, y) -> TransferStrategy:
         """Learn the target task from descriptors ``X`` and labels ``y``; returns self."""
         X = as_2d(X)
         y = _as_y(y, len(X))
@@ -158,7 +158,7 @@ class TransferStrategy:
         pred = np.asarray(self._predict(as_2d(X)), dtype=np.float64)
         return pred if self.output_floor is None else np.maximum(pred, self.output_floor)
 
-    def fresh(self) -> "TransferStrategy":
+    def fresh(self) -> TransferStrategy:
         """An independent copy holding the pretrained state only (target state dropped)."""
         state = {k: v for k, v in self.__dict__.items() if k != "target_"}
         # Deep-copy everything except the (read-only, possibly large) source arrays.

@@ -23,7 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn import CGCNN, ArrayData, CompositionEncoder, GraphData, TrainConfig, Trainer, predict, resolve_device
+from ..nn import (
+    CGCNN,
+    ArrayData,
+    CompositionEncoder,
+    GraphData,
+    TrainConfig,
+    Trainer,
+    predict,
+    resolve_device,
+)
 from .base import TransferStrategy, as_2d, default_target_config
 from .heads import fit_head, predict_head
 
@@ -108,7 +117,7 @@ class CrossModality(TransferStrategy):
     # -- source: structures + compositions of the same materials ------------------------------------
     def pretrain(
         self, X_source, y_source, graphs: Optional[GraphData] = None, structure_encoder: Optional[CGCNN] = None
-    ) -> "CrossModality":
+    ) -> CrossModality:
         """``X_source``: composition descriptors of the source materials; ``graphs``: their crystal
         graphs (same order); ``y_source``: the source property used to train the structure encoder.
         ``structure_encoder``: an already trained CGCNN (trained on ``(y - mean) / std`` of this

@@ -32,7 +32,7 @@ class Ensemble(TransferStrategy):
     def _params(self):
         return {"members": [type(m).__name__ for m in self.members]}
 
-    def use_source(self, model: MLP, X_source=None, y_source=None) -> "Ensemble":
+    def use_source(self, model: MLP, X_source=None, y_source=None) -> Ensemble:
         super().use_source(model, X_source, y_source)
         self.members = [m.use_source(model, X_source, y_source) for m in self.members]
         return self

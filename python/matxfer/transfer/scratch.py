@@ -19,10 +19,10 @@ class FromScratch(TransferStrategy):
 
     name = "scratch"
 
-    def pretrain(self, X_source=None, y_source=None) -> "FromScratch":
+    def pretrain(self, X_source=None, y_source=None) -> FromScratch:
         return self
 
-    def use_source(self, model=None, X_source=None, y_source=None) -> "FromScratch":
+    def use_source(self, model=None, X_source=None, y_source=None) -> FromScratch:
         self.is_adapted_ = False
         return self
 
