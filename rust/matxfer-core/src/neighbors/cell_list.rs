@@ -1,0 +1,422 @@
+//! Cell-list neighbor search for any triclinic cell.
+//!
+//! Atoms are binned in fractional space: along axis k the cell (or, for a non-periodic axis, the
+//! extent of the atoms) is cut into `n_k` slabs whose thickness is about the cutoff. Two atoms
+//! within `r_c` differ in fractional coordinate k by at most `r_c / d_k` (`d_k` the distance
+//! between the cell faces normal to the reciprocal vector k), so it is enough to visit the bins
+//! within `m_k = ceil(r_c / (d_k h_k))` slabs, `h_k` the fractional slab width. Periodic axes wrap
+//! bin indices and record the image shift, so cutoffs larger than the cell simply visit several
+//! images of the same bins. Bin images whose bounding sphere is out of reach are skipped.
+
+use rayon::prelude::*;
+
+use super::{BatchNeighborList, NeighborList};
+use crate::error::CoreError;
+use crate::parallel::with_threads;
+use crate::structure::linalg::{face_distances, frac_to_cart, norm, Mat3, Vec3};
+use crate::structure::Structure;
+
+/// Cap on the number of bins relative to the atom count (sparse boxes would otherwise allocate
+/// many empty bins).
+const MAX_BINS_PER_ATOM: usize = 4;
+/// Fractional coordinates beyond this magnitude are rejected (image shifts are int32).
+const MAX_ABS_FRAC: f64 = 1e6;
+
+/// Binned atoms of one structure, ready for queries at a fixed cutoff.
+pub struct CellList<'a> {
+    structure: &'a Structure,
+    cutoff: f64,
+    n_bins: [usize; 3],
+    search: [i64; 3],
+    /// Fractional origin and slab width per axis.
+    lo: Vec3,
+    h: Vec3,
+    /// Bin radius (half the longest bin diagonal), angstrom.
+    bin_radius: f64,
+    bin_start: Vec<u32>,
+    /// Per binned slot: wrapped Cartesian position, original index, integer wrap of the atom.
+    sorted_pos: Vec<Vec3>,
+    sorted_index: Vec<u32>,
+    /// Per atom: bin coordinates, wrapped position and wrap.
+    atom_bin: Vec<[i64; 3]>,
+    atom_pos: Vec<Vec3>,
+    atom_wrap: Vec<[i32; 3]>,
+}
+
+impl<'a> CellList<'a> {
+    /// Build the bins. `s` must be valid (see [`Structure::validate`]); `cutoff` > 0 and finite.
+    pub fn new(s: &'a Structure, cutoff: f64) -> Result<Self, String> {
+        if !(cutoff.is_finite() && cutoff > 0.0) {
+            return Err(format!("cutoff must be positive and finite, got {cutoff}"));
+        }
+        let n = s.n_sites();
+        if n >= u32::MAX as usize {
+            return Err("too many atoms".into());
+        }
+        let d = face_distances(&s.lattice);
+        let mut lo = [0.0; 3];
+        let mut span = [1.0; 3];
+        for k in 0..3 {
+            if !s.pbc[k] {
+                let (mut a, mut b) = (f64::INFINITY, f64::NEG_INFINITY);
+                for f in &s.frac_coords {
+                    a = a.min(f[k]);
+                    b = b.max(f[k]);
+                }
+                if n == 0 {
+                    (a, b) = (0.0, 0.0);
+                }
+                lo[k] = a;
+                span[k] = b - a;
+            }
+        }
+        let mut n_bins = [1usize; 3];
+        for k in 0..3 {
+            let width = span[k] * d[k];
+            n_bins[k] = ((width / cutoff).floor() as usize).clamp(1, 1 << 20);
+        }
+        let cap = (MAX_BINS_PER_ATOM * n).max(1);
+        while n_bins.iter().product::<usize>() > cap {
+            let k = (0..3).max_by_key(|&k| n_bins[k]).unwrap_or(0);
+            n_bins[k] = n_bins[k].div_ceil(2);
+        }
+        let mut h = [1.0; 3];
+        let mut search = [0i64; 3];
+        for k in 0..3 {
+            h[k] = if span[k] > 0.0 { span[k] / n_bins[k] as f64 } else { 1.0 };
+            let reach = (cutoff / (d[k] * h[k])).ceil();
+            search[k] = if s.pbc[k] {
+                if reach > 1e6 {
+                    return Err(format!("cutoff {cutoff} needs too many periodic images"));
+                }
+                reach as i64
+            } else {
+                (reach as i64).min(n_bins[k] as i64 - 1)
+            };
+        }
+        let mut bin_radius: f64 = 0.0;
+        for sa in [-1.0, 1.0] {
+            for sb in [-1.0, 1.0] {
+                let diag = frac_to_cart(&[h[0], sa * h[1], sb * h[2]], &s.lattice);
+                bin_radius = bin_radius.max(0.5 * norm(&diag));
+            }
+        }
+        let n_total = n_bins[0] * n_bins[1] * n_bins[2];
+        let mut atom_bin = Vec::with_capacity(n);
+        let mut atom_pos = Vec::with_capacity(n);
+        let mut atom_wrap = Vec::with_capacity(n);
+        let mut atom_flat = Vec::with_capacity(n);
+        let mut counts = vec![0u32; n_total + 1];
+        for f in &s.frac_coords {
+            let mut u = *f;
+            let mut w = [0i32; 3];
+            let mut b = [0i64; 3];
+            for k in 0..3 {
+                if f[k].abs() > MAX_ABS_FRAC {
+                    return Err(format!("fractional coordinate {} is out of range", f[k]));
+                }
+                if s.pbc[k] {
+                    let fl = f[k].floor();
+                    u[k] = f[k] - fl;
+                    w[k] = fl as i32;
+                    if u[k] >= 1.0 {
+                        u[k] = 0.0;
+                        w[k] += 1;
+                    }
+                }
+                let x = ((u[k] - lo[k]) / h[k]).floor() as i64;
+                b[k] = x.clamp(0, n_bins[k] as i64 - 1);
+            }
+            let flat = (b[0] as usize * n_bins[1] + b[1] as usize) * n_bins[2] + b[2] as usize;
+            counts[flat + 1] += 1;
+            atom_bin.push(b);
+            atom_pos.push(frac_to_cart(&u, &s.lattice));
+            atom_wrap.push(w);
+            atom_flat.push(flat);
+        }
+        for k in 0..n_total {
+            counts[k + 1] += counts[k];
+        }
+        let bin_start = counts.clone();
+        let mut fill = counts;
+        let mut sorted_pos = vec![[0.0; 3]; n];
+        let mut sorted_index = vec![0u32; n];
+        for (a, &flat) in atom_flat.iter().enumerate() {
+            let slot = fill[flat] as usize;
+            fill[flat] += 1;
+            sorted_pos[slot] = atom_pos[a];
+            sorted_index[slot] = a as u32;
+        }
+        Ok(Self {
+            structure: s,
+            cutoff,
+            n_bins,
+            search,
+            lo,
+            h,
+            bin_radius,
+            bin_start,
+            sorted_pos,
+            sorted_index,
+            atom_bin,
+            atom_pos,
+            atom_wrap,
+        })
+    }
+
+    /// Rough count of pairs (used to refuse a job before allocating): atoms times the mean number
+    /// of atoms in a sphere of the cutoff.
+    pub fn estimate_pairs(&self) -> f64 {
+        let s = self.structure;
+        let n = s.n_sites() as f64;
+        let sphere = 4.0 / 3.0 * std::f64::consts::PI * self.cutoff.powi(3);
+        let density = n / s.volume().max(1e-12);
+        if s.pbc.iter().all(|&p| p) {
+            n * density * sphere
+        } else {
+            (n * density * sphere).min(n * (n - 1.0).max(0.0))
+        }
+    }
+
+    /// Append the neighbors of atom `i` to `out`, in bin order.
+    #[inline]
+    pub fn query(&self, i: usize, out: &mut NeighborList, want_vectors: bool) {
+        let s = self.structure;
+        let lat: &Mat3 = &s.lattice;
+        let c2 = self.cutoff * self.cutoff;
+        let reach = self.cutoff + self.bin_radius;
+        let reach2 = reach * reach;
+        let p = self.atom_pos[i];
+        let b = self.atom_bin[i];
+        let wi = self.atom_wrap[i];
+        let nb = self.n_bins;
+        let m = self.search;
+        let mut img = [0i64; 3];
+        let mut wb = [0usize; 3];
+        for dx in -m[0]..=m[0] {
+            let x = b[0] + dx;
+            if !bin_axis(x, nb[0], s.pbc[0], &mut img[0], &mut wb[0]) {
+                continue;
+            }
+            for dy in -m[1]..=m[1] {
+                let y = b[1] + dy;
+                if !bin_axis(y, nb[1], s.pbc[1], &mut img[1], &mut wb[1]) {
+                    continue;
+                }
+                for dz in -m[2]..=m[2] {
+                    let z = b[2] + dz;
+                    if !bin_axis(z, nb[2], s.pbc[2], &mut img[2], &mut wb[2]) {
+                        continue;
+                    }
+                    // Skip bin images whose bounding sphere cannot reach atom i.
+                    let center_f = [
+                        self.lo[0] + (x as f64 + 0.5) * self.h[0],
+                        self.lo[1] + (y as f64 + 0.5) * self.h[1],
+                        self.lo[2] + (z as f64 + 0.5) * self.h[2],
+                    ];
+                    let c = frac_to_cart(&center_f, lat);
+                    let dc = [c[0] - p[0], c[1] - p[1], c[2] - p[2]];
+                    if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > reach2 {
+                        continue;
+                    }
+                    let imgf = [img[0] as f64, img[1] as f64, img[2] as f64];
+                    let t = frac_to_cart(&imgf, lat);
+                    let q = [t[0] - p[0], t[1] - p[1], t[2] - p[2]];
+                    let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
+                    let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
+                    let zero_image = img == [0, 0, 0];
+                    for slot in start..end {
+                        let r = &self.sorted_pos[slot];
+                        let v = [r[0] + q[0], r[1] + q[1], r[2] + q[2]];
+                        let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+                        if d2 <= c2 {
+                            let j = self.sorted_index[slot] as usize;
+                            if zero_image && j == i {
+                                continue;
+                            }
+                            let wj = self.atom_wrap[j];
+                            out.i.push(i as i64);
+                            out.j.push(j as i64);
+                            out.shifts.push([
+                                img[0] as i32 - wj[0] + wi[0],
+                                img[1] as i32 - wj[1] + wi[1],
+                                img[2] as i32 - wj[2] + wi[2],
+                            ]);
+                            out.distances.push(d2.sqrt());
+                            if want_vectors {
+                                out.vectors.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Map a (possibly out-of-range) bin coordinate to a stored bin and an image; `false` when a
+/// non-periodic axis runs off the atoms.
+#[inline(always)]
+fn bin_axis(x: i64, n: usize, periodic: bool, img: &mut i64, wrapped: &mut usize) -> bool {
+    let n = n as i64;
+    if periodic {
+        *img = x.div_euclid(n);
+        *wrapped = x.rem_euclid(n) as usize;
+        true
+    } else if x < 0 || x >= n {
+        false
+    } else {
+        *img = 0;
+        *wrapped = x as usize;
+        true
+    }
+}
+
+/// Atoms per parallel task in a single large structure.
+const ATOMS_PER_TASK: usize = 512;
+
+fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
+    CoreError::Structure {
+        index,
+        name: s.id.clone(),
+        reason: what,
+    }
+}
+
+/// Neighbor list of one structure, atoms processed in order (pairs grouped by `i`).
+/// `max_pairs` refuses the job, naming the structure, when the estimate or the actual count
+/// exceeds it. Parallel over atoms when `parallel` (output identical either way).
+pub fn neighbor_list_one(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    parallel: bool,
+) -> Result<NeighborList, CoreError> {
+    s.validate(index)?;
+    let cl = CellList::new(s, cutoff).map_err(|r| too_many(index, s, r))?;
+    let estimate = cl.estimate_pairs();
+    if let Some(maxp) = max_pairs {
+        if estimate > 1.5 * maxp as f64 + 1000.0 {
+            return Err(too_many(
+                index,
+                s,
+                format!(
+                    "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)"
+                ),
+            ));
+        }
+    }
+    let n = s.n_sites();
+    let cap = (estimate * 1.1) as usize + 16;
+    let out = if parallel && n > 2 * ATOMS_PER_TASK {
+        let parts: Vec<NeighborList> = (0..n.div_ceil(ATOMS_PER_TASK))
+            .into_par_iter()
+            .map(|t| {
+                let a = t * ATOMS_PER_TASK;
+                let b = (a + ATOMS_PER_TASK).min(n);
+                let mut part = NeighborList::with_capacity(cap * (b - a) / n.max(1), want_vectors);
+                for i in a..b {
+                    cl.query(i, &mut part, want_vectors);
+                }
+                part
+            })
+            .collect();
+        let total = parts.iter().map(|p| p.len()).sum();
+        let mut out = NeighborList::with_capacity(total, want_vectors);
+        for p in &parts {
+            out.extend_from(p, 0);
+        }
+        out
+    } else {
+        let mut out = NeighborList::with_capacity(cap, want_vectors);
+        for i in 0..n {
+            cl.query(i, &mut out, want_vectors);
+        }
+        out
+    };
+    if let Some(maxp) = max_pairs {
+        if out.len() > maxp {
+            return Err(too_many(
+                index,
+                s,
+                format!("{} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)", out.len()),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Neighbor list of one structure (see [`neighbor_list_one`]), on `n_threads` threads.
+pub fn neighbor_list(
+    s: &Structure,
+    cutoff: f64,
+    want_vectors: bool,
+    n_threads: Option<usize>,
+) -> Result<NeighborList, CoreError> {
+    with_threads(n_threads, || neighbor_list_one(s, 0, cutoff, want_vectors, None, true))?
+}
+
+/// Neighbor lists of many structures, concatenated in input order with local atom indices.
+/// Structures are processed in parallel (chunks of consecutive structures per task, so small
+/// cells carry no per-structure scheduling cost); the result does not depend on the thread
+/// count. `max_pairs` bounds the pairs of each structure and of the whole batch.
+pub fn neighbor_list_batch(
+    structures: &[Structure],
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    n_threads: Option<usize>,
+) -> Result<BatchNeighborList, CoreError> {
+    with_threads(n_threads, || {
+        let n = structures.len();
+        let chunk = (n / (rayon::current_num_threads() * 16)).clamp(1, 256);
+        let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(c, group)| {
+                let mut acc = NeighborList::default();
+                let mut counts = Vec::with_capacity(group.len());
+                for (k, s) in group.iter().enumerate() {
+                    let one = neighbor_list_one(s, c * chunk + k, cutoff, want_vectors, max_pairs, true)?;
+                    counts.push(one.len());
+                    if acc.is_empty() && acc.i.capacity() == 0 {
+                        // First structure of the chunk: reserve for the whole chunk.
+                        let guess = one.len() * group.len() + 16;
+                        acc = NeighborList::with_capacity(guess, want_vectors);
+                    }
+                    acc.extend_from(&one, 0);
+                }
+                Ok((acc, counts))
+            })
+            .collect();
+        let mut total = 0usize;
+        let mut oks = Vec::with_capacity(parts.len());
+        for p in parts {
+            let p = p?;
+            total += p.0.len();
+            oks.push(p);
+        }
+        if let Some(maxp) = max_pairs {
+            if total > maxp {
+                return Err(CoreError::InvalidArgument(format!(
+                    "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs)"
+                )));
+            }
+        }
+        let mut out = BatchNeighborList {
+            pairs: NeighborList::with_capacity(total, want_vectors),
+            edge_ptr: Vec::with_capacity(n + 1),
+        };
+        out.edge_ptr.push(0);
+        for (acc, counts) in &oks {
+            out.pairs.extend_from(acc, 0);
+            for c in counts {
+                let last = *out.edge_ptr.last().unwrap_or(&0);
+                out.edge_ptr.push(last + c);
+            }
+        }
+        Ok(out)
+    })?
+}

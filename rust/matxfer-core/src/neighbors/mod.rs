@@ -1,0 +1,71 @@
+//! Exact periodic neighbor lists.
+//!
+//! For a cutoff `r_c` (angstrom) the list holds every ordered pair `(i, j, S)` with
+//! `|r_ij| <= r_c`, where `r_ij = r_j - r_i + S @ lattice` and `S` is an integer image shift
+//! (zero along non-periodic axes). Periodic self-images `(i, i, S != 0)` are included, the
+//! zero-shift self pair is not. Both `(i, j, S)` and `(j, i, -S)` appear (a full list).
+//!
+//! [`cell_list`] is the production algorithm (binning in fractional space, any triclinic cell,
+//! cutoffs larger than the cell); [`brute_force`] is the O(N^2 x images) oracle used in tests.
+
+pub mod brute_force;
+pub mod cell_list;
+
+pub use cell_list::{neighbor_list, neighbor_list_batch, CellList};
+
+/// A flat neighbor list. `vectors` is empty unless requested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NeighborList {
+    /// Center atom index (local to its structure).
+    pub i: Vec<i64>,
+    /// Neighbor atom index (local to its structure).
+    pub j: Vec<i64>,
+    /// Integer image shift `S` of `j`.
+    pub shifts: Vec<[i32; 3]>,
+    /// `|r_ij|`, angstrom.
+    pub distances: Vec<f64>,
+    /// `r_ij = r_j - r_i + S @ lattice`, angstrom (only when requested).
+    pub vectors: Vec<[f64; 3]>,
+}
+
+impl NeighborList {
+    pub fn len(&self) -> usize {
+        self.i.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.i.is_empty()
+    }
+
+    pub fn with_capacity(n: usize, vectors: bool) -> Self {
+        Self {
+            i: Vec::with_capacity(n),
+            j: Vec::with_capacity(n),
+            shifts: Vec::with_capacity(n),
+            distances: Vec::with_capacity(n),
+            vectors: if vectors { Vec::with_capacity(n) } else { Vec::new() },
+        }
+    }
+
+    /// Append `other`, adding `offset` to its atom indices.
+    pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
+        if offset == 0 {
+            self.i.extend_from_slice(&other.i);
+            self.j.extend_from_slice(&other.j);
+        } else {
+            self.i.extend(other.i.iter().map(|x| x + offset));
+            self.j.extend(other.j.iter().map(|x| x + offset));
+        }
+        self.shifts.extend_from_slice(&other.shifts);
+        self.distances.extend_from_slice(&other.distances);
+        self.vectors.extend_from_slice(&other.vectors);
+    }
+}
+
+/// A neighbor list of many structures: indices local to each structure, `edge_ptr[s]..edge_ptr[s+1]`
+/// are the pairs of structure `s`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchNeighborList {
+    pub pairs: NeighborList,
+    pub edge_ptr: Vec<usize>,
+}
