@@ -283,17 +283,19 @@ fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
     }
 }
 
-/// Neighbor list of one structure, atoms processed in order (pairs grouped by `i`).
+/// Append the neighbor list of one structure to `out` (pairs grouped by `i`, atoms in order).
 /// `max_pairs` refuses the job, naming the structure, when the estimate or the actual count
-/// exceeds it. Parallel over atoms when `parallel` (output identical either way).
-pub fn neighbor_list_one(
+/// exceeds it. Parallel over atoms for large structures when `parallel` (same output either way).
+/// Returns the number of pairs appended.
+pub fn append_neighbor_list(
     s: &Structure,
     index: usize,
     cutoff: f64,
     want_vectors: bool,
     max_pairs: Option<usize>,
     parallel: bool,
-) -> Result<NeighborList, CoreError> {
+    out: &mut NeighborList,
+) -> Result<usize, CoreError> {
     s.validate(index)?;
     let cl = CellList::new(s, cutoff).map_err(|r| too_many(index, s, r))?;
     let estimate = cl.estimate_pairs();
@@ -309,46 +311,60 @@ pub fn neighbor_list_one(
         }
     }
     let n = s.n_sites();
-    let cap = (estimate * 1.1) as usize + 16;
-    let out = if parallel && n > 2 * ATOMS_PER_TASK {
+    let before = out.len();
+    if parallel && n > 2 * ATOMS_PER_TASK {
         let parts: Vec<NeighborList> = (0..n.div_ceil(ATOMS_PER_TASK))
             .into_par_iter()
             .map(|t| {
                 let a = t * ATOMS_PER_TASK;
                 let b = (a + ATOMS_PER_TASK).min(n);
-                let mut part = NeighborList::with_capacity(cap * (b - a) / n.max(1), want_vectors);
+                let cap = (estimate * 1.1 * (b - a) as f64 / n as f64) as usize + 16;
+                let mut part = NeighborList::with_capacity(cap, want_vectors);
                 for i in a..b {
                     cl.query(i, &mut part, want_vectors);
                 }
                 part
             })
             .collect();
-        let total = parts.iter().map(|p| p.len()).sum();
-        let mut out = NeighborList::with_capacity(total, want_vectors);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        out.reserve(total, want_vectors);
         for p in &parts {
             out.extend_from(p, 0);
         }
-        out
     } else {
-        let mut out = NeighborList::with_capacity(cap, want_vectors);
+        out.reserve((estimate * 1.1) as usize + 16, want_vectors);
         for i in 0..n {
-            cl.query(i, &mut out, want_vectors);
+            cl.query(i, out, want_vectors);
         }
-        out
-    };
+    }
+    let added = out.len() - before;
     if let Some(maxp) = max_pairs {
-        if out.len() > maxp {
+        if added > maxp {
             return Err(too_many(
                 index,
                 s,
-                format!("{} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)", out.len()),
+                format!("{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)"),
             ));
         }
     }
+    Ok(added)
+}
+
+/// Neighbor list of one structure (see [`append_neighbor_list`]).
+pub fn neighbor_list_one(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    parallel: bool,
+) -> Result<NeighborList, CoreError> {
+    let mut out = NeighborList::default();
+    append_neighbor_list(s, index, cutoff, want_vectors, max_pairs, parallel, &mut out)?;
     Ok(out)
 }
 
-/// Neighbor list of one structure (see [`neighbor_list_one`]), on `n_threads` threads.
+/// Neighbor list of one structure, on `n_threads` threads.
 pub fn neighbor_list(
     s: &Structure,
     cutoff: f64,
@@ -359,9 +375,10 @@ pub fn neighbor_list(
 }
 
 /// Neighbor lists of many structures, concatenated in input order with local atom indices.
-/// Structures are processed in parallel (chunks of consecutive structures per task, so small
-/// cells carry no per-structure scheduling cost); the result does not depend on the thread
-/// count. `max_pairs` bounds the pairs of each structure and of the whole batch.
+/// Consecutive structures are grouped into tasks (no per-structure scheduling cost for small
+/// cells); the groups are joined with a parallel copy into one buffer per array. The result does
+/// not depend on the thread count. `max_pairs` bounds the pairs of each structure and of the
+/// whole batch.
 pub fn neighbor_list_batch(
     structures: &[Structure],
     cutoff: f64,
@@ -371,7 +388,8 @@ pub fn neighbor_list_batch(
 ) -> Result<BatchNeighborList, CoreError> {
     with_threads(n_threads, || {
         let n = structures.len();
-        let chunk = (n / (rayon::current_num_threads() * 16)).clamp(1, 256);
+        let n_workers = rayon::current_num_threads();
+        let chunk = if n_workers == 1 { n.max(1) } else { (n / (n_workers * 16)).clamp(1, 256) };
         let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
             .par_chunks(chunk)
             .enumerate()
@@ -379,25 +397,16 @@ pub fn neighbor_list_batch(
                 let mut acc = NeighborList::default();
                 let mut counts = Vec::with_capacity(group.len());
                 for (k, s) in group.iter().enumerate() {
-                    let one = neighbor_list_one(s, c * chunk + k, cutoff, want_vectors, max_pairs, true)?;
-                    counts.push(one.len());
-                    if acc.is_empty() && acc.i.capacity() == 0 {
-                        // First structure of the chunk: reserve for the whole chunk.
-                        let guess = one.len() * group.len() + 16;
-                        acc = NeighborList::with_capacity(guess, want_vectors);
-                    }
-                    acc.extend_from(&one, 0);
+                    counts.push(append_neighbor_list(s, c * chunk + k, cutoff, want_vectors, max_pairs, true, &mut acc)?);
                 }
                 Ok((acc, counts))
             })
             .collect();
-        let mut total = 0usize;
         let mut oks = Vec::with_capacity(parts.len());
         for p in parts {
-            let p = p?;
-            total += p.0.len();
-            oks.push(p);
+            oks.push(p?);
         }
+        let total: usize = oks.iter().map(|p| p.0.len()).sum();
         if let Some(maxp) = max_pairs {
             if total > maxp {
                 return Err(CoreError::InvalidArgument(format!(
@@ -405,18 +414,43 @@ pub fn neighbor_list_batch(
                 )));
             }
         }
-        let mut out = BatchNeighborList {
-            pairs: NeighborList::with_capacity(total, want_vectors),
-            edge_ptr: Vec::with_capacity(n + 1),
-        };
-        out.edge_ptr.push(0);
-        for (acc, counts) in &oks {
-            out.pairs.extend_from(acc, 0);
+        let mut edge_ptr = Vec::with_capacity(n + 1);
+        edge_ptr.push(0);
+        for (_, counts) in &oks {
             for c in counts {
-                let last = *out.edge_ptr.last().unwrap_or(&0);
-                out.edge_ptr.push(last + c);
+                let last = *edge_ptr.last().unwrap_or(&0);
+                edge_ptr.push(last + c);
             }
         }
-        Ok(out)
+        let pairs = if oks.len() == 1 {
+            oks.pop().map(|p| p.0).unwrap_or_default()
+        } else {
+            concat_parallel(oks.into_iter().map(|p| p.0).collect(), total, want_vectors)
+        };
+        Ok(BatchNeighborList { pairs, edge_ptr })
     })?
+}
+
+/// Join lists into one, copying the parts into disjoint slices in parallel.
+fn concat_parallel(parts: Vec<NeighborList>, total: usize, want_vectors: bool) -> NeighborList {
+    fn join<T: Copy + Default + Send + Sync>(parts: &[NeighborList], total: usize, get: impl Fn(&NeighborList) -> &[T] + Sync) -> Vec<T> {
+        let mut out = vec![T::default(); total];
+        let mut slices = Vec::with_capacity(parts.len());
+        let mut rest: &mut [T] = &mut out;
+        for p in parts {
+            let (head, tail) = rest.split_at_mut(get(p).len());
+            slices.push(head);
+            rest = tail;
+        }
+        slices.into_par_iter().zip(parts.par_iter()).for_each(|(dst, p)| dst.copy_from_slice(get(p)));
+        out
+    }
+    let vectors_total = if want_vectors { total } else { 0 };
+    NeighborList {
+        i: join(&parts, total, |p| &p.i),
+        j: join(&parts, total, |p| &p.j),
+        shifts: join(&parts, total, |p| &p.shifts),
+        distances: join(&parts, total, |p| &p.distances),
+        vectors: join(&parts, vectors_total, |p| &p.vectors),
+    }
 }

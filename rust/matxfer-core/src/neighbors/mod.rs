@@ -47,6 +47,27 @@ impl NeighborList {
         }
     }
 
+    /// Reserve room for `n` more pairs.
+    pub fn reserve(&mut self, n: usize, vectors: bool) {
+        self.i.reserve(n);
+        self.j.reserve(n);
+        self.shifts.reserve(n);
+        self.distances.reserve(n);
+        if vectors {
+            self.vectors.reserve(n);
+        }
+    }
+
+    /// Shifts as a flat `E x 3` buffer, without copying.
+    pub fn take_flat_shifts(&mut self) -> Vec<i32> {
+        flatten3(std::mem::take(&mut self.shifts))
+    }
+
+    /// Vectors as a flat `E x 3` buffer, without copying.
+    pub fn take_flat_vectors(&mut self) -> Vec<f64> {
+        flatten3(std::mem::take(&mut self.vectors))
+    }
+
     /// Append `other`, adding `offset` to its atom indices.
     pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
         if offset == 0 {
@@ -68,4 +89,14 @@ impl NeighborList {
 pub struct BatchNeighborList {
     pub pairs: NeighborList,
     pub edge_ptr: Vec<usize>,
+}
+
+/// Reinterpret `Vec<[T; 3]>` as `Vec<T>` (same allocation, three times the length).
+pub fn flatten3<T: Copy>(v: Vec<[T; 3]>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: [T; 3] has the size of three T and the alignment of T, so the allocation made for
+    // `cap` arrays is exactly the allocation for `3 * cap` elements of T with the same layout;
+    // ownership moves from the ManuallyDrop'd vector to the new one.
+    unsafe { Vec::from_raw_parts(ptr as *mut T, len * 3, cap * 3) }
 }
