@@ -141,6 +141,7 @@ def build_graphs(
         vectors,
         max_edges,
         n_threads,
+        batch._ids(),
     )
     return BatchedGraph(**d)
 

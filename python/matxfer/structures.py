@@ -184,6 +184,9 @@ class StructureBatch:
             pbc=self.pbc[index],
         )
 
+    def _ids(self):
+        return None if all(i is None for i in self.ids) else [None if i is None else str(i) for i in self.ids]
+
     def _arrays(self):
         return (self.lattices, self.frac_coords, self.numbers, self.pbc, self.ptr)
 
@@ -305,7 +308,7 @@ def neighbor_list(
     same for every thread count.
     """
     batch = as_batch(structures)
-    d = _core.neighbor_list(*batch._arrays(), float(cutoff), vectors, max_pairs, n_threads)
+    d = _core.neighbor_list(*batch._arrays(), float(cutoff), vectors, max_pairs, n_threads, batch._ids())
     return NeighborList(d["i"], d["j"], d["shifts"], d["distances"], d.get("vectors"), d["edge_ptr"])
 
 

@@ -49,6 +49,7 @@ fn structures_from_arrays(
     numbers: PyReadonlyArray1<i64>,
     pbc: PyReadonlyArray2<bool>,
     ptr: PyReadonlyArray1<i64>,
+    ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Vec<Structure>> {
     let (l, f, z, p, o) = (lattices.as_slice()?, frac.as_slice()?, numbers.as_slice()?, pbc.as_slice()?, ptr.as_slice()?);
     let n_s = o.len().saturating_sub(1);
@@ -65,7 +66,9 @@ fn structures_from_arrays(
         let coords = (a..b).map(|k| [f[3 * k], f[3 * k + 1], f[3 * k + 2]]).collect();
         // Out-of-range numbers become 0 so validation reports them with the structure index.
         let nums = z[a..b].iter().map(|&x| if (1..=118).contains(&x) { x as u8 } else { 0 }).collect();
-        out.push(Structure::new(lat, coords, nums, [p[3 * s], p[3 * s + 1], p[3 * s + 2]]));
+        let mut one = Structure::new(lat, coords, nums, [p[3 * s], p[3 * s + 1], p[3 * s + 2]]);
+        one.id = ids.as_ref().and_then(|v| v.get(s).cloned().flatten());
+        out.push(one);
     }
     Ok(out)
 }
@@ -102,13 +105,13 @@ fn parse_structures<'py>(py: Python<'py>, text: String, format: &str, file: &str
 /// Neighbor lists of a batch: `i, j` (local indices), `shifts (E, 3)`, `distances`, optional
 /// `vectors (E, 3)` and `edge_ptr (S + 1)`.
 #[pyfunction]
-#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, vectors = false, max_pairs = None, n_threads = None))]
+#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, vectors = false, max_pairs = None, n_threads = None, ids = None))]
 #[allow(clippy::too_many_arguments)]
 fn neighbor_list<'py>(
     py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, vectors: bool, max_pairs: Option<usize>, n_threads: Option<usize>,
+    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, vectors: bool, max_pairs: Option<usize>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr)?;
+    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
     let out = run(py, || neighbor_list_batch(&structures, cutoff, vectors, max_pairs, n_threads))?;
     let mut p = out.pairs;
     let (shifts, vecs) = (p.take_flat_shifts(), p.take_flat_vectors());
@@ -128,13 +131,14 @@ fn neighbor_list<'py>(
 #[pyfunction]
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, selection = "radius", k = 12, tie_tolerance = 1e-6,
     cutoff_step = 1.0, max_cutoff = 16.0, few_neighbors = "keep", rbf = None, three_body_cutoff = None, vectors = false,
-    max_edges = None, n_threads = None))]
+    max_edges = None, n_threads = None, ids = None))]
 #[allow(clippy::too_many_arguments)]
 fn build_graph_batch<'py>(
     py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
     pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, selection: &str, k: usize, tie_tolerance: f64,
     cutoff_step: f64, max_cutoff: f64, few_neighbors: &str, rbf: Option<(f64, f64, usize, Option<f64>)>,
     three_body_cutoff: Option<f64>, vectors: bool, max_edges: Option<usize>, n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let selection = match selection {
         "radius" => EdgeSelection::Radius,
@@ -149,7 +153,7 @@ fn build_graph_batch<'py>(
     };
     let rbf = rbf.map(|(start, stop, n, width)| Rbf { start, stop, n, width });
     let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges };
-    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr)?;
+    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
     let g = run(py, || build_graphs(&structures, &opts, n_threads))?;
     let d = PyDict::new(py);
     let n_edges = g.distances.len();

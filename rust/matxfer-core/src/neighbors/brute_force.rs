@@ -10,6 +10,7 @@ pub fn neighbor_list_brute_force(s: &Structure, cutoff: f64) -> NeighborList {
     let d = face_distances(&s.lattice);
     let n = s.n_sites();
     let mut out = NeighborList::default();
+    let cutoff = cutoff + super::CUTOFF_TOLERANCE;
     let c2 = cutoff * cutoff;
     for i in 0..n {
         for j in 0..n {

@@ -49,6 +49,7 @@ impl<'a> CellList<'a> {
         if !(cutoff.is_finite() && cutoff > 0.0) {
             return Err(format!("cutoff must be positive and finite, got {cutoff}"));
         }
+        let cutoff = cutoff + super::CUTOFF_TOLERANCE;
         let n = s.n_sites();
         if n >= u32::MAX as usize {
             return Err("too many atoms".into());
@@ -305,7 +306,7 @@ pub fn append_neighbor_list(
                 index,
                 s,
                 format!(
-                    "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)"
+                    "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
                 ),
             ));
         }
@@ -343,7 +344,7 @@ pub fn append_neighbor_list(
             return Err(too_many(
                 index,
                 s,
-                format!("{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs)"),
+                format!("{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"),
             ));
         }
     }
@@ -410,7 +411,7 @@ pub fn neighbor_list_batch(
         if let Some(maxp) = max_pairs {
             if total > maxp {
                 return Err(CoreError::InvalidArgument(format!(
-                    "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs)"
+                    "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
                 )));
             }
         }

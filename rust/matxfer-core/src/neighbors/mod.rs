@@ -1,12 +1,16 @@
 //! Exact periodic neighbor lists.
 //!
 //! For a cutoff `r_c` (angstrom) the list holds every ordered pair `(i, j, S)` with
-//! `|r_ij| <= r_c`, where `r_ij = r_j - r_i + S @ lattice` and `S` is an integer image shift
+//! `|r_ij| <= r_c + CUTOFF_TOLERANCE` (1e-8 angstrom, so pairs exactly at the cutoff are kept
+//! despite rounding, as in pymatgen), where `r_ij = r_j - r_i + S @ lattice` and `S` is an integer image shift
 //! (zero along non-periodic axes). Periodic self-images `(i, i, S != 0)` are included, the
 //! zero-shift self pair is not. Both `(i, j, S)` and `(j, i, -S)` appear (a full list).
 //!
 //! [`cell_list`] is the production algorithm (binning in fractional space, any triclinic cell,
 //! cutoffs larger than the cell); [`brute_force`] is the O(N^2 x images) oracle used in tests.
+
+/// Absolute tolerance added to every cutoff, angstrom.
+pub const CUTOFF_TOLERANCE: f64 = 1e-8;
 
 pub mod brute_force;
 pub mod cell_list;
