@@ -41,6 +41,13 @@ pub struct CellList<'a> {
     atom_bin: Vec<[i64; 3]>,
     atom_pos: Vec<Vec3>,
     atom_wrap: Vec<[i32; 3]>,
+    /// Wrap of the atom in each binned slot (saves an indirection in the hot loop).
+    sorted_wrap: Vec<[i32; 3]>,
+    /// Bin offsets that can hold a neighbor, with the Cartesian offset between bin centers.
+    offsets: Vec<([i64; 3], Vec3)>,
+    /// Per axis, for bin coordinate `x + search[k]`: (image, stored bin), or `None` off a
+    /// non-periodic edge.
+    wrap_table: [Vec<Option<(i32, u32)>>; 3],
 }
 
 impl<'a> CellList<'a> {
@@ -148,7 +155,42 @@ impl<'a> CellList<'a> {
             sorted_pos[slot] = atom_pos[a];
             sorted_index[slot] = a as u32;
         }
+        let mut sorted_wrap = vec![[0i32; 3]; n];
+        for (slot, &a) in sorted_index.iter().enumerate() {
+            sorted_wrap[slot] = atom_wrap[a as usize];
+        }
+        // Bin pairs whose centers are farther apart than cutoff + 2 bin radii cannot hold a pair.
+        let reach = cutoff + 2.0 * bin_radius;
+        let mut offsets = Vec::new();
+        for dx in -search[0]..=search[0] {
+            for dy in -search[1]..=search[1] {
+                for dz in -search[2]..=search[2] {
+                    let f = [dx as f64 * h[0], dy as f64 * h[1], dz as f64 * h[2]];
+                    let dcart = frac_to_cart(&f, &s.lattice);
+                    if norm(&dcart) <= reach {
+                        offsets.push(([dx, dy, dz], dcart));
+                    }
+                }
+            }
+        }
+        let wrap_table: [Vec<Option<(i32, u32)>>; 3] = std::array::from_fn(|k| {
+            let nk = n_bins[k] as i64;
+            (-search[k]..nk + search[k])
+                .map(|x| {
+                    if s.pbc[k] {
+                        Some((x.div_euclid(nk) as i32, x.rem_euclid(nk) as u32))
+                    } else if (0..nk).contains(&x) {
+                        Some((0, x as u32))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        });
         Ok(Self {
+            sorted_wrap,
+            offsets,
+            wrap_table,
             structure: s,
             cutoff,
             n_bins,
@@ -182,8 +224,7 @@ impl<'a> CellList<'a> {
     /// Append the neighbors of atom `i` to `out`, in bin order.
     #[inline]
     pub fn query(&self, i: usize, out: &mut NeighborList, want_vectors: bool) {
-        let s = self.structure;
-        let lat: &Mat3 = &s.lattice;
+        let lat: &Mat3 = &self.structure.lattice;
         let c2 = self.cutoff * self.cutoff;
         let reach = self.cutoff + self.bin_radius;
         let reach2 = reach * reach;
@@ -191,85 +232,56 @@ impl<'a> CellList<'a> {
         let b = self.atom_bin[i];
         let wi = self.atom_wrap[i];
         let nb = self.n_bins;
-        let m = self.search;
-        let mut img = [0i64; 3];
-        let mut wb = [0usize; 3];
-        for dx in -m[0]..=m[0] {
-            let x = b[0] + dx;
-            if !bin_axis(x, nb[0], s.pbc[0], &mut img[0], &mut wb[0]) {
+        // Position of atom i relative to the center of its bin.
+        let center_f = [
+            self.lo[0] + (b[0] as f64 + 0.5) * self.h[0],
+            self.lo[1] + (b[1] as f64 + 0.5) * self.h[1],
+            self.lo[2] + (b[2] as f64 + 0.5) * self.h[2],
+        ];
+        let cb = frac_to_cart(&center_f, lat);
+        let e = [p[0] - cb[0], p[1] - cb[1], p[2] - cb[2]];
+        for (delta, dcart) in &self.offsets {
+            // Skip bins whose bounding sphere cannot reach atom i.
+            let dc = [dcart[0] - e[0], dcart[1] - e[1], dcart[2] - e[2]];
+            if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > reach2 {
                 continue;
             }
-            for dy in -m[1]..=m[1] {
-                let y = b[1] + dy;
-                if !bin_axis(y, nb[1], s.pbc[1], &mut img[1], &mut wb[1]) {
-                    continue;
-                }
-                for dz in -m[2]..=m[2] {
-                    let z = b[2] + dz;
-                    if !bin_axis(z, nb[2], s.pbc[2], &mut img[2], &mut wb[2]) {
-                        continue;
+            let mut img = [0i32; 3];
+            let mut wb = [0usize; 3];
+            let mut inside = true;
+            for k in 0..3 {
+                match self.wrap_table[k][(b[k] + delta[k] + self.search[k]) as usize] {
+                    Some((im, w)) => {
+                        img[k] = im;
+                        wb[k] = w as usize;
                     }
-                    // Skip bin images whose bounding sphere cannot reach atom i.
-                    let center_f = [
-                        self.lo[0] + (x as f64 + 0.5) * self.h[0],
-                        self.lo[1] + (y as f64 + 0.5) * self.h[1],
-                        self.lo[2] + (z as f64 + 0.5) * self.h[2],
-                    ];
-                    let c = frac_to_cart(&center_f, lat);
-                    let dc = [c[0] - p[0], c[1] - p[1], c[2] - p[2]];
-                    if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > reach2 {
-                        continue;
-                    }
-                    let imgf = [img[0] as f64, img[1] as f64, img[2] as f64];
-                    let t = frac_to_cart(&imgf, lat);
-                    let q = [t[0] - p[0], t[1] - p[1], t[2] - p[2]];
-                    let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
-                    let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
-                    let zero_image = img == [0, 0, 0];
-                    for slot in start..end {
-                        let r = &self.sorted_pos[slot];
-                        let v = [r[0] + q[0], r[1] + q[1], r[2] + q[2]];
-                        let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-                        if d2 <= c2 {
-                            let j = self.sorted_index[slot] as usize;
-                            if zero_image && j == i {
-                                continue;
-                            }
-                            let wj = self.atom_wrap[j];
-                            out.i.push(i as i64);
-                            out.j.push(j as i64);
-                            out.shifts.push([
-                                img[0] as i32 - wj[0] + wi[0],
-                                img[1] as i32 - wj[1] + wi[1],
-                                img[2] as i32 - wj[2] + wi[2],
-                            ]);
-                            out.distances.push(d2.sqrt());
-                            if want_vectors {
-                                out.vectors.push(v);
-                            }
-                        }
-                    }
+                    None => inside = false,
                 }
             }
+            if !inside {
+                continue;
+            }
+            let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
+            let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
+            if start == end {
+                continue;
+            }
+            let t = frac_to_cart(&[img[0] as f64, img[1] as f64, img[2] as f64], lat);
+            let q = [t[0] - p[0], t[1] - p[1], t[2] - p[2]];
+            let zero_image = img == [0, 0, 0];
+            let shift_base = [img[0] + wi[0], img[1] + wi[1], img[2] + wi[2]];
+            out.push_candidates(
+                i,
+                &self.sorted_pos[start..end],
+                &self.sorted_index[start..end],
+                &self.sorted_wrap[start..end],
+                q,
+                shift_base,
+                c2,
+                zero_image,
+                want_vectors,
+            );
         }
-    }
-}
-
-/// Map a (possibly out-of-range) bin coordinate to a stored bin and an image; `false` when a
-/// non-periodic axis runs off the atoms.
-#[inline(always)]
-fn bin_axis(x: i64, n: usize, periodic: bool, img: &mut i64, wrapped: &mut usize) -> bool {
-    let n = n as i64;
-    if periodic {
-        *img = x.div_euclid(n);
-        *wrapped = x.rem_euclid(n) as usize;
-        true
-    } else if x < 0 || x >= n {
-        false
-    } else {
-        *img = 0;
-        *wrapped = x as usize;
-        true
     }
 }
 

@@ -72,6 +72,44 @@ impl NeighborList {
         flatten3(std::mem::take(&mut self.vectors))
     }
 
+    /// Test candidates `j` (positions `pos`, wrapped cells `wrap`) against center `i`:
+    /// `v = pos_j + q` with `q = T - p_i`; keep `|v|^2 <= c2` except `j == i` when
+    /// `zero_image`. The shift stored is `shift_base - wrap_j`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn push_candidates(
+        &mut self,
+        i: usize,
+        pos: &[[f64; 3]],
+        index: &[u32],
+        wrap: &[[i32; 3]],
+        q: [f64; 3],
+        shift_base: [i32; 3],
+        c2: f64,
+        zero_image: bool,
+        want_vectors: bool,
+    ) {
+        for t in 0..pos.len() {
+            let r = &pos[t];
+            let v = [r[0] + q[0], r[1] + q[1], r[2] + q[2]];
+            let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+            if d2 <= c2 {
+                let j = index[t] as usize;
+                if zero_image && j == i {
+                    continue;
+                }
+                let w = &wrap[t];
+                self.i.push(i as i64);
+                self.j.push(j as i64);
+                self.shifts.push([shift_base[0] - w[0], shift_base[1] - w[1], shift_base[2] - w[2]]);
+                self.distances.push(d2.sqrt());
+                if want_vectors {
+                    self.vectors.push(v);
+                }
+            }
+        }
+    }
+
     /// Append `other`, adding `offset` to its atom indices.
     pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
         if offset == 0 {
