@@ -83,3 +83,10 @@ def test_to_torch_shares_memory(batch):
 def test_max_edges_names_structure(batch):
     with pytest.raises(StructureError, match=r"structure 0 .*max_edges"):
         build_graphs(batch, 8.0, max_edges=50)
+
+
+def test_rbf_float32(batch):
+    g64 = build_graphs(batch, 5.0, rbf=32)
+    g32 = build_graphs(batch, 5.0, rbf=32, rbf_dtype="float32")
+    assert g32.rbf.dtype == np.float32
+    np.testing.assert_allclose(g32.rbf, g64.rbf.astype(np.float32), rtol=1e-6, atol=1e-30)

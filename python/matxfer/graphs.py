@@ -80,6 +80,7 @@ def build_graphs(
     max_cutoff: float = 16.0,
     few_neighbors: str = "keep",
     rbf: Union[None, int, dict] = None,
+    rbf_dtype: str = "float64",
     three_body_cutoff: Optional[float] = None,
     vectors: bool = False,
     max_edges: Optional[int] = None,
@@ -102,6 +103,9 @@ def build_graphs(
 
     ``rbf``: number of Gaussian centers evenly spaced on [0, cutoff] (width = spacing), or a dict
     with ``start``, ``stop``, ``n`` and optional ``width`` (angstrom).
+
+    ``rbf_dtype``: ``"float64"`` (default) or ``"float32"`` (half the memory; computed in float64
+    and rounded once).
 
     ``three_body_cutoff``: also build bond-angle triplets between edges of the same center that are
     both shorter than this (M3GNet uses 4 angstrom).
@@ -142,8 +146,16 @@ def build_graphs(
         max_edges,
         n_threads,
         batch._ids(),
+        _float32(rbf_dtype),
     )
     return BatchedGraph(**d)
+
+
+def _float32(dtype) -> bool:
+    name = np.dtype(dtype).name
+    if name not in ("float32", "float64"):
+        raise ValueError(f"rbf_dtype must be float32 or float64, got {dtype!r}")
+    return name == "float32"
 
 
 __all__ = ["BatchedGraph", "build_graphs"]

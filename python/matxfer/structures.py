@@ -312,7 +312,55 @@ def neighbor_list(
     return NeighborList(d["i"], d["j"], d["shifts"], d["distances"], d.get("vectors"), d["edge_ptr"])
 
 
+def density_features(structures: StructuresLike, *, n_threads: Optional[int] = None) -> np.ndarray:
+    """``(S, 3)``: density (g/cm^3), volume per atom (A^3), packing fraction (atomic radii of the
+    Magpie table; NaN where a radius is unknown), as matminer ``DensityFeatures``."""
+    batch = as_batch(structures)
+    return _core.density_features(*batch._arrays(), n_threads, batch._ids())
+
+
+def radial_distribution(
+    structures: StructuresLike,
+    cutoff: float = 20.0,
+    bin_size: float = 0.1,
+    *,
+    partial: bool = False,
+    elements: Optional[Sequence[Union[str, int]]] = None,
+    n_threads: Optional[int] = None,
+) -> np.ndarray:
+    """Radial distribution functions on bins ``np.arange(0, cutoff + bin_size, bin_size)`` (the
+    edges matminer uses), one row per structure.
+
+    ``partial=False``: matminer ``RadialDistributionFunction`` (counts over all centers / shell
+    volume / number density). ``partial=True``: matminer ``PartialRadialDistributionFunction``,
+    blocks for element pairs ``(a, b)``, ``a <= b`` in the order of ``elements`` (default: all
+    elements of the batch by increasing Z), each normalised by the shell volume and the count of
+    ``a``.
+    """
+    batch = as_batch(structures)
+    edges = np.arange(0, cutoff + bin_size, bin_size).tolist()
+    el = None
+    if partial:
+        if elements is None:
+            el = sorted(set(int(z) for z in batch.numbers))
+        else:
+            el = [int(e) if isinstance(e, (int, np.integer)) else int(_core.atomic_numbers([str(e)])[0]) for e in elements]
+    return _core.radial_distribution(*batch._arrays(), edges, el, n_threads, batch._ids())
+
+
+def sine_coulomb_eigenvalues(structures: StructuresLike, n_max: Optional[int] = None, *, n_threads: Optional[int] = None) -> np.ndarray:
+    """Eigenvalues of the sine Coulomb matrix (matminer ``SineCoulombMatrix``, flattened), sorted
+    in decreasing order and zero-padded to ``n_max`` (default: the largest site count)."""
+    batch = as_batch(structures)
+    if n_max is None:
+        n_max = int(batch.n_sites.max()) if len(batch) else 0
+    return _core.sine_coulomb_eigenvalues(*batch._arrays(), int(n_max), n_threads, batch._ids())
+
+
 __all__ = [
+    "density_features",
+    "radial_distribution",
+    "sine_coulomb_eigenvalues",
     "NeighborList",
     "StructureBatch",
     "StructureError",

@@ -79,6 +79,9 @@ pub struct GraphOptions {
     pub want_vectors: bool,
     /// Ceiling on edges per structure and per batch.
     pub max_edges: Option<usize>,
+    /// Store RBF features as f32 (`rbf_f32`) instead of f64 (`rbf`): half the memory, the dtype
+    /// models train in.
+    pub rbf_float32: bool,
 }
 
 impl Default for GraphOptions {
@@ -91,6 +94,7 @@ impl Default for GraphOptions {
             three_body_cutoff: None,
             want_vectors: false,
             max_edges: None,
+            rbf_float32: false,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct BatchedGraph {
     pub vectors: Vec<f64>,
     /// `E x n_rbf` Gaussian features (empty without RBF).
     pub rbf: Vec<f64>,
+    /// `E x n_rbf` Gaussian features in f32 (with `rbf_float32`).
+    pub rbf_f32: Vec<f32>,
     pub n_rbf: usize,
     /// Graph of each node.
     pub node_graph: Vec<i64>,
@@ -348,7 +354,11 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
     }
     if let Some(rbf) = &opts.rbf {
         g.n_rbf = rbf.n;
-        g.rbf = gaussian_rbf(&g.distances, rbf);
+        if opts.rbf_float32 {
+            g.rbf_f32 = gaussian_rbf_generic(&g.distances, rbf, |x| x as f32);
+        } else {
+            g.rbf = gaussian_rbf(&g.distances, rbf);
+        }
     }
     Ok(g)
 }
@@ -359,38 +369,47 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
 /// needs two `exp` calls instead of `n`: start at the center nearest to `d` and walk outwards
 /// (values only shrink on the way, so nothing overflows; relative error ~ n ulp).
 pub fn gaussian_rbf(distances: &[f64], rbf: &Rbf) -> Vec<f64> {
+    gaussian_rbf_generic(distances, rbf, |x| x)
+}
+
+/// [`gaussian_rbf`] stored through `store` (e.g. as f32); computed in f64 either way.
+pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
+    distances: &[f64],
+    rbf: &Rbf,
+    store: impl Fn(f64) -> T + Sync,
+) -> Vec<T> {
     let centers = rbf.centers();
     let n = rbf.n;
     let w = rbf.width();
     let step = if n > 1 { centers[1] - centers[0] } else { 0.0 };
     let h = step / w;
     let c = (-2.0 * h * h).exp();
-    let mut out = vec![0.0; distances.len() * n];
+    let mut out = vec![T::default(); distances.len() * n];
     out.par_chunks_mut(n * 4096).zip(distances.par_chunks(4096)).for_each(|(o, d)| {
         for (row, &x) in o.chunks_mut(n).zip(d) {
             if n == 1 || step == 0.0 || !x.is_finite() {
                 for (v, &mu) in row.iter_mut().zip(&centers) {
                     let t = (x - mu) / w;
-                    *v = (-t * t).exp();
+                    *v = store((-t * t).exp());
                 }
                 continue;
             }
             let k0 = ((x - centers[0]) / step).round().clamp(0.0, (n - 1) as f64) as usize;
             let t0 = (x - centers[k0]) / w;
             let g0 = (-t0 * t0).exp();
-            row[k0] = g0;
+            row[k0] = store(g0);
             let up = (2.0 * t0 * h - h * h).exp();
             let (mut g, mut f) = (g0, up);
             for v in row[k0 + 1..].iter_mut() {
                 g *= f;
                 f *= c;
-                *v = g;
+                *v = store(g);
             }
             let (mut g, mut f) = (g0, c / up);
             for v in row[..k0].iter_mut().rev() {
                 g *= f;
                 f *= c;
-                *v = g;
+                *v = store(g);
             }
         }
     });

@@ -8,6 +8,7 @@ use matxfer_core::graph::{build_graphs, EdgeSelection, FewNeighbors, GraphOption
 use matxfer_core::neighbors::cell_list::neighbor_list_batch;
 use matxfer_core::structure::cif::{parse_cif, CifOptions, OccupancyPolicy};
 use matxfer_core::structure::{jsonl, poscar, xyz, Structure, StructureBatch};
+use matxfer_core::structure_descriptors as desc;
 use matxfer_core::CoreError;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::create_exception;
@@ -131,14 +132,14 @@ fn neighbor_list<'py>(
 #[pyfunction]
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, selection = "radius", k = 12, tie_tolerance = 1e-6,
     cutoff_step = 1.0, max_cutoff = 16.0, few_neighbors = "keep", rbf = None, three_body_cutoff = None, vectors = false,
-    max_edges = None, n_threads = None, ids = None))]
+    max_edges = None, n_threads = None, ids = None, rbf_float32 = false))]
 #[allow(clippy::too_many_arguments)]
 fn build_graph_batch<'py>(
     py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
     pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, selection: &str, k: usize, tie_tolerance: f64,
     cutoff_step: f64, max_cutoff: f64, few_neighbors: &str, rbf: Option<(f64, f64, usize, Option<f64>)>,
     three_body_cutoff: Option<f64>, vectors: bool, max_edges: Option<usize>, n_threads: Option<usize>,
-    ids: Option<Vec<Option<String>>>,
+    ids: Option<Vec<Option<String>>>, rbf_float32: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let selection = match selection {
         "radius" => EdgeSelection::Radius,
@@ -152,7 +153,7 @@ fn build_graph_batch<'py>(
         o => return Err(PyValueError::new_err(format!("few_neighbors must be 'keep' or 'error', got {o:?}"))),
     };
     let rbf = rbf.map(|(start, stop, n, width)| Rbf { start, stop, n, width });
-    let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges };
+    let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges, rbf_float32 };
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
     let g = run(py, || build_graphs(&structures, &opts, n_threads))?;
     let d = PyDict::new(py);
@@ -165,7 +166,11 @@ fn build_graph_batch<'py>(
         d.set_item("vectors", arr2(py, g.vectors, 3)?)?;
     }
     if g.n_rbf > 0 {
-        d.set_item("rbf", arr2(py, g.rbf, g.n_rbf)?)?;
+        if rbf_float32 {
+            d.set_item("rbf", arr2(py, g.rbf_f32, g.n_rbf)?)?;
+        } else {
+            d.set_item("rbf", arr2(py, g.rbf, g.n_rbf)?)?;
+        }
     }
     d.set_item("node_graph", arr(py, g.node_graph))?;
     d.set_item("graph_ptr", arr(py, g.graph_ptr))?;
@@ -177,6 +182,64 @@ fn build_graph_batch<'py>(
         d.set_item("triplet_ptr", arr(py, g.triplet_ptr))?;
     }
     Ok(d)
+}
+
+fn rows<'py>(py: Python<'py>, rows: Vec<Vec<f64>>, width: usize) -> PyResult<Bound<'py, PyAny>> {
+    let mut flat = Vec::with_capacity(rows.len() * width);
+    for r in rows {
+        let k = flat.len();
+        flat.extend(r.into_iter().take(width));
+        flat.resize(k + width, 0.0);
+    }
+    arr2(py, flat, width)
+}
+
+/// Density (g/cm^3), volume per atom (A^3) and packing fraction, `(S, 3)`.
+#[pyfunction]
+#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, n_threads = None, ids = None))]
+#[allow(clippy::too_many_arguments)]
+fn density_features<'py>(
+    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
+    let out = run(py, || desc::batch(&structures, n_threads, |s, k| desc::density_features(s, k).map(|r| r.to_vec())))?;
+    rows(py, out, 3)
+}
+
+/// (Partial) radial distribution functions over `edges`; partial when `elements` is given.
+#[pyfunction]
+#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, edges, elements = None, n_threads = None, ids = None))]
+#[allow(clippy::too_many_arguments)]
+fn radial_distribution<'py>(
+    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, edges: Vec<f64>, elements: Option<Vec<u8>>, n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
+    let n_bins = edges.len().saturating_sub(1);
+    let width = match &elements {
+        Some(e) => e.len() * (e.len() + 1) / 2 * n_bins,
+        None => n_bins,
+    };
+    let out = run(py, || match &elements {
+        Some(e) => desc::batch(&structures, n_threads, |s, k| desc::partial_radial_distribution(s, k, &edges, e)),
+        None => desc::batch(&structures, n_threads, |s, k| desc::radial_distribution(s, k, &edges)),
+    })?;
+    rows(py, out, width)
+}
+
+/// Sine Coulomb matrix eigenvalues, decreasing, zero-padded to `n_max` columns.
+#[pyfunction]
+#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, n_max, n_threads = None, ids = None))]
+#[allow(clippy::too_many_arguments)]
+fn sine_coulomb_eigenvalues<'py>(
+    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, n_max: usize, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
+    let out = run(py, || desc::batch(&structures, n_threads, desc::sine_coulomb_eigenvalues))?;
+    rows(py, out, n_max)
 }
 
 /// Atomic numbers of element symbols (exact symbols such as `Fe`; an unknown one raises).
@@ -196,6 +259,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StructureParseError", m.py().get_type::<StructureParseError>())?;
     m.add_function(wrap_pyfunction!(parse_structures, m)?)?;
     m.add_function(wrap_pyfunction!(atomic_numbers, m)?)?;
+    m.add_function(wrap_pyfunction!(density_features, m)?)?;
+    m.add_function(wrap_pyfunction!(radial_distribution, m)?)?;
+    m.add_function(wrap_pyfunction!(sine_coulomb_eigenvalues, m)?)?;
     m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
     m.add_function(wrap_pyfunction!(build_graph_batch, m)?)?;
     Ok(())
