@@ -322,6 +322,14 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
         triplet_ptr: vec![0],
         ..Default::default()
     };
+    {
+        use crate::parallel::advise_huge_pages as advise;
+        advise(&mut g.edge_index);
+        advise(g.shifts.spare_capacity_mut());
+        advise(g.distances.spare_capacity_mut());
+        advise(g.vectors.spare_capacity_mut());
+        advise(&mut g.triplet_index);
+    }
     let (mut node_off, mut edge_off, mut trip_off) = (0usize, 0usize, 0usize);
     for (k, (s, one)) in structures.iter().zip(&graphs).enumerate() {
         g.numbers.extend(s.numbers.iter().map(|&z| z as i64));
@@ -364,15 +372,15 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
 }
 
 /// Gaussian features of `distances` (row-major `len x n`), computed in parallel.
-///
-/// On an even grid `exp(-((d - mu_k)/w)^2)` obeys a two-term recurrence in k, so each distance
-/// needs two `exp` calls instead of `n`: start at the center nearest to `d` and walk outwards
-/// (values only shrink on the way, so nothing overflows; relative error ~ n ulp).
 pub fn gaussian_rbf(distances: &[f64], rbf: &Rbf) -> Vec<f64> {
     gaussian_rbf_generic(distances, rbf, |x| x)
 }
 
 /// [`gaussian_rbf`] stored through `store` (e.g. as f32); computed in f64 either way.
+///
+/// On an even grid `exp(-((d - mu_k)/w)^2)` obeys a two-term recurrence in k, so each distance
+/// needs two `exp` calls instead of `n`: start at the center nearest to `d` and walk outwards
+/// (values only shrink on the way, so nothing overflows; relative error ~ n ulp).
 pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
     distances: &[f64],
     rbf: &Rbf,
@@ -385,6 +393,7 @@ pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
     let h = step / w;
     let c = (-2.0 * h * h).exp();
     let mut out = vec![T::default(); distances.len() * n];
+    crate::parallel::advise_huge_pages(&mut out);
     out.par_chunks_mut(n * 4096).zip(distances.par_chunks(4096)).for_each(|(o, d)| {
         for (row, &x) in o.chunks_mut(n).zip(d) {
             if n == 1 || step == 0.0 || !x.is_finite() {
@@ -421,7 +430,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rbf_recurrence_matches_direct_formula() {
+    fn rbf_matches_direct_formula() {
         let rbf = Rbf { start: 0.0, stop: 8.0, n: 41, width: Some(0.35) };
         let d: Vec<f64> = (0..2000).map(|k| -1.0 + k as f64 * 0.0061).collect();
         let fast = gaussian_rbf(&d, &rbf);

@@ -407,7 +407,10 @@ pub fn neighbor_list_batch(
             .par_chunks(chunk)
             .enumerate()
             .map(|(c, group)| {
-                let mut acc = NeighborList::default();
+                // Reserve for the whole group up front from the density estimate (virtual memory
+                // only until written), so the buffers are not regrown pair after pair.
+                let estimate: f64 = group.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+                let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
                 let mut counts = Vec::with_capacity(group.len());
                 for (k, s) in group.iter().enumerate() {
                     counts.push(append_neighbor_list(s, c * chunk + k, cutoff, want_vectors, max_pairs, true, &mut acc)?);
@@ -444,10 +447,27 @@ pub fn neighbor_list_batch(
     })?
 }
 
+/// Expected pair count from the mean density, without binning (0 for invalid structures).
+fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
+    let v = s.volume();
+    if !(v > 0.0) || !v.is_finite() {
+        return 0.0;
+    }
+    let n = s.n_sites() as f64;
+    // A cutoff sphere at the crystal's mean density; at most all pairs for non-periodic boxes.
+    let est = n * n / v * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
+    if s.pbc.iter().all(|&p| p) {
+        est.min(1e12)
+    } else {
+        est.min(n * n)
+    }
+}
+
 /// Join lists into one, copying the parts into disjoint slices in parallel.
 fn concat_parallel(parts: Vec<NeighborList>, total: usize, want_vectors: bool) -> NeighborList {
     fn join<T: Copy + Default + Send + Sync>(parts: &[NeighborList], total: usize, get: impl Fn(&NeighborList) -> &[T] + Sync) -> Vec<T> {
         let mut out = vec![T::default(); total];
+        crate::parallel::advise_huge_pages(&mut out);
         let mut slices = Vec::with_capacity(parts.len());
         let mut rest: &mut [T] = &mut out;
         for p in parts {

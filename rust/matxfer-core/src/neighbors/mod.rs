@@ -41,14 +41,23 @@ impl NeighborList {
         self.i.is_empty()
     }
 
+    /// Empty lists with room for `n` pairs; large buffers are advised to use huge pages (the
+    /// room is only virtual until written, so generous estimates cost little).
     pub fn with_capacity(n: usize, vectors: bool) -> Self {
-        Self {
+        let mut out = Self {
             i: Vec::with_capacity(n),
             j: Vec::with_capacity(n),
             shifts: Vec::with_capacity(n),
             distances: Vec::with_capacity(n),
             vectors: if vectors { Vec::with_capacity(n) } else { Vec::new() },
-        }
+        };
+        use crate::parallel::advise_huge_pages as advise;
+        advise(out.i.spare_capacity_mut());
+        advise(out.j.spare_capacity_mut());
+        advise(out.shifts.spare_capacity_mut());
+        advise(out.distances.spare_capacity_mut());
+        advise(out.vectors.spare_capacity_mut());
+        out
     }
 
     /// Reserve room for `n` more pairs.
