@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use crate::error::CoreError;
-use crate::neighbors::cell_list::neighbor_list_one;
+use crate::neighbors::cell_list::{neighbor_list_batch, neighbor_list_one};
 use crate::neighbors::NeighborList;
 use crate::parallel::with_threads;
 use crate::structure::Structure;
@@ -281,6 +281,9 @@ pub fn build_graphs(
     if let EdgeSelection::MaxNeighbors { k: 0 } | EdgeSelection::Knn { k: 0, .. } = opts.selection {
         return Err(CoreError::InvalidArgument("k must be at least 1".into()));
     }
+    if opts.selection == EdgeSelection::Radius && opts.three_body_cutoff.is_none() {
+        return build_radius_graphs(structures, opts, n_threads);
+    }
     with_threads(n_threads, || {
         let parts: Vec<Result<OneGraph, CoreError>> = structures
             .par_iter()
@@ -294,6 +297,75 @@ pub fn build_graphs(
         }
         pack(structures, graphs, opts)
     })?
+}
+
+/// Radius graphs straight from the batch neighbor list: the pair arrays become the edge arrays
+/// (shifts and distances move without a copy), only the global `edge_index` is written anew.
+fn build_radius_graphs(
+    structures: &[Structure],
+    opts: &GraphOptions,
+    n_threads: Option<usize>,
+) -> Result<BatchedGraph, CoreError> {
+    let batch = neighbor_list_batch(structures, opts.cutoff, opts.want_vectors, opts.max_edges, n_threads)?;
+    with_threads(n_threads, || {
+        let mut pairs = batch.pairs;
+        let n_edges = pairs.len();
+        let mut node_ptr = Vec::with_capacity(structures.len() + 1);
+        node_ptr.push(0i64);
+        for s in structures {
+            node_ptr.push(node_ptr[node_ptr.len() - 1] + s.n_sites() as i64);
+        }
+        let edge_ptr: Vec<i64> = batch.edge_ptr.iter().map(|&e| e as i64).collect();
+        let mut edge_index = vec![0i64; 2 * n_edges];
+        crate::parallel::advise_huge_pages(&mut edge_index);
+        {
+            let (rows_i, rows_j) = edge_index.split_at_mut(n_edges);
+            // Split both rows at structure boundaries so structures are filled in parallel.
+            let mut tasks = Vec::with_capacity(structures.len());
+            let (mut ri, mut rj) = (rows_i, rows_j);
+            for s in 0..structures.len() {
+                let len = (edge_ptr[s + 1] - edge_ptr[s]) as usize;
+                let (a, rest_i) = ri.split_at_mut(len);
+                let (b, rest_j) = rj.split_at_mut(len);
+                tasks.push((s, a, b));
+                ri = rest_i;
+                rj = rest_j;
+            }
+            let (pi, pj) = (&pairs.i, &pairs.j);
+            tasks.into_par_iter().with_min_len(64).for_each(|(s, a, b)| {
+                let (start, off) = (edge_ptr[s] as usize, node_ptr[s]);
+                for (k, (x, y)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+                    *x = pi[start + k] + off;
+                    *y = pj[start + k] + off;
+                }
+            });
+        }
+        let mut g = BatchedGraph {
+            numbers: structures.iter().flat_map(|s| s.numbers.iter().map(|&z| z as i64)).collect(),
+            edge_index,
+            shifts: pairs.take_flat_shifts(),
+            distances: std::mem::take(&mut pairs.distances),
+            vectors: if opts.want_vectors { pairs.take_flat_vectors() } else { Vec::new() },
+            node_graph: structures
+                .iter()
+                .enumerate()
+                .flat_map(|(k, s)| std::iter::repeat(k as i64).take(s.n_sites()))
+                .collect(),
+            graph_ptr: node_ptr,
+            edge_ptr,
+            triplet_ptr: vec![0; structures.len() + 1],
+            ..Default::default()
+        };
+        if let Some(rbf) = &opts.rbf {
+            g.n_rbf = rbf.n;
+            if opts.rbf_float32 {
+                g.rbf_f32 = gaussian_rbf_generic(&g.distances, rbf, |x| x as f32);
+            } else {
+                g.rbf = gaussian_rbf(&g.distances, rbf);
+            }
+        }
+        g
+    })
 }
 
 fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) -> Result<BatchedGraph, CoreError> {
@@ -378,9 +450,12 @@ pub fn gaussian_rbf(distances: &[f64], rbf: &Rbf) -> Vec<f64> {
 
 /// [`gaussian_rbf`] stored through `store` (e.g. as f32); computed in f64 either way.
 ///
-/// On an even grid `exp(-((d - mu_k)/w)^2)` obeys a two-term recurrence in k, so each distance
-/// needs two `exp` calls instead of `n`: start at the center nearest to `d` and walk outwards
-/// (values only shrink on the way, so nothing overflows; relative error ~ n ulp).
+/// On an even grid with spacing `s`, write `t_k = (d - mu_k) / w = t0 - m h` with `m = k - k0`
+/// (`k0` the center nearest to `d`, so `|t0| <= h / 2`) and `h = s / w`. Then
+/// `exp(-t_k^2) = exp(-t0^2) * r^m * P[|m|]` with `r = exp(2 t0 h)` and `P[m] = exp(-h^2 m^2)`
+/// tabulated once: two `exp` calls per distance instead of `n`, and the powers of `r` run as four
+/// interleaved products so the loop has no long dependency chain. Relative error ~ n ulp. For
+/// coarse grids (`h > 2`, where `r^m` could overflow) every value is computed directly.
 pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
     distances: &[f64],
     rbf: &Rbf,
@@ -391,12 +466,13 @@ pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
     let w = rbf.width();
     let step = if n > 1 { centers[1] - centers[0] } else { 0.0 };
     let h = step / w;
-    let c = (-2.0 * h * h).exp();
+    let table: Vec<f64> = (0..n).map(|m| (-(h * m as f64).powi(2)).exp()).collect();
+    let direct = n == 1 || !(h > 0.0 && h <= 2.0);
     let mut out = vec![T::default(); distances.len() * n];
     crate::parallel::advise_huge_pages(&mut out);
     out.par_chunks_mut(n * 4096).zip(distances.par_chunks(4096)).for_each(|(o, d)| {
         for (row, &x) in o.chunks_mut(n).zip(d) {
-            if n == 1 || step == 0.0 || !x.is_finite() {
+            if direct || !x.is_finite() {
                 for (v, &mu) in row.iter_mut().zip(&centers) {
                     let t = (x - mu) / w;
                     *v = store((-t * t).exp());
@@ -405,24 +481,37 @@ pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
             }
             let k0 = ((x - centers[0]) / step).round().clamp(0.0, (n - 1) as f64) as usize;
             let t0 = (x - centers[k0]) / w;
-            let g0 = (-t0 * t0).exp();
-            row[k0] = store(g0);
-            let up = (2.0 * t0 * h - h * h).exp();
-            let (mut g, mut f) = (g0, up);
-            for v in row[k0 + 1..].iter_mut() {
-                g *= f;
-                f *= c;
-                *v = store(g);
-            }
-            let (mut g, mut f) = (g0, c / up);
-            for v in row[..k0].iter_mut().rev() {
-                g *= f;
-                f *= c;
-                *v = store(g);
-            }
+            let e0 = (-t0 * t0).exp();
+            let r = (2.0 * t0 * h).exp();
+            // Upwards: row[k0 + m] for m = 0.., then downwards: row[k0 - m] for m = 1..
+            powers_times_table(e0, r, &table, n - k0, |m, v| row[k0 + m] = store(v));
+            powers_times_table(e0, 1.0 / r, &table, k0 + 1, |m, v| {
+                if m > 0 {
+                    row[k0 - m] = store(v)
+                }
+            });
         }
     });
     out
+}
+
+/// `put(m, e0 * r^m * table[m])` for `m < len`, with four interleaved running powers.
+#[inline(always)]
+fn powers_times_table(e0: f64, r: f64, table: &[f64], len: usize, mut put: impl FnMut(usize, f64)) {
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let mut acc = [e0, e0 * r, e0 * r2, e0 * r2 * r];
+    let mut m = 0;
+    while m + 4 <= len {
+        for q in 0..4 {
+            put(m + q, acc[q] * table[m + q]);
+            acc[q] *= r4;
+        }
+        m += 4;
+    }
+    for (q, a) in acc.iter().enumerate().take(len - m) {
+        put(m + q, a * table[m + q]);
+    }
 }
 
 #[cfg(test)]
