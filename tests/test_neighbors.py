@@ -128,3 +128,33 @@ def test_memory_ceiling_names_structure():
         neighbor_list(batch, 8.0, max_pairs=1000)
     with pytest.raises(ValueError, match="max_pairs"):
         neighbor_list(batch, 4.0, max_pairs=1000)
+
+
+def test_overlapping_atoms_are_refused():
+    from matxfer.graphs import build_graphs
+
+    good = {"lattice": np.eye(3) * 4, "species": ["Na", "Cl"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5]]}
+    bad = dict(good, frac_coords=[[0, 0, 0], [0.999, 0.0, 0.0]], id="clash")
+    with pytest.raises(StructureError, match=r"structure 1 \(clash\).*atoms 0 and 1.*overlapping"):
+        neighbor_list([good, bad], 3.0)
+    with pytest.raises(StructureError, match="overlapping"):
+        build_graphs([good, bad], 3.0, max_neighbors=4)
+    assert len(neighbor_list([good, bad], 3.0, min_distance=None).edge_ptr) == 3
+
+
+def test_parquet_dataset_roundtrip(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = read_structures(STRUCTURES / "mp_bulk_moduli100_megnet.jsonl")
+    rows = {
+        "id": [str(i) for i in batch.ids],
+        "lattice": [batch.lattices[s].tolist() for s in range(len(batch))],
+        "species": [[int(z) for z in batch.numbers[batch.ptr[s] : batch.ptr[s + 1]]] for s in range(len(batch))],
+        "frac_coords": [batch.frac_coords[batch.ptr[s] : batch.ptr[s + 1]].tolist() for s in range(len(batch))],
+    }
+    pq.write_table(pa.table(rows), tmp_path / "d.parquet")
+    back = read_structures(tmp_path / "d.parquet")
+    np.testing.assert_array_equal(back.frac_coords, batch.frac_coords)
+    np.testing.assert_array_equal(back.numbers, batch.numbers)
+    assert back.ids == batch.ids

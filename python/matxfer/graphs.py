@@ -84,6 +84,7 @@ def build_graphs(
     three_body_cutoff: Optional[float] = None,
     vectors: bool = False,
     max_edges: Optional[int] = None,
+    min_distance: Optional[float] = 0.1,
     n_threads: Optional[int] = None,
 ) -> BatchedGraph:
     """Build the graphs of many structures into one batch.
@@ -112,7 +113,8 @@ def build_graphs(
 
     ``max_edges`` bounds the edges of every structure and of the batch: a structure whose
     estimated or actual edge count exceeds it raises StructureError naming it, before the memory
-    is spent.
+    is spent. ``min_distance`` (angstrom, default 0.1; None disables) refuses structures with
+    overlapping atoms.
     """
     if max_neighbors is not None and k is not None:
         raise ValueError("pass at most one of max_neighbors and k")
@@ -147,6 +149,7 @@ def build_graphs(
         n_threads,
         batch._ids(),
         _float32(rbf_dtype),
+        0.0 if min_distance is None else float(min_distance),
     )
     return BatchedGraph(**d)
 

@@ -298,17 +298,20 @@ def neighbor_list(
     *,
     vectors: bool = False,
     max_pairs: Optional[int] = None,
+    min_distance: Optional[float] = 0.1,
     n_threads: Optional[int] = None,
 ) -> NeighborList:
     """Exact periodic neighbor list of every structure within ``cutoff`` angstrom.
 
     ``max_pairs`` bounds the pairs of any structure and of the whole batch: the job is refused
     (StructureError naming the structure) before memory is allocated when the estimate is far
-    above it. ``n_threads`` defaults to ``MATXFER_NUM_THREADS`` or all cores; the output is the
+    above it. ``min_distance`` (angstrom, default 0.1; None disables) refuses structures with
+    overlapping atoms, naming the structure and the two atoms. ``n_threads`` defaults to ``MATXFER_NUM_THREADS`` or all cores; the output is the
     same for every thread count.
     """
     batch = as_batch(structures)
-    d = _core.neighbor_list(*batch._arrays(), float(cutoff), vectors, max_pairs, n_threads, batch._ids())
+    md = 0.0 if min_distance is None else float(min_distance)
+    d = _core.neighbor_list(*batch._arrays(), float(cutoff), vectors, max_pairs, n_threads, batch._ids(), md)
     return NeighborList(d["i"], d["j"], d["shifts"], d["distances"], d.get("vectors"), d["edge_ptr"])
 
 

@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use crate::error::CoreError;
-use crate::neighbors::cell_list::{neighbor_list_batch, neighbor_list_one};
+use crate::neighbors::cell_list::{neighbor_list_batch_checked, neighbor_list_one_checked};
 use crate::neighbors::NeighborList;
 use crate::parallel::with_threads;
 use crate::structure::Structure;
@@ -82,6 +82,8 @@ pub struct GraphOptions {
     /// Store RBF features as f32 (`rbf_f32`) instead of f64 (`rbf`): half the memory, the dtype
     /// models train in.
     pub rbf_float32: bool,
+    /// Refuse structures with two atoms closer than this, angstrom (0 disables).
+    pub min_distance: f64,
 }
 
 impl Default for GraphOptions {
@@ -95,6 +97,7 @@ impl Default for GraphOptions {
             want_vectors: false,
             max_edges: None,
             rbf_float32: false,
+            min_distance: 0.0,
         }
     }
 }
@@ -203,9 +206,9 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
         )
     };
     let edges = match opts.selection {
-        EdgeSelection::Radius => neighbor_list_one(s, index, opts.cutoff, need_vectors, opts.max_edges, true)?,
+        EdgeSelection::Radius => neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, opts.max_edges, opts.min_distance, true)?,
         EdgeSelection::MaxNeighbors { k } => {
-            let nl = neighbor_list_one(s, index, opts.cutoff, need_vectors, None, true)?;
+            let nl = neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, None, opts.min_distance, true)?;
             let (sel, counts) = select(&nl, n, k, None);
             if opts.few_neighbors == FewNeighbors::Error {
                 if let Some((i, &c)) = counts.iter().enumerate().find(|(_, &c)| c < k) {
@@ -217,7 +220,7 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
         EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff } => {
             let mut r = opts.cutoff;
             loop {
-                let nl = neighbor_list_one(s, index, r, need_vectors, None, true)?;
+                let nl = neighbor_list_one_checked(s, index, r, need_vectors, None, opts.min_distance, true)?;
                 let (sel, counts) = select(&nl, n, k, Some(tie_tolerance));
                 let short = counts.iter().enumerate().find(|(_, &c)| c < k).map(|(i, &c)| (i, c));
                 match short {
@@ -306,7 +309,7 @@ fn build_radius_graphs(
     opts: &GraphOptions,
     n_threads: Option<usize>,
 ) -> Result<BatchedGraph, CoreError> {
-    let batch = neighbor_list_batch(structures, opts.cutoff, opts.want_vectors, opts.max_edges, n_threads)?;
+    let batch = neighbor_list_batch_checked(structures, opts.cutoff, opts.want_vectors, opts.max_edges, opts.min_distance, n_threads)?;
     with_threads(n_threads, || {
         let mut pairs = batch.pairs;
         let n_edges = pairs.len();

@@ -73,7 +73,7 @@ pub fn advise_huge_pages<T>(buffer: &mut [T]) {
     {
         const HUGE: usize = 2 << 20;
         let bytes = std::mem::size_of_val(buffer);
-        if bytes < 4 * HUGE {
+        if bytes < 2 * HUGE {
             return;
         }
         let start = buffer.as_mut_ptr() as usize;

@@ -5,7 +5,7 @@
 //! take ownership of the Rust buffers (no copy).
 
 use matxfer_core::graph::{build_graphs, EdgeSelection, FewNeighbors, GraphOptions, Rbf};
-use matxfer_core::neighbors::cell_list::neighbor_list_batch;
+use matxfer_core::neighbors::cell_list::neighbor_list_batch_checked;
 use matxfer_core::structure::cif::{parse_cif, CifOptions, OccupancyPolicy};
 use matxfer_core::structure::{jsonl, poscar, xyz, Structure, StructureBatch};
 use matxfer_core::structure_descriptors as desc;
@@ -106,14 +106,14 @@ fn parse_structures<'py>(py: Python<'py>, text: String, format: &str, file: &str
 /// Neighbor lists of a batch: `i, j` (local indices), `shifts (E, 3)`, `distances`, optional
 /// `vectors (E, 3)` and `edge_ptr (S + 1)`.
 #[pyfunction]
-#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, vectors = false, max_pairs = None, n_threads = None, ids = None))]
+#[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, vectors = false, max_pairs = None, n_threads = None, ids = None, min_distance = 0.0))]
 #[allow(clippy::too_many_arguments)]
 fn neighbor_list<'py>(
     py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, vectors: bool, max_pairs: Option<usize>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
+    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, vectors: bool, max_pairs: Option<usize>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>, min_distance: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || neighbor_list_batch(&structures, cutoff, vectors, max_pairs, n_threads))?;
+    let out = run(py, || neighbor_list_batch_checked(&structures, cutoff, vectors, max_pairs, min_distance, n_threads))?;
     let mut p = out.pairs;
     let (shifts, vecs) = (p.take_flat_shifts(), p.take_flat_vectors());
     let d = PyDict::new(py);
@@ -132,14 +132,14 @@ fn neighbor_list<'py>(
 #[pyfunction]
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, selection = "radius", k = 12, tie_tolerance = 1e-6,
     cutoff_step = 1.0, max_cutoff = 16.0, few_neighbors = "keep", rbf = None, three_body_cutoff = None, vectors = false,
-    max_edges = None, n_threads = None, ids = None, rbf_float32 = false))]
+    max_edges = None, n_threads = None, ids = None, rbf_float32 = false, min_distance = 0.0))]
 #[allow(clippy::too_many_arguments)]
 fn build_graph_batch<'py>(
     py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
     pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, selection: &str, k: usize, tie_tolerance: f64,
     cutoff_step: f64, max_cutoff: f64, few_neighbors: &str, rbf: Option<(f64, f64, usize, Option<f64>)>,
     three_body_cutoff: Option<f64>, vectors: bool, max_edges: Option<usize>, n_threads: Option<usize>,
-    ids: Option<Vec<Option<String>>>, rbf_float32: bool,
+    ids: Option<Vec<Option<String>>>, rbf_float32: bool, min_distance: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let selection = match selection {
         "radius" => EdgeSelection::Radius,
@@ -153,7 +153,7 @@ fn build_graph_batch<'py>(
         o => return Err(PyValueError::new_err(format!("few_neighbors must be 'keep' or 'error', got {o:?}"))),
     };
     let rbf = rbf.map(|(start, stop, n, width)| Rbf { start, stop, n, width });
-    let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges, rbf_float32 };
+    let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges, rbf_float32, min_distance };
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
     let g = run(py, || build_graphs(&structures, &opts, n_threads))?;
     let d = PyDict::new(py);

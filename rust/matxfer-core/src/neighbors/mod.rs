@@ -81,44 +81,6 @@ impl NeighborList {
         flatten3(std::mem::take(&mut self.vectors))
     }
 
-    /// Test candidates `j` (positions `pos`, wrapped cells `wrap`) against center `i`:
-    /// `v = pos_j + q` with `q = T - p_i`; keep `|v|^2 <= c2` except `j == i` when
-    /// `zero_image`. The shift stored is `shift_base - wrap_j`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub(crate) fn push_candidates(
-        &mut self,
-        i: usize,
-        pos: &[[f64; 3]],
-        index: &[u32],
-        wrap: &[[i32; 3]],
-        q: [f64; 3],
-        shift_base: [i32; 3],
-        c2: f64,
-        zero_image: bool,
-        want_vectors: bool,
-    ) {
-        for t in 0..pos.len() {
-            let r = &pos[t];
-            let v = [r[0] + q[0], r[1] + q[1], r[2] + q[2]];
-            let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-            if d2 <= c2 {
-                let j = index[t] as usize;
-                if zero_image && j == i {
-                    continue;
-                }
-                let w = &wrap[t];
-                self.i.push(i as i64);
-                self.j.push(j as i64);
-                self.shifts.push([shift_base[0] - w[0], shift_base[1] - w[1], shift_base[2] - w[2]]);
-                self.distances.push(d2.sqrt());
-                if want_vectors {
-                    self.vectors.push(v);
-                }
-            }
-        }
-    }
-
     /// Append `other`, adding `offset` to its atom indices.
     pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
         if offset == 0 {
@@ -150,4 +112,104 @@ pub fn flatten3<T: Copy>(v: Vec<[T; 3]>) -> Vec<T> {
     // `cap` arrays is exactly the allocation for `3 * cap` elements of T with the same layout;
     // ownership moves from the ManuallyDrop'd vector to the new one.
     unsafe { Vec::from_raw_parts(ptr as *mut T, len * 3, cap * 3) }
+}
+
+/// Where a neighbor search writes its pairs: growable lists, disjoint slices of a preallocated
+/// batch output, or a counter (for the counting pass).
+pub trait PairSink {
+    fn push_pair(&mut self, i: i64, j: i64, shift: [i32; 3], distance: f64, vector: [f64; 3], want_vectors: bool);
+}
+
+impl PairSink for NeighborList {
+    #[inline(always)]
+    fn push_pair(&mut self, i: i64, j: i64, shift: [i32; 3], distance: f64, vector: [f64; 3], want_vectors: bool) {
+        self.i.push(i);
+        self.j.push(j);
+        self.shifts.push(shift);
+        self.distances.push(distance);
+        if want_vectors {
+            self.vectors.push(vector);
+        }
+    }
+}
+
+/// Counts pairs without storing them (the distance is never computed).
+#[derive(Default)]
+pub struct PairCounter(pub usize);
+
+impl PairSink for PairCounter {
+    #[inline(always)]
+    fn push_pair(&mut self, _: i64, _: i64, _: [i32; 3], _: f64, _: [f64; 3], _: bool) {
+        self.0 += 1;
+    }
+}
+
+/// Writes pairs into preallocated slices; `overflow` is set (and nothing written) if the slices
+/// are too short, which would mean the counting pass disagreed.
+pub struct SliceSink<'a> {
+    pub i: &'a mut [i64],
+    pub j: &'a mut [i64],
+    pub shifts: &'a mut [[i32; 3]],
+    pub distances: &'a mut [f64],
+    pub vectors: &'a mut [[f64; 3]],
+    pub len: usize,
+    pub overflow: bool,
+}
+
+impl PairSink for SliceSink<'_> {
+    #[inline(always)]
+    fn push_pair(&mut self, i: i64, j: i64, shift: [i32; 3], distance: f64, vector: [f64; 3], want_vectors: bool) {
+        let k = self.len;
+        if k >= self.i.len() {
+            self.overflow = true;
+            return;
+        }
+        self.i[k] = i;
+        self.j[k] = j;
+        self.shifts[k] = shift;
+        self.distances[k] = distance;
+        if want_vectors {
+            self.vectors[k] = vector;
+        }
+        self.len = k + 1;
+    }
+}
+
+/// Test candidates `j` (positions `pos`, wrapped cells `wrap`) against center `i`:
+/// `v = pos_j + q` with `q = T - p_i`; keep `|v|^2 <= c2` except `j == i` when `zero_image`.
+/// The shift stored is `shift_base - wrap_j`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn push_candidates<S: PairSink>(
+    out: &mut S,
+    i: usize,
+    pos: &[[f64; 3]],
+    index: &[u32],
+    wrap: &[[i32; 3]],
+    q: [f64; 3],
+    shift_base: [i32; 3],
+    c2: f64,
+    zero_image: bool,
+    want_vectors: bool,
+) {
+    for t in 0..pos.len() {
+        let r = &pos[t];
+        let v = [r[0] + q[0], r[1] + q[1], r[2] + q[2]];
+        let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+        if d2 <= c2 {
+            let j = index[t] as usize;
+            if zero_image && j == i {
+                continue;
+            }
+            let w = &wrap[t];
+            out.push_pair(
+                i as i64,
+                j as i64,
+                [shift_base[0] - w[0], shift_base[1] - w[1], shift_base[2] - w[2]],
+                d2.sqrt(),
+                v,
+                want_vectors,
+            );
+        }
+    }
 }
