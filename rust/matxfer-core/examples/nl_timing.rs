@@ -11,6 +11,10 @@ fn main() {
     for _ in 0..3 {
         let t = std::time::Instant::now();
         let nl = neighbor_list_batch(&s, cutoff, false, None, Some(threads)).expect("nl");
-        println!("{} pairs in {:.3} s", nl.pairs.len(), t.elapsed().as_secs_f64());
+        println!(
+            "{} pairs in {:.3} s",
+            nl.pairs.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
 }

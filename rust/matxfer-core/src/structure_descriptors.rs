@@ -43,9 +43,16 @@ fn err(index: usize, s: &Structure, reason: String) -> CoreError {
 pub fn density_features(s: &Structure, index: usize) -> Result<[f64; 3], CoreError> {
     s.validate(index)?;
     let table = embedded_table("magpie")?;
-    let (mass_col, radius_col) = match (table.column_index("AtomicWeight"), table.column_index("AtomicRadius")) {
+    let (mass_col, radius_col) = match (
+        table.column_index("AtomicWeight"),
+        table.column_index("AtomicRadius"),
+    ) {
         (Some(m), Some(r)) => (m, r),
-        _ => return Err(CoreError::InvalidArgument("magpie table lacks AtomicWeight/AtomicRadius".into())),
+        _ => {
+            return Err(CoreError::InvalidArgument(
+                "magpie table lacks AtomicWeight/AtomicRadius".into(),
+            ))
+        }
     };
     let v = s.volume();
     let mut mass = 0.0;
@@ -75,8 +82,11 @@ fn bin_of(edges: &[f64], x: f64) -> Option<usize> {
 }
 
 fn check_edges(edges: &[f64]) -> Result<(), CoreError> {
-    if edges.len() < 2 || edges.windows(2).any(|w| !(w[1] > w[0])) || edges[0] < 0.0 {
-        return Err(CoreError::InvalidArgument("bin edges must be >= 0 and strictly increasing (at least 2)".into()));
+    if edges.len() < 2 || edges.windows(2).any(|w| w[1].is_nan() || w[1] <= w[0]) || edges[0] < 0.0
+    {
+        return Err(CoreError::InvalidArgument(
+            "bin edges must be >= 0 and strictly increasing (at least 2)".into(),
+        ));
     }
     Ok(())
 }
@@ -89,7 +99,11 @@ fn shell_volumes(edges: &[f64]) -> Vec<f64> {
 }
 
 /// Radial distribution function of one structure over `edges` (angstrom).
-pub fn radial_distribution(s: &Structure, index: usize, edges: &[f64]) -> Result<Vec<f64>, CoreError> {
+pub fn radial_distribution(
+    s: &Structure,
+    index: usize,
+    edges: &[f64],
+) -> Result<Vec<f64>, CoreError> {
     check_edges(edges)?;
     let nl = neighbor_list_one(s, index, edges[edges.len() - 1], false, None, false)?;
     let mut hist = vec![0.0; edges.len() - 1];
@@ -132,7 +146,11 @@ pub fn partial_radial_distribution(
         for y in x..n_el {
             for bin in 0..n_bins {
                 let h = hist[(x * n_el + y) * n_bins + bin];
-                out.push(if count > 0.0 { h / shells[bin] / count } else { 0.0 });
+                out.push(if count > 0.0 {
+                    h / shells[bin] / count
+                } else {
+                    0.0
+                });
             }
         }
     }
@@ -142,7 +160,10 @@ pub fn partial_radial_distribution(
 /// Eigenvalues of a symmetric matrix (row-major `n x n`) by cyclic Jacobi rotations.
 pub fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q))).map(|(p, q)| a[p * n + q].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| a[p * n + q].powi(2))
+            .sum();
         let scale: f64 = (0..n).map(|p| a[p * n + p].powi(2)).sum::<f64>() + off;
         if off <= 1e-30 * scale.max(1e-300) {
             break;
@@ -193,7 +214,11 @@ pub fn sine_coulomb_eigenvalues(s: &Structure, index: usize) -> Result<Vec<f64>,
             let d = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() * ANG_TO_BOHR;
             let value = zi * s.numbers[j] as f64 / d;
             if !value.is_finite() {
-                return Err(err(index, s, format!("sites {i} and {j} coincide (modulo the lattice)")));
+                return Err(err(
+                    index,
+                    s,
+                    format!("sites {i} and {j} coincide (modulo the lattice)"),
+                ));
             }
             m[i * n + j] = value;
             m[j * n + i] = value;

@@ -14,7 +14,7 @@ fn keyed(nl: &NeighborList) -> Vec<(Key, f64)> {
     let mut v: Vec<(Key, f64)> = (0..nl.len())
         .map(|k| ((nl.i[k], nl.j[k], nl.shifts[k]), nl.distances[k]))
         .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.sort_by_key(|a| a.0);
     v
 }
 
@@ -24,9 +24,17 @@ fn assert_same(s: &Structure, cutoff: f64) {
     let slow = neighbor_list_brute_force(s, cutoff);
     let (a, b) = (keyed(&fast), keyed(&slow));
     let strip = |v: &[(Key, f64)]| -> Vec<Key> {
-        v.iter().filter(|x| (x.1 - cutoff).abs() > 1e-9).map(|x| x.0).collect()
+        v.iter()
+            .filter(|x| (x.1 - cutoff).abs() > 1e-9)
+            .map(|x| x.0)
+            .collect()
     };
-    assert_eq!(strip(&a), strip(&b), "pair sets differ for {:?} at {cutoff}", s.id);
+    assert_eq!(
+        strip(&a),
+        strip(&b),
+        "pair sets differ for {:?} at {cutoff}",
+        s.id
+    );
     for (x, y) in a.iter().zip(&b) {
         if x.0 == y.0 {
             assert!((x.1 - y.1).abs() < 1e-9);
@@ -34,6 +42,7 @@ fn assert_same(s: &Structure, cutoff: f64) {
     }
     // r_ij = r_j - r_i + S @ lattice, and |r_ij| = distance.
     let cart = s.cart_coords();
+    #[allow(clippy::needless_range_loop)]
     for k in 0..fast.len() {
         let (i, j, sh) = (fast.i[k] as usize, fast.j[k] as usize, fast.shifts[k]);
         for d in 0..3 {
@@ -44,7 +53,10 @@ fn assert_same(s: &Structure, cutoff: f64) {
 }
 
 fn shared(name: &str) -> Vec<Structure> {
-    let path = format!("{}/../../../shared/data/structures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../../shared/data/structures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).expect("shared dataset present");
     parse_jsonl(&text, name).expect("parses")
 }
@@ -110,22 +122,31 @@ fn supercell_scales_pair_count_exactly() {
         sc.lattice[1][d] *= nb as f64;
         sc.lattice[2][d] *= nc as f64;
     }
-    assert_eq!(neighbor_list(&sc, 6.0, false, None).unwrap().len(), base * na * nb * nc);
+    assert_eq!(
+        neighbor_list(&sc, 6.0, false, None).unwrap().len(),
+        base * na * nb * nc
+    );
 }
 
 #[test]
 fn errors_name_the_structure() {
     let mut s = shared("perov5_valtest_cdvae.jsonl")[0].clone();
     s.frac_coords[2][1] = f64::NAN;
-    let err = neighbor_list_batch(&[s.clone()], 4.0, false, None, None).unwrap_err().to_string();
+    let err = neighbor_list_batch(&[s.clone()], 4.0, false, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("structure 0") && err.contains("NaN"), "{err}");
     let mut flat = s.clone();
     flat.frac_coords[2][1] = 0.1;
     flat.lattice[2] = flat.lattice[0];
-    let err = neighbor_list_batch(&[flat], 4.0, false, None, None).unwrap_err().to_string();
+    let err = neighbor_list_batch(&[flat], 4.0, false, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("volume"), "{err}");
     let ok = shared("perov5_valtest_cdvae.jsonl");
-    let err = neighbor_list_batch(&ok[..3], 8.0, false, Some(100), None).unwrap_err().to_string();
+    let err = neighbor_list_batch(&ok[..3], 8.0, false, Some(100), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("max_pairs"), "{err}");
 }
 

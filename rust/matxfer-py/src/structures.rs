@@ -16,8 +16,18 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-create_exception!(_core, StructureError, PyValueError, "A structure is invalid or cannot be processed.");
-create_exception!(_core, StructureParseError, PyValueError, "A structure file cannot be parsed.");
+create_exception!(
+    _core,
+    StructureError,
+    PyValueError,
+    "A structure is invalid or cannot be processed."
+);
+create_exception!(
+    _core,
+    StructureParseError,
+    PyValueError,
+    "A structure file cannot be parsed."
+);
 
 fn to_py(e: CoreError) -> PyErr {
     match e {
@@ -38,8 +48,12 @@ fn arr<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray
     PyArray1::from_vec(py, v)
 }
 
-fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyResult<Bound<'py, PyAny>> {
-    let rows = if cols == 0 { 0 } else { v.len() / cols };
+fn arr2<'py, T: numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    cols: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rows = v.len().checked_div(cols).unwrap_or(0);
     Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any())
 }
 
@@ -52,10 +66,23 @@ fn structures_from_arrays(
     ptr: PyReadonlyArray1<i64>,
     ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Vec<Structure>> {
-    let (l, f, z, p, o) = (lattices.as_slice()?, frac.as_slice()?, numbers.as_slice()?, pbc.as_slice()?, ptr.as_slice()?);
+    let (l, f, z, p, o) = (
+        lattices.as_slice()?,
+        frac.as_slice()?,
+        numbers.as_slice()?,
+        pbc.as_slice()?,
+        ptr.as_slice()?,
+    );
     let n_s = o.len().saturating_sub(1);
-    if l.len() != 9 * n_s || p.len() != 3 * n_s || f.len() != 3 * z.len() || o.first() != Some(&0) || o.last().map(|&x| x as usize) != Some(z.len()) {
-        return Err(PyValueError::new_err("inconsistent structure arrays (lattices, frac_coords, numbers, pbc, ptr)"));
+    if l.len() != 9 * n_s
+        || p.len() != 3 * n_s
+        || f.len() != 3 * z.len()
+        || o.first() != Some(&0)
+        || o.last().map(|&x| x as usize) != Some(z.len())
+    {
+        return Err(PyValueError::new_err(
+            "inconsistent structure arrays (lattices, frac_coords, numbers, pbc, ptr)",
+        ));
     }
     let mut out = Vec::with_capacity(n_s);
     for s in 0..n_s {
@@ -63,10 +90,19 @@ fn structures_from_arrays(
         if a > b || b > z.len() {
             return Err(PyValueError::new_err("ptr must be non-decreasing"));
         }
-        let lat = [[l[9 * s], l[9 * s + 1], l[9 * s + 2]], [l[9 * s + 3], l[9 * s + 4], l[9 * s + 5]], [l[9 * s + 6], l[9 * s + 7], l[9 * s + 8]]];
-        let coords = (a..b).map(|k| [f[3 * k], f[3 * k + 1], f[3 * k + 2]]).collect();
+        let lat = [
+            [l[9 * s], l[9 * s + 1], l[9 * s + 2]],
+            [l[9 * s + 3], l[9 * s + 4], l[9 * s + 5]],
+            [l[9 * s + 6], l[9 * s + 7], l[9 * s + 8]],
+        ];
+        let coords = (a..b)
+            .map(|k| [f[3 * k], f[3 * k + 1], f[3 * k + 2]])
+            .collect();
         // Out-of-range numbers become 0 so validation reports them with the structure index.
-        let nums = z[a..b].iter().map(|&x| if (1..=118).contains(&x) { x as u8 } else { 0 }).collect();
+        let nums = z[a..b]
+            .iter()
+            .map(|&x| if (1..=118).contains(&x) { x as u8 } else { 0 })
+            .collect();
         let mut one = Structure::new(lat, coords, nums, [p[3 * s], p[3 * s + 1], p[3 * s + 2]]);
         one.id = ids.as_ref().and_then(|v| v.get(s).cloned().flatten());
         out.push(one);
@@ -77,28 +113,86 @@ fn structures_from_arrays(
 /// Parse structure text (`cif`, `poscar`, `xyz`/`extxyz`, `jsonl`) into flat arrays.
 #[pyfunction]
 #[pyo3(signature = (text, format, file = "<string>", occupancy_policy = "error"))]
-fn parse_structures<'py>(py: Python<'py>, text: String, format: &str, file: &str, occupancy_policy: &str) -> PyResult<Bound<'py, PyDict>> {
+fn parse_structures<'py>(
+    py: Python<'py>,
+    text: String,
+    format: &str,
+    file: &str,
+    occupancy_policy: &str,
+) -> PyResult<Bound<'py, PyDict>> {
     let policy = match occupancy_policy {
         "error" => OccupancyPolicy::Error,
         "majority" => OccupancyPolicy::Majority,
-        o => return Err(PyValueError::new_err(format!("occupancy_policy must be 'error' or 'majority', got {o:?}"))),
+        o => {
+            return Err(PyValueError::new_err(format!(
+                "occupancy_policy must be 'error' or 'majority', got {o:?}"
+            )))
+        }
     };
     let (format, file) = (format.to_ascii_lowercase(), file.to_string());
     let structures = run(py, || match format.as_str() {
-        "cif" => parse_cif(&text, &file, &CifOptions { occupancy_policy: policy, ..Default::default() }),
+        "cif" => parse_cif(
+            &text,
+            &file,
+            &CifOptions {
+                occupancy_policy: policy,
+                ..Default::default()
+            },
+        ),
         "poscar" | "vasp" | "contcar" => poscar::parse_poscar(&text, &file).map(|s| vec![s]),
         "xyz" | "extxyz" => xyz::parse_xyz(&text, &file),
         "jsonl" | "json-lines" => jsonl::parse_jsonl(&text, &file),
-        other => Err(CoreError::InvalidArgument(format!("unknown structure format {other:?}"))),
+        other => Err(CoreError::InvalidArgument(format!(
+            "unknown structure format {other:?}"
+        ))),
     })?;
     let b = StructureBatch::from_structures(structures);
     let d = PyDict::new(py);
     let n_s = b.len();
-    d.set_item("lattices", arr(py, b.lattices.iter().flatten().flatten().copied().collect::<Vec<f64>>()).reshape([n_s, 3, 3])?)?;
-    d.set_item("frac_coords", arr2(py, b.frac_coords.iter().flatten().copied().collect::<Vec<f64>>(), 3)?)?;
-    d.set_item("numbers", arr(py, b.numbers.iter().map(|&z| z as i64).collect::<Vec<i64>>()))?;
-    d.set_item("pbc", arr2(py, b.pbc.iter().flatten().copied().collect::<Vec<bool>>(), 3)?)?;
-    d.set_item("ptr", arr(py, b.ptr.iter().map(|&x| x as i64).collect::<Vec<i64>>()))?;
+    d.set_item(
+        "lattices",
+        arr(
+            py,
+            b.lattices
+                .iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .collect::<Vec<f64>>(),
+        )
+        .reshape([n_s, 3, 3])?,
+    )?;
+    d.set_item(
+        "frac_coords",
+        arr2(
+            py,
+            b.frac_coords
+                .iter()
+                .flatten()
+                .copied()
+                .collect::<Vec<f64>>(),
+            3,
+        )?,
+    )?;
+    d.set_item(
+        "numbers",
+        arr(
+            py,
+            b.numbers.iter().map(|&z| z as i64).collect::<Vec<i64>>(),
+        ),
+    )?;
+    d.set_item(
+        "pbc",
+        arr2(
+            py,
+            b.pbc.iter().flatten().copied().collect::<Vec<bool>>(),
+            3,
+        )?,
+    )?;
+    d.set_item(
+        "ptr",
+        arr(py, b.ptr.iter().map(|&x| x as i64).collect::<Vec<i64>>()),
+    )?;
     d.set_item("ids", b.ids)?;
     Ok(d)
 }
@@ -109,11 +203,30 @@ fn parse_structures<'py>(py: Python<'py>, text: String, format: &str, file: &str
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, cutoff, vectors = false, max_pairs = None, n_threads = None, ids = None, min_distance = 0.0))]
 #[allow(clippy::too_many_arguments)]
 fn neighbor_list<'py>(
-    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, vectors: bool, max_pairs: Option<usize>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>, min_distance: f64,
+    py: Python<'py>,
+    lattices: PyReadonlyArray3<f64>,
+    frac_coords: PyReadonlyArray2<f64>,
+    numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>,
+    ptr: PyReadonlyArray1<i64>,
+    cutoff: f64,
+    vectors: bool,
+    max_pairs: Option<usize>,
+    n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
+    min_distance: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || neighbor_list_batch_checked(&structures, cutoff, vectors, max_pairs, min_distance, n_threads))?;
+    let out = run(py, || {
+        neighbor_list_batch_checked(
+            &structures,
+            cutoff,
+            vectors,
+            max_pairs,
+            min_distance,
+            n_threads,
+        )
+    })?;
     let mut p = out.pairs;
     let (shifts, vecs) = (p.take_flat_shifts(), p.take_flat_vectors());
     let d = PyDict::new(py);
@@ -124,7 +237,16 @@ fn neighbor_list<'py>(
     if vectors {
         d.set_item("vectors", arr2(py, vecs, 3)?)?;
     }
-    d.set_item("edge_ptr", arr(py, out.edge_ptr.into_iter().map(|x| x as i64).collect::<Vec<i64>>()))?;
+    d.set_item(
+        "edge_ptr",
+        arr(
+            py,
+            out.edge_ptr
+                .into_iter()
+                .map(|x| x as i64)
+                .collect::<Vec<i64>>(),
+        ),
+    )?;
     Ok(d)
 }
 
@@ -135,25 +257,69 @@ fn neighbor_list<'py>(
     max_edges = None, n_threads = None, ids = None, rbf_float32 = false, min_distance = 0.0))]
 #[allow(clippy::too_many_arguments)]
 fn build_graph_batch<'py>(
-    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, cutoff: f64, selection: &str, k: usize, tie_tolerance: f64,
-    cutoff_step: f64, max_cutoff: f64, few_neighbors: &str, rbf: Option<(f64, f64, usize, Option<f64>)>,
-    three_body_cutoff: Option<f64>, vectors: bool, max_edges: Option<usize>, n_threads: Option<usize>,
-    ids: Option<Vec<Option<String>>>, rbf_float32: bool, min_distance: f64,
+    py: Python<'py>,
+    lattices: PyReadonlyArray3<f64>,
+    frac_coords: PyReadonlyArray2<f64>,
+    numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>,
+    ptr: PyReadonlyArray1<i64>,
+    cutoff: f64,
+    selection: &str,
+    k: usize,
+    tie_tolerance: f64,
+    cutoff_step: f64,
+    max_cutoff: f64,
+    few_neighbors: &str,
+    rbf: Option<(f64, f64, usize, Option<f64>)>,
+    three_body_cutoff: Option<f64>,
+    vectors: bool,
+    max_edges: Option<usize>,
+    n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
+    rbf_float32: bool,
+    min_distance: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let selection = match selection {
         "radius" => EdgeSelection::Radius,
         "max_neighbors" => EdgeSelection::MaxNeighbors { k },
-        "knn" => EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff },
-        o => return Err(PyValueError::new_err(format!("selection must be 'radius', 'max_neighbors' or 'knn', got {o:?}"))),
+        "knn" => EdgeSelection::Knn {
+            k,
+            tie_tolerance,
+            cutoff_step,
+            max_cutoff,
+        },
+        o => {
+            return Err(PyValueError::new_err(format!(
+                "selection must be 'radius', 'max_neighbors' or 'knn', got {o:?}"
+            )))
+        }
     };
     let few_neighbors = match few_neighbors {
         "keep" => FewNeighbors::Keep,
         "error" => FewNeighbors::Error,
-        o => return Err(PyValueError::new_err(format!("few_neighbors must be 'keep' or 'error', got {o:?}"))),
+        o => {
+            return Err(PyValueError::new_err(format!(
+                "few_neighbors must be 'keep' or 'error', got {o:?}"
+            )))
+        }
     };
-    let rbf = rbf.map(|(start, stop, n, width)| Rbf { start, stop, n, width });
-    let opts = GraphOptions { cutoff, selection, few_neighbors, rbf, three_body_cutoff, want_vectors: vectors, max_edges, rbf_float32, min_distance };
+    let rbf = rbf.map(|(start, stop, n, width)| Rbf {
+        start,
+        stop,
+        n,
+        width,
+    });
+    let opts = GraphOptions {
+        cutoff,
+        selection,
+        few_neighbors,
+        rbf,
+        three_body_cutoff,
+        want_vectors: vectors,
+        max_edges,
+        rbf_float32,
+        min_distance,
+    };
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
     let g = run(py, || build_graphs(&structures, &opts, n_threads))?;
     let d = PyDict::new(py);
@@ -199,11 +365,21 @@ fn rows<'py>(py: Python<'py>, rows: Vec<Vec<f64>>, width: usize) -> PyResult<Bou
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, n_threads = None, ids = None))]
 #[allow(clippy::too_many_arguments)]
 fn density_features<'py>(
-    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
+    py: Python<'py>,
+    lattices: PyReadonlyArray3<f64>,
+    frac_coords: PyReadonlyArray2<f64>,
+    numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>,
+    ptr: PyReadonlyArray1<i64>,
+    n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || desc::batch(&structures, n_threads, |s, k| desc::density_features(s, k).map(|r| r.to_vec())))?;
+    let out = run(py, || {
+        desc::batch(&structures, n_threads, |s, k| {
+            desc::density_features(s, k).map(|r| r.to_vec())
+        })
+    })?;
     rows(py, out, 3)
 }
 
@@ -212,8 +388,15 @@ fn density_features<'py>(
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, edges, elements = None, n_threads = None, ids = None))]
 #[allow(clippy::too_many_arguments)]
 fn radial_distribution<'py>(
-    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, edges: Vec<f64>, elements: Option<Vec<u8>>, n_threads: Option<usize>,
+    py: Python<'py>,
+    lattices: PyReadonlyArray3<f64>,
+    frac_coords: PyReadonlyArray2<f64>,
+    numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>,
+    ptr: PyReadonlyArray1<i64>,
+    edges: Vec<f64>,
+    elements: Option<Vec<u8>>,
+    n_threads: Option<usize>,
     ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
@@ -223,8 +406,12 @@ fn radial_distribution<'py>(
         None => n_bins,
     };
     let out = run(py, || match &elements {
-        Some(e) => desc::batch(&structures, n_threads, |s, k| desc::partial_radial_distribution(s, k, &edges, e)),
-        None => desc::batch(&structures, n_threads, |s, k| desc::radial_distribution(s, k, &edges)),
+        Some(e) => desc::batch(&structures, n_threads, |s, k| {
+            desc::partial_radial_distribution(s, k, &edges, e)
+        }),
+        None => desc::batch(&structures, n_threads, |s, k| {
+            desc::radial_distribution(s, k, &edges)
+        }),
     })?;
     rows(py, out, width)
 }
@@ -234,17 +421,29 @@ fn radial_distribution<'py>(
 #[pyo3(signature = (lattices, frac_coords, numbers, pbc, ptr, n_max, n_threads = None, ids = None))]
 #[allow(clippy::too_many_arguments)]
 fn sine_coulomb_eigenvalues<'py>(
-    py: Python<'py>, lattices: PyReadonlyArray3<f64>, frac_coords: PyReadonlyArray2<f64>, numbers: PyReadonlyArray1<i64>,
-    pbc: PyReadonlyArray2<bool>, ptr: PyReadonlyArray1<i64>, n_max: usize, n_threads: Option<usize>, ids: Option<Vec<Option<String>>>,
+    py: Python<'py>,
+    lattices: PyReadonlyArray3<f64>,
+    frac_coords: PyReadonlyArray2<f64>,
+    numbers: PyReadonlyArray1<i64>,
+    pbc: PyReadonlyArray2<bool>,
+    ptr: PyReadonlyArray1<i64>,
+    n_max: usize,
+    n_threads: Option<usize>,
+    ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || desc::batch(&structures, n_threads, desc::sine_coulomb_eigenvalues))?;
+    let out = run(py, || {
+        desc::batch(&structures, n_threads, desc::sine_coulomb_eigenvalues)
+    })?;
     rows(py, out, n_max)
 }
 
 /// Atomic numbers of element symbols (exact symbols such as `Fe`; an unknown one raises).
 #[pyfunction]
-fn atomic_numbers<'py>(py: Python<'py>, symbols: Vec<String>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+fn atomic_numbers<'py>(
+    py: Python<'py>,
+    symbols: Vec<String>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let mut out = Vec::with_capacity(symbols.len());
     for (k, s) in symbols.iter().enumerate() {
         let z = matxfer_core::elements::z_from_symbol(s.trim())
@@ -256,7 +455,10 @@ fn atomic_numbers<'py>(py: Python<'py>, symbols: Vec<String>) -> PyResult<Bound<
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StructureError", m.py().get_type::<StructureError>())?;
-    m.add("StructureParseError", m.py().get_type::<StructureParseError>())?;
+    m.add(
+        "StructureParseError",
+        m.py().get_type::<StructureParseError>(),
+    )?;
     m.add_function(wrap_pyfunction!(parse_structures, m)?)?;
     m.add_function(wrap_pyfunction!(atomic_numbers, m)?)?;
     m.add_function(wrap_pyfunction!(density_features, m)?)?;

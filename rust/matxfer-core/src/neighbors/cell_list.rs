@@ -94,7 +94,11 @@ impl<'a> CellList<'a> {
         let mut h = [1.0; 3];
         let mut search = [0i64; 3];
         for k in 0..3 {
-            h[k] = if span[k] > 0.0 { span[k] / n_bins[k] as f64 } else { 1.0 };
+            h[k] = if span[k] > 0.0 {
+                span[k] / n_bins[k] as f64
+            } else {
+                1.0
+            };
             let reach = (cutoff / (d[k] * h[k])).ceil();
             search[k] = if s.pbc[k] {
                 if reach > 1e6 {
@@ -265,7 +269,10 @@ impl<'a> CellList<'a> {
                 continue;
             }
             let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
-            let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
+            let (start, end) = (
+                self.bin_start[flat] as usize,
+                self.bin_start[flat + 1] as usize,
+            );
             if start == end {
                 continue;
             }
@@ -313,7 +320,16 @@ pub fn append_neighbor_list(
     parallel: bool,
     out: &mut NeighborList,
 ) -> Result<usize, CoreError> {
-    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel, out)
+    append_neighbor_list_checked(
+        s,
+        index,
+        cutoff,
+        want_vectors,
+        max_pairs,
+        0.0,
+        parallel,
+        out,
+    )
 }
 
 /// [`append_neighbor_list`] that also refuses the structure when two atoms (or an atom and a
@@ -418,7 +434,16 @@ pub fn neighbor_list_one_checked(
     parallel: bool,
 ) -> Result<NeighborList, CoreError> {
     let mut out = NeighborList::default();
-    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, min_distance, parallel, &mut out)?;
+    append_neighbor_list_checked(
+        s,
+        index,
+        cutoff,
+        want_vectors,
+        max_pairs,
+        min_distance,
+        parallel,
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -429,7 +454,9 @@ pub fn neighbor_list(
     want_vectors: bool,
     n_threads: Option<usize>,
 ) -> Result<NeighborList, CoreError> {
-    with_threads(n_threads, || neighbor_list_one(s, 0, cutoff, want_vectors, None, true))?
+    with_threads(n_threads, || {
+        neighbor_list_one(s, 0, cutoff, want_vectors, None, true)
+    })?
 }
 
 /// Neighbor lists of many structures, concatenated in input order with local atom indices.
@@ -464,7 +491,11 @@ pub fn neighbor_list_batch_checked(
         }
         // Few large groups: each group's buffers are big enough for huge pages, and the groups
         // are joined with one parallel copy.
-        let chunk = if n_workers == 1 { n.max(1) } else { n.div_ceil(n_workers * 4).max(1) };
+        let chunk = if n_workers == 1 {
+            n.max(1)
+        } else {
+            n.div_ceil(n_workers * 4).max(1)
+        };
         let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
             .par_chunks(chunk)
             .enumerate()
@@ -472,7 +503,8 @@ pub fn neighbor_list_batch_checked(
                 // Reserve for the whole group up front from the density estimate (virtual memory
                 // only until written), so the buffers are not regrown pair after pair.
                 let estimate: f64 = group.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
-                let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
+                let mut acc =
+                    NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
                 let mut counts = Vec::with_capacity(group.len());
                 for (k, s) in group.iter().enumerate() {
                     counts.push(append_neighbor_list_checked(
@@ -594,7 +626,11 @@ fn batch_two_pass(
         j: vec![0; total],
         shifts: vec![[0; 3]; total],
         distances: vec![0.0; total],
-        vectors: if want_vectors { vec![[0.0; 3]; total] } else { Vec::new() },
+        vectors: if want_vectors {
+            vec![[0.0; 3]; total]
+        } else {
+            Vec::new()
+        },
     };
     {
         use crate::parallel::advise_huge_pages as advise;
@@ -607,7 +643,12 @@ fn batch_two_pass(
     // One task per structure (or per block of atoms of a large one), each with its own slices.
     let mut tasks: Vec<(usize, std::ops::Range<usize>, SliceSink)> = Vec::new();
     {
-        let (mut ri, mut rj, mut rs, mut rd) = (&mut out.i[..], &mut out.j[..], &mut out.shifts[..], &mut out.distances[..]);
+        let (mut ri, mut rj, mut rs, mut rd) = (
+            &mut out.i[..],
+            &mut out.j[..],
+            &mut out.shifts[..],
+            &mut out.distances[..],
+        );
         let mut rv = &mut out.vectors[..];
         for (k, cl) in cells.iter().enumerate() {
             let n_atoms = cl.structure.n_sites();
@@ -621,10 +662,23 @@ fn batch_two_pass(
                 rs = rest;
                 let (a4, rest) = std::mem::take(&mut rd).split_at_mut(len);
                 rd = rest;
-                let (a5, rest) = std::mem::take(&mut rv).split_at_mut(if want_vectors { len } else { 0 });
+                let (a5, rest) =
+                    std::mem::take(&mut rv).split_at_mut(if want_vectors { len } else { 0 });
                 rv = rest;
                 let atoms = b * block..((b + 1) * block).min(n_atoms);
-                tasks.push((k, atoms, SliceSink { i: a, j: a2, shifts: a3, distances: a4, vectors: a5, len: 0, overflow: false }));
+                tasks.push((
+                    k,
+                    atoms,
+                    SliceSink {
+                        i: a,
+                        j: a2,
+                        shifts: a3,
+                        distances: a4,
+                        vectors: a5,
+                        len: 0,
+                        overflow: false,
+                    },
+                ));
             }
         }
     }
@@ -640,11 +694,15 @@ fn batch_two_pass(
         })
         .reduce(|| false, |a, b| a || b);
     if overflow {
-        return Err(CoreError::InvalidArgument("internal error: pair counts changed between passes".into()));
+        return Err(CoreError::InvalidArgument(
+            "internal error: pair counts changed between passes".into(),
+        ));
     }
     if min_distance > 0.0 {
         for (k, s) in structures.iter().enumerate() {
-            if let Some(e) = (edge_ptr[k]..edge_ptr[k + 1]).find(|&e| out.distances[e] < min_distance) {
+            if let Some(e) =
+                (edge_ptr[k]..edge_ptr[k + 1]).find(|&e| out.distances[e] < min_distance)
+            {
                 return Err(too_many(k, s, format!(
                     "atoms {} and {} (image {:?}) are {:.4} A apart, closer than min_distance = {min_distance} A (overlapping atoms)",
                     out.i[e], out.j[e], out.shifts[e], out.distances[e]
@@ -652,13 +710,16 @@ fn batch_two_pass(
             }
         }
     }
-    Ok(BatchNeighborList { pairs: out, edge_ptr })
+    Ok(BatchNeighborList {
+        pairs: out,
+        edge_ptr,
+    })
 }
 
 /// Expected pair count from the mean density, without binning (0 for invalid structures).
 fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
     let v = s.volume();
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 0.0;
     }
     let n = s.n_sites() as f64;
@@ -673,7 +734,11 @@ fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
 
 /// Join lists into one, copying the parts into disjoint slices in parallel.
 fn concat_parallel(parts: Vec<NeighborList>, total: usize, want_vectors: bool) -> NeighborList {
-    fn join<T: Copy + Default + Send + Sync>(parts: &[NeighborList], total: usize, get: impl Fn(&NeighborList) -> &[T] + Sync) -> Vec<T> {
+    fn join<T: Copy + Default + Send + Sync>(
+        parts: &[NeighborList],
+        total: usize,
+        get: impl Fn(&NeighborList) -> &[T] + Sync,
+    ) -> Vec<T> {
         let mut out = vec![T::default(); total];
         crate::parallel::advise_huge_pages(&mut out);
         let mut slices = Vec::with_capacity(parts.len());
@@ -683,7 +748,10 @@ fn concat_parallel(parts: Vec<NeighborList>, total: usize, want_vectors: bool) -
             slices.push(head);
             rest = tail;
         }
-        slices.into_par_iter().zip(parts.par_iter()).for_each(|(dst, p)| dst.copy_from_slice(get(p)));
+        slices
+            .into_par_iter()
+            .zip(parts.par_iter())
+            .for_each(|(dst, p)| dst.copy_from_slice(get(p)));
         out
     }
     let vectors_total = if want_vectors { total } else { 0 };

@@ -63,7 +63,10 @@ fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
 
 fn tokenize<'a>(text: &'a str, file: &str) -> Result<Vec<Token<'a>>, CoreError> {
     let mut out = Vec::new();
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let mut k = 0;
     while k < lines.len() {
         let line = lines[k];
@@ -228,7 +231,11 @@ fn parse_blocks<'a>(tokens: &[Token<'a>], file: &str) -> Result<Vec<Block<'a>>, 
             k += 1;
             continue;
         }
-        return Err(perr(file, t.line, format!("unexpected value {:?} outside a loop", t.text)));
+        return Err(perr(
+            file,
+            t.line,
+            format!("unexpected value {:?} outside a loop", t.text),
+        ));
     }
     Ok(blocks)
 }
@@ -244,8 +251,8 @@ impl SymOp {
     pub fn apply(&self, f: &Vec3) -> Vec3 {
         let mut out = self.translation;
         for (r, o) in out.iter_mut().enumerate() {
-            for c in 0..3 {
-                *o += self.rotation[r][c] * f[c];
+            for (c, x) in f.iter().enumerate() {
+                *o += self.rotation[r][c] * x;
             }
         }
         out
@@ -268,7 +275,11 @@ fn parse_fraction(s: &str) -> Option<f64> {
 
 /// Parse an operation such as `-x+1/2, y, 1/2+z` or `x-y,x,z+1/3`.
 pub fn parse_symop(text: &str) -> Option<SymOp> {
-    let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     let parts: Vec<&str> = cleaned.split(',').collect();
     if parts.len() != 3 {
         return None;
@@ -295,7 +306,11 @@ pub fn parse_symop(text: &str) -> Option<SymOp> {
             while p < b.len() && (b[p].is_ascii_digit() || b[p] == b'.' || b[p] == b'/') {
                 p += 1;
             }
-            let number = if p > s { Some(parse_fraction(&part[s..p])?) } else { None };
+            let number = if p > s {
+                Some(parse_fraction(&part[s..p])?)
+            } else {
+                None
+            };
             if p < b.len() && b[p] == b'*' {
                 p += 1;
             }
@@ -337,30 +352,39 @@ fn snap_third(x: f64) -> f64 {
     x
 }
 
-fn required_number(
-    block: &Block,
-    tag: &str,
-    file: &str,
-) -> Result<f64, CoreError> {
+fn required_number(block: &Block, tag: &str, file: &str) -> Result<f64, CoreError> {
     let (v, line) = block
         .items
         .get(tag)
         .and_then(|v| v.first())
         .copied()
-        .ok_or_else(|| perr(file, block.line, format!("data_{}: missing {tag}", block.name)))?;
+        .ok_or_else(|| {
+            perr(
+                file,
+                block.line,
+                format!("data_{}: missing {tag}", block.name),
+            )
+        })?;
     parse_number(v).ok_or_else(|| perr(file, line, format!("{tag}: expected a number, got {v:?}")))
 }
 
-fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<Option<Structure>, CoreError> {
+fn structure_from_block(
+    block: &Block,
+    file: &str,
+    opts: &CifOptions,
+) -> Result<Option<Structure>, CoreError> {
     let fx = match block.items.get("_atom_site_fract_x") {
         Some(v) => v,
         None => return Ok(None),
     };
     let col = |tag: &str| -> Result<&Vec<(&str, usize)>, CoreError> {
-        block
-            .items
-            .get(tag)
-            .ok_or_else(|| perr(file, block.line, format!("data_{}: missing {tag}", block.name)))
+        block.items.get(tag).ok_or_else(|| {
+            perr(
+                file,
+                block.line,
+                format!("data_{}: missing {tag}", block.name),
+            )
+        })
     };
     let (fy, fz) = (col("_atom_site_fract_y")?, col("_atom_site_fract_z")?);
     let lattice = lattice_from_parameters(
@@ -379,7 +403,9 @@ fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<
         Some(v) => v
             .iter()
             .map(|(t, line)| {
-                parse_symop(t).ok_or_else(|| perr(file, *line, format!("cannot read symmetry operation {t:?}")))
+                parse_symop(t).ok_or_else(|| {
+                    perr(file, *line, format!("cannot read symmetry operation {t:?}"))
+                })
             })
             .collect::<Result<_, _>>()?,
         None => vec![parse_symop("x,y,z").expect("identity parses")],
@@ -388,11 +414,21 @@ fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<
         .items
         .get("_atom_site_type_symbol")
         .or_else(|| block.items.get("_atom_site_label"))
-        .ok_or_else(|| perr(file, block.line, "no _atom_site_type_symbol or _atom_site_label"))?;
+        .ok_or_else(|| {
+            perr(
+                file,
+                block.line,
+                "no _atom_site_type_symbol or _atom_site_label",
+            )
+        })?;
     let occupancy = block.items.get("_atom_site_occupancy");
     let n = fx.len();
     if fy.len() != n || fz.len() != n || symbols.len() != n {
-        return Err(perr(file, fx[0].1, "atom-site columns have different lengths"));
+        return Err(perr(
+            file,
+            fx[0].1,
+            "atom-site columns have different lengths",
+        ));
     }
     // (position, Z, occupancy, line) of every unique site.
     let mut sites: Vec<(Vec3, u8, f64, usize)> = Vec::new();
@@ -401,19 +437,25 @@ fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<
         let mut f = [0.0; 3];
         for (d, colv) in [fx, fy, fz].iter().enumerate() {
             let (t, l) = colv[a];
-            f[d] = snap_third(
-                parse_number(t).ok_or_else(|| perr(file, l, format!("fractional coordinate {t:?} is not a number")))?,
-            );
+            f[d] = snap_third(parse_number(t).ok_or_else(|| {
+                perr(
+                    file,
+                    l,
+                    format!("fractional coordinate {t:?} is not a number"),
+                )
+            })?);
         }
         let (sym, sl) = symbols[a];
-        let z = species_to_z(sym).ok_or_else(|| perr(file, sl, format!("unknown species {sym:?}")))?;
+        let z =
+            species_to_z(sym).ok_or_else(|| perr(file, sl, format!("unknown species {sym:?}")))?;
         let occ = match occupancy {
             Some(o) => {
                 let (t, l) = o[a];
                 if t == "?" || t == "." {
                     1.0
                 } else {
-                    parse_number(t).ok_or_else(|| perr(file, l, format!("occupancy {t:?} is not a number")))?
+                    parse_number(t)
+                        .ok_or_else(|| perr(file, l, format!("occupancy {t:?} is not a number")))?
                 }
             }
             None => 1.0,
@@ -454,7 +496,10 @@ fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<
         }
     }
     if opts.occupancy_policy == OccupancyPolicy::Error {
-        if let Some(s) = sites.iter().find(|s| (s.2 - 1.0).abs() > opts.occupancy_tolerance) {
+        if let Some(s) = sites
+            .iter()
+            .find(|s| (s.2 - 1.0).abs() > opts.occupancy_tolerance)
+        {
             return Err(perr(
                 file,
                 s.3,
@@ -489,7 +534,11 @@ pub fn parse_cif(text: &str, file: &str, opts: &CifOptions) -> Result<Vec<Struct
         }
     }
     if out.is_empty() {
-        return Err(perr(file, 0, "no data block with atom sites (_atom_site_fract_x)"));
+        return Err(perr(
+            file,
+            0,
+            "no data block with atom sites (_atom_site_fract_x)",
+        ));
     }
     Ok(out)
 }

@@ -16,7 +16,9 @@ fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
 }
 
 fn rows3(v: &Value, what: &str) -> Result<Vec<[f64; 3]>, String> {
-    let arr = v.as_array().ok_or_else(|| format!("`{what}` is not a list"))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("`{what}` is not a list"))?;
     arr.iter()
         .enumerate()
         .map(|(k, row)| {
@@ -54,7 +56,10 @@ pub fn structure_from_json(v: &Value) -> Result<Structure, String> {
     for (k, s) in species.iter().enumerate() {
         let z = match s {
             Value::String(t) => species_to_z(t),
-            Value::Number(n) => n.as_u64().filter(|&z| (1..=118).contains(&z)).map(|z| z as u8),
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|&z| (1..=118).contains(&z))
+                .map(|z| z as u8),
             _ => None,
         };
         numbers.push(z.ok_or_else(|| format!("site {k}: unknown species {s}"))?);

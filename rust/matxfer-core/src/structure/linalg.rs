@@ -79,7 +79,11 @@ pub fn lattice_from_parameters(a: f64, b: f64, c: f64, alpha: f64, beta: f64, ga
     let gamma_star = val.acos();
     [
         [a * sb, 0.0, a * cb],
-        [-b * sa * gamma_star.cos(), b * sa * gamma_star.sin(), b * ca],
+        [
+            -b * sa * gamma_star.cos(),
+            b * sa * gamma_star.sin(),
+            b * ca,
+        ],
         [0.0, 0.0, c],
     ]
 }

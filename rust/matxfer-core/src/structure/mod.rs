@@ -140,7 +140,7 @@ pub fn species_to_z(label: &str) -> Option<u8> {
                 s.push(c.to_ascii_lowercase());
             }
             if let Some(z) = crate::elements::z_from_symbol(&s) {
-                return Some(z as u8);
+                return Some(z);
             }
         }
     }

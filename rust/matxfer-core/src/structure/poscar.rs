@@ -35,14 +35,25 @@ fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
     }
 }
 
-fn floats(file: &str, line: usize, text: &str, n: usize, what: &str) -> Result<Vec<f64>, CoreError> {
+fn floats(
+    file: &str,
+    line: usize,
+    text: &str,
+    n: usize,
+    what: &str,
+) -> Result<Vec<f64>, CoreError> {
     let toks: Vec<&str> = text.split_whitespace().take(n).collect();
     if toks.len() < n {
-        return Err(perr(file, line, format!("expected {n} numbers for {what}, got {:?}", text.trim())));
+        return Err(perr(
+            file,
+            line,
+            format!("expected {n} numbers for {what}, got {:?}", text.trim()),
+        ));
     }
     toks.iter()
         .map(|t| {
-            parse_number(t).ok_or_else(|| perr(file, line, format!("invalid number {t:?} in {what}")))
+            parse_number(t)
+                .ok_or_else(|| perr(file, line, format!("invalid number {t:?} in {what}")))
         })
         .collect()
 }
@@ -93,15 +104,24 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
     for s in &symbols {
         // POTCAR-style names such as `Fe_pv` or `Mg/abc` keep the element before `_` or `/`.
         let base = s.split(['_', '/']).next().unwrap_or(s);
-        zs.push(species_to_z(base).filter(|_| base.chars().all(|c| c.is_ascii_alphabetic()))
-            .ok_or_else(|| perr(file, ln, format!("unknown species {s:?}")))?);
+        zs.push(
+            species_to_z(base)
+                .filter(|_| base.chars().all(|c| c.is_ascii_alphabetic()))
+                .ok_or_else(|| perr(file, ln, format!("unknown species {s:?}")))?,
+        );
     }
     let (ln, count_line) = l.next("species counts")?;
     let counts: Vec<usize> = count_line
         .split_whitespace()
         .map(|t| t.parse::<usize>())
         .collect::<Result<_, _>>()
-        .map_err(|_| perr(file, ln, format!("invalid species counts {:?}", count_line.trim())))?;
+        .map_err(|_| {
+            perr(
+                file,
+                ln,
+                format!("invalid species counts {:?}", count_line.trim()),
+            )
+        })?;
     if counts.len() != zs.len() {
         return Err(perr(
             file,
@@ -120,7 +140,13 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
     let cartesian = match mode.trim_start().chars().next() {
         Some('C' | 'c' | 'K' | 'k') => true,
         Some('D' | 'd') => false,
-        _ => return Err(perr(file, ln, format!("expected Direct or Cartesian, got {:?}", mode.trim()))),
+        _ => {
+            return Err(perr(
+                file,
+                ln,
+                format!("expected Direct or Cartesian, got {:?}", mode.trim()),
+            ))
+        }
     };
     let mut coords: Vec<Vec3> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -136,7 +162,7 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
     }
     let mut numbers = Vec::with_capacity(n);
     for (z, c) in zs.iter().zip(&counts) {
-        numbers.extend(std::iter::repeat(*z).take(*c));
+        numbers.extend(std::iter::repeat_n(*z, *c));
     }
     let mut s = if cartesian {
         Structure::from_cartesian(lattice, &coords, numbers, [true; 3])
@@ -145,6 +171,10 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
         Structure::new(lattice, coords, numbers, [true; 3])
     };
     let c = comment.trim();
-    s.id = Some(if c.is_empty() { file.to_string() } else { format!("{file} ({c})") });
+    s.id = Some(if c.is_empty() {
+        file.to_string()
+    } else {
+        format!("{file} ({c})")
+    });
     Ok(s)
 }

@@ -68,12 +68,19 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
             continue;
         }
         let header = pos + 1;
-        let n: usize = lines[pos]
-            .trim()
-            .parse()
-            .map_err(|_| perr(file, header, format!("expected an atom count, got {:?}", lines[pos].trim())))?;
+        let n: usize = lines[pos].trim().parse().map_err(|_| {
+            perr(
+                file,
+                header,
+                format!("expected an atom count, got {:?}", lines[pos].trim()),
+            )
+        })?;
         if pos + 2 + n > lines.len() {
-            return Err(perr(file, header, format!("frame declares {n} atoms but the file ends early")));
+            return Err(perr(
+                file,
+                header,
+                format!("frame declares {n} atoms but the file ends early"),
+            ));
         }
         let kv = key_values(lines[pos + 1]);
         let get = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
@@ -141,7 +148,8 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
                 let t = toks
                     .get(pos_col + d)
                     .ok_or_else(|| perr(file, ln + 1, "missing coordinate column"))?;
-                *x = parse_number(t).ok_or_else(|| perr(file, ln + 1, format!("invalid number {t:?}")))?;
+                *x = parse_number(t)
+                    .ok_or_else(|| perr(file, ln + 1, format!("invalid number {t:?}")))?;
             }
             numbers.push(z);
             cart.push(r);
