@@ -149,6 +149,7 @@ def main():
     import pymatgen.core
     import vesin
 
+    print(f"# load average at start: {os.getloadavg()[0]:.1f} (other users share this machine)")
     print(f"# pymatgen {pymatgen.core.__version__}, ase {ase.__version__}, matscipy {matscipy.__version__}, vesin {vesin.__version__}")
 
     datasets = {
@@ -215,6 +216,9 @@ def main():
             f"{r1 / rate_c:,.0f}x / {r32 / rate_c:,.0f}x |",
             flush=True,
         )
+
+
+    print(f"# load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

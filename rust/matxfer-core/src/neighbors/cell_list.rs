@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{push_candidates, BatchNeighborList, NeighborList, PairCounter, PairSink, SliceSink};
+use super::{push_candidates, BatchNeighborList, NeighborList, PairSink};
 use crate::error::CoreError;
 use crate::parallel::with_threads;
 use crate::structure::linalg::{face_distances, frac_to_cart, norm, Mat3, Vec3};
@@ -486,9 +486,6 @@ pub fn neighbor_list_batch_checked(
     with_threads(n_threads, || {
         let n = structures.len();
         let n_workers = rayon::current_num_threads();
-        if n_workers > 1 {
-            return batch_two_pass(structures, cutoff, want_vectors, max_pairs, min_distance);
-        }
         // Few large groups: each group's buffers are big enough for huge pages, and the groups
         // are joined with one parallel copy.
         let chunk = if n_workers == 1 {
@@ -548,172 +545,6 @@ pub fn neighbor_list_batch_checked(
         };
         Ok(BatchNeighborList { pairs, edge_ptr })
     })?
-}
-
-/// Parallel batch in two passes over the same cell lists: count the pairs of every structure,
-/// allocate the outputs once at their exact size, then let each group of structures write its
-/// pairs straight into its own slice. No intermediate buffers and no joining copy, so extra
-/// threads are not spent on memory traffic.
-fn batch_two_pass(
-    structures: &[Structure],
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    min_distance: f64,
-) -> Result<BatchNeighborList, CoreError> {
-    let n = structures.len();
-    #[allow(clippy::type_complexity)]
-    let lists: Vec<Result<(CellList, usize, usize, Vec<usize>), CoreError>> = structures
-        .par_iter()
-        .enumerate()
-        .with_min_len(16)
-        .map(|(k, s)| {
-            s.validate(k)?;
-            let cl = CellList::new(s, cutoff).map_err(|r| too_many(k, s, r))?;
-            if let Some(maxp) = max_pairs {
-                let estimate = cl.estimate_pairs();
-                if estimate > 1.5 * maxp as f64 + 1000.0 {
-                    return Err(too_many(k, s, format!(
-                        "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
-                    )));
-                }
-            }
-            // Pairs per block of atoms (one block for small structures), so large structures
-            // are written by several tasks in the second pass.
-            let n_atoms = s.n_sites();
-            let block = if n_atoms > 2 * ATOMS_PER_TASK { ATOMS_PER_TASK } else { n_atoms.max(1) };
-            let blocks: Vec<usize> = (0..n_atoms.div_ceil(block))
-                .into_par_iter()
-                .map(|b| {
-                    let mut c = PairCounter::default();
-                    for i in b * block..((b + 1) * block).min(n_atoms) {
-                        cl.query(i, &mut c, false);
-                    }
-                    c.0
-                })
-                .collect();
-            let count: usize = blocks.iter().sum();
-            if let Some(maxp) = max_pairs {
-                if count > maxp {
-                    return Err(too_many(k, s, format!(
-                        "{count} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
-                    )));
-                }
-            }
-            Ok((cl, count, block, blocks))
-        })
-        .collect();
-    let mut cells = Vec::with_capacity(n);
-    let mut block_info = Vec::with_capacity(n);
-    let mut edge_ptr = Vec::with_capacity(n + 1);
-    edge_ptr.push(0usize);
-    for r in lists {
-        let (cl, count, block, blocks) = r?;
-        edge_ptr.push(edge_ptr[edge_ptr.len() - 1] + count);
-        cells.push(cl);
-        block_info.push((block, blocks));
-    }
-    let total = edge_ptr[n];
-    if let Some(maxp) = max_pairs {
-        if total > maxp {
-            return Err(CoreError::InvalidArgument(format!(
-                "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
-            )));
-        }
-    }
-    let mut out = NeighborList {
-        i: vec![0; total],
-        j: vec![0; total],
-        shifts: vec![[0; 3]; total],
-        distances: vec![0.0; total],
-        vectors: if want_vectors {
-            vec![[0.0; 3]; total]
-        } else {
-            Vec::new()
-        },
-    };
-    {
-        use crate::parallel::advise_huge_pages as advise;
-        advise(&mut out.i);
-        advise(&mut out.j);
-        advise(&mut out.shifts);
-        advise(&mut out.distances);
-        advise(&mut out.vectors);
-    }
-    // One task per structure (or per block of atoms of a large one), each with its own slices.
-    let mut tasks: Vec<(usize, std::ops::Range<usize>, SliceSink)> = Vec::new();
-    {
-        let (mut ri, mut rj, mut rs, mut rd) = (
-            &mut out.i[..],
-            &mut out.j[..],
-            &mut out.shifts[..],
-            &mut out.distances[..],
-        );
-        let mut rv = &mut out.vectors[..];
-        for (k, cl) in cells.iter().enumerate() {
-            let n_atoms = cl.structure.n_sites();
-            let (block, blocks) = &block_info[k];
-            for (b, &len) in blocks.iter().enumerate() {
-                let (a, rest) = std::mem::take(&mut ri).split_at_mut(len);
-                ri = rest;
-                let (a2, rest) = std::mem::take(&mut rj).split_at_mut(len);
-                rj = rest;
-                let (a3, rest) = std::mem::take(&mut rs).split_at_mut(len);
-                rs = rest;
-                let (a4, rest) = std::mem::take(&mut rd).split_at_mut(len);
-                rd = rest;
-                let (a5, rest) =
-                    std::mem::take(&mut rv).split_at_mut(if want_vectors { len } else { 0 });
-                rv = rest;
-                let atoms = b * block..((b + 1) * block).min(n_atoms);
-                tasks.push((
-                    k,
-                    atoms,
-                    SliceSink {
-                        i: a,
-                        j: a2,
-                        shifts: a3,
-                        distances: a4,
-                        vectors: a5,
-                        len: 0,
-                        overflow: false,
-                    },
-                ));
-            }
-        }
-    }
-    let overflow = tasks
-        .into_par_iter()
-        .with_min_len(16)
-        .map(|(k, atoms, mut sink)| {
-            let cl = &cells[k];
-            for i in atoms {
-                cl.query(i, &mut sink, want_vectors);
-            }
-            sink.overflow || sink.len != sink.i.len()
-        })
-        .reduce(|| false, |a, b| a || b);
-    if overflow {
-        return Err(CoreError::InvalidArgument(
-            "internal error: pair counts changed between passes".into(),
-        ));
-    }
-    if min_distance > 0.0 {
-        for (k, s) in structures.iter().enumerate() {
-            if let Some(e) =
-                (edge_ptr[k]..edge_ptr[k + 1]).find(|&e| out.distances[e] < min_distance)
-            {
-                return Err(too_many(k, s, format!(
-                    "atoms {} and {} (image {:?}) are {:.4} A apart, closer than min_distance = {min_distance} A (overlapping atoms)",
-                    out.i[e], out.j[e], out.shifts[e], out.distances[e]
-                )));
-            }
-        }
-    }
-    Ok(BatchNeighborList {
-        pairs: out,
-        edge_ptr,
-    })
 }
 
 /// Expected pair count from the mean density, without binning (0 for invalid structures).

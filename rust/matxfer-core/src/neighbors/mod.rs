@@ -118,8 +118,8 @@ pub fn flatten3<T: Copy>(v: Vec<[T; 3]>) -> Vec<T> {
     unsafe { Vec::from_raw_parts(ptr as *mut T, len * 3, cap * 3) }
 }
 
-/// Where a neighbor search writes its pairs: growable lists, disjoint slices of a preallocated
-/// batch output, or a counter (for the counting pass).
+/// Where a neighbor search writes its pairs (growable lists today; the seam for other sinks such
+/// as counters or preallocated slices).
 pub trait PairSink {
     fn push_pair(
         &mut self,
@@ -150,56 +150,6 @@ impl PairSink for NeighborList {
         if want_vectors {
             self.vectors.push(vector);
         }
-    }
-}
-
-/// Counts pairs without storing them (the distance is never computed).
-#[derive(Default)]
-pub struct PairCounter(pub usize);
-
-impl PairSink for PairCounter {
-    #[inline(always)]
-    fn push_pair(&mut self, _: i64, _: i64, _: [i32; 3], _: f64, _: [f64; 3], _: bool) {
-        self.0 += 1;
-    }
-}
-
-/// Writes pairs into preallocated slices; `overflow` is set (and nothing written) if the slices
-/// are too short, which would mean the counting pass disagreed.
-pub struct SliceSink<'a> {
-    pub i: &'a mut [i64],
-    pub j: &'a mut [i64],
-    pub shifts: &'a mut [[i32; 3]],
-    pub distances: &'a mut [f64],
-    pub vectors: &'a mut [[f64; 3]],
-    pub len: usize,
-    pub overflow: bool,
-}
-
-impl PairSink for SliceSink<'_> {
-    #[inline(always)]
-    fn push_pair(
-        &mut self,
-        i: i64,
-        j: i64,
-        shift: [i32; 3],
-        distance: f64,
-        vector: [f64; 3],
-        want_vectors: bool,
-    ) {
-        let k = self.len;
-        if k >= self.i.len() {
-            self.overflow = true;
-            return;
-        }
-        self.i[k] = i;
-        self.j[k] = j;
-        self.shifts[k] = shift;
-        self.distances[k] = distance;
-        if want_vectors {
-            self.vectors[k] = vector;
-        }
-        self.len = k + 1;
     }
 }
 
