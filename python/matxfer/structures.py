@@ -25,9 +25,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from matxfer import _core
-
-StructureError = _core.StructureError
-StructureParseError = _core.StructureParseError
+from matxfer.exceptions import StructureError, StructureParseError
 
 _FORMATS = {
     ".cif": "cif",

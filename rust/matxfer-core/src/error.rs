@@ -40,8 +40,8 @@ impl FormulaErrorKind {
     }
 }
 
-/// A formula parse error: the kind, the byte offset into the input where it was found, and a
-/// human-readable message.
+/// A formula parse error: the kind, the offset (in characters) into the input where it was found,
+/// and a human-readable message.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[error("{message} (at offset {offset})")]
 pub struct FormulaError {
@@ -52,11 +52,7 @@ pub struct FormulaError {
 
 impl FormulaError {
     pub(crate) fn new(kind: FormulaErrorKind, offset: usize, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            offset,
-            message: message.into(),
-        }
+        Self { kind, offset, message: message.into() }
     }
 }
 
@@ -74,11 +70,7 @@ pub enum CoreError {
     /// A formula parsed, but a descriptor cannot be computed for it (e.g. an element missing from
     /// the chosen table).
     #[error("row {index}: {input:?}: {reason}")]
-    Descriptor {
-        index: usize,
-        input: String,
-        reason: String,
-    },
+    Descriptor { index: usize, input: String, reason: String },
     /// A null / missing entry in a batch.
     #[error("row {index}: missing value (null)")]
     Null { index: usize },

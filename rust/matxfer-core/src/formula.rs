@@ -147,8 +147,10 @@ impl FormulaParser {
         out.elements.clear();
         self.raw.clear();
         self.stack.clear();
-        let result = self.parse_raw(input);
-        if let Err(e) = result {
+        if let Err(mut e) = self.parse_raw(input) {
+            // Report the offset in characters (what Python's str indexing uses), not bytes.
+            let byte = e.offset.min(input.len());
+            e.offset = input.char_indices().take_while(|&(i, _)| i < byte).count();
             return Err(e);
         }
         // Merge duplicates, keeping first-appearance order; summation is left to right.
@@ -162,21 +164,14 @@ impl FormulaParser {
         for &(_, a) in &out.elements {
             if !a.is_finite() {
                 out.elements.clear();
-                return Err(FormulaError::new(
-                    K::NonFiniteAmount,
-                    0,
-                    "total amount of an element is not finite",
-                ));
+                return Err(FormulaError::new(K::NonFiniteAmount, 0, "total amount of an element is not finite"));
             }
         }
         Ok(())
     }
 
     fn parse_raw(&mut self, input: &str) -> Result<(), FormulaError> {
-        let mut c = Cursor {
-            b: input.as_bytes(),
-            i: 0,
-        };
+        let mut c = Cursor { b: input.as_bytes(), i: 0 };
         c.skip_ws();
         if c.peek().is_none() {
             return Err(FormulaError::new(K::Empty, 0, "empty formula"));
@@ -210,21 +205,13 @@ impl FormulaParser {
                                 end += 1;
                             }
                             let sym = String::from_utf8_lossy(&c.b[at..end]);
-                            return Err(FormulaError::new(
-                                K::UnknownElement,
-                                at,
-                                format!("unknown element '{sym}'"),
-                            ));
+                            return Err(FormulaError::new(K::UnknownElement, at, format!("unknown element '{sym}'")));
                         }
                         c.i += 1 + second.is_some() as usize;
                         if let Some(next) = c.peek().filter(|b| b.is_ascii_lowercase()) {
                             let sym = String::from_utf8_lossy(&c.b[at..c.i + 1]);
                             let _ = next;
-                            return Err(FormulaError::new(
-                                K::UnknownElement,
-                                at,
-                                format!("unknown element '{sym}'"),
-                            ));
+                            return Err(FormulaError::new(K::UnknownElement, at, format!("unknown element '{sym}'")));
                         }
                         let amount = read_optional_amount(&mut c)?;
                         self.raw.push((z, amount));
@@ -238,8 +225,7 @@ impl FormulaParser {
                                 format!("brackets nested deeper than {MAX_DEPTH}"),
                             ));
                         }
-                        self.stack
-                            .push((closing_for(ch).unwrap_or(b')'), self.raw.len(), c.i));
+                        self.stack.push((closing_for(ch).unwrap_or(b')'), self.raw.len(), c.i));
                         c.i += 1;
                     }
                     b')' | b']' | b'}' => {
@@ -255,15 +241,14 @@ impl FormulaParser {
                             return Err(FormulaError::new(
                                 K::UnbalancedBracket,
                                 at,
-                                format!("'{}' closes the bracket opened at offset {open_at}, which needs '{}'", ch as char, expected as char),
+                                format!(
+                                    "'{}' closes the bracket opened at offset {open_at}, which needs '{}'",
+                                    ch as char, expected as char
+                                ),
                             ));
                         }
                         if start == self.raw.len() {
-                            return Err(FormulaError::new(
-                                K::UnexpectedCharacter,
-                                open_at,
-                                "empty bracket group",
-                            ));
+                            return Err(FormulaError::new(K::UnexpectedCharacter, open_at, "empty bracket group"));
                         }
                         c.i += 1;
                         let factor = read_optional_amount(&mut c)?;
@@ -274,11 +259,7 @@ impl FormulaParser {
                         }
                     }
                     b'-' => {
-                        return Err(FormulaError::new(
-                            K::NonPositiveAmount,
-                            c.i,
-                            "negative amount",
-                        ));
+                        return Err(FormulaError::new(K::NonPositiveAmount, c.i, "negative amount"));
                     }
                     b'0'..=b'9' => {
                         return Err(FormulaError::new(
@@ -298,24 +279,12 @@ impl FormulaParser {
                 }
             }
             if let Some(&(_, _, open_at)) = self.stack.last() {
-                return Err(FormulaError::new(
-                    K::UnbalancedBracket,
-                    open_at,
-                    "bracket is never closed",
-                ));
+                return Err(FormulaError::new(K::UnbalancedBracket, open_at, "bracket is never closed"));
             }
             if n_items == 0 {
-                let what = if c.peek().is_some() {
-                    "nothing before a separator"
-                } else {
-                    "a number without elements"
-                };
+                let what = if c.peek().is_some() { "nothing before a separator" } else { "a number without elements" };
                 return Err(FormulaError::new(
-                    if multiplier.is_some() {
-                        K::UnexpectedCharacter
-                    } else {
-                        K::Empty
-                    },
+                    if multiplier.is_some() { K::UnexpectedCharacter } else { K::Empty },
                     part_offset,
                     what,
                 ));
@@ -333,11 +302,7 @@ impl FormulaParser {
             c.i += sep;
             c.skip_ws();
             if c.peek().is_none() {
-                return Err(FormulaError::new(
-                    K::Empty,
-                    c.i,
-                    "nothing after the adduct separator",
-                ));
+                return Err(FormulaError::new(K::Empty, c.i, "nothing after the adduct separator"));
             }
         }
     }
@@ -350,11 +315,7 @@ fn read_optional_amount(c: &mut Cursor) -> Result<f64, FormulaError> {
     match c.peek() {
         Some(b'0'..=b'9') => read_amount(c, true),
         Some(b'.') if c.peek_at(1).is_some_and(|d| d.is_ascii_digit()) => read_amount(c, true),
-        Some(b'-') => Err(FormulaError::new(
-            K::NonPositiveAmount,
-            c.i,
-            "negative amount",
-        )),
+        Some(b'-') => Err(FormulaError::new(K::NonPositiveAmount, c.i, "negative amount")),
         _ => Ok(1.0),
     }
 }
@@ -380,27 +341,18 @@ fn read_amount(c: &mut Cursor, allow_hydrate_dot: bool) -> Result<f64, FormulaEr
                 i += 1;
             }
             if i < b.len() && b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-                return Err(FormulaError::new(
-                    K::InvalidNumber,
-                    start,
-                    "number with two decimal points",
-                ));
+                return Err(FormulaError::new(K::InvalidNumber, start, "number with two decimal points"));
             }
         } else if !hydrate
             && int_end > start
-            && !(i + 1 < b.len()
-                && (b[i + 1].is_ascii_uppercase() || matches!(b[i + 1], b'(' | b'[' | b'{')))
+            && !(i + 1 < b.len() && (b[i + 1].is_ascii_uppercase() || matches!(b[i + 1], b'(' | b'[' | b'{')))
         {
             // "2." at the end or before something that is not a separator: accept like float("2.")
             i += 1;
         }
     }
     if i == start {
-        return Err(FormulaError::new(
-            K::InvalidNumber,
-            start,
-            "expected a number",
-        ));
+        return Err(FormulaError::new(K::InvalidNumber, start, "expected a number"));
     }
     // Exponent: only if followed by digits (so "Fe2Er" keeps Er as an element).
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
@@ -414,36 +366,19 @@ fn read_amount(c: &mut Cursor, allow_hydrate_dot: bool) -> Result<f64, FormulaEr
             }
             i = j;
         } else if b[i] == b'e' {
-            return Err(FormulaError::new(
-                K::InvalidNumber,
-                start,
-                "incomplete exponent",
-            ));
+            return Err(FormulaError::new(K::InvalidNumber, start, "incomplete exponent"));
         }
     }
     // The slice is ASCII digits, '.', 'e', sign: always valid UTF-8.
     let text = std::str::from_utf8(&b[start..i]).unwrap_or("");
-    let value: f64 = text.parse().map_err(|_| {
-        FormulaError::new(
-            K::InvalidNumber,
-            start,
-            format!("cannot read number '{text}'"),
-        )
-    })?;
+    let value: f64 =
+        text.parse().map_err(|_| FormulaError::new(K::InvalidNumber, start, format!("cannot read number '{text}'")))?;
     c.i = i;
     if !value.is_finite() {
-        return Err(FormulaError::new(
-            K::NonFiniteAmount,
-            start,
-            format!("amount '{text}' is not finite"),
-        ));
+        return Err(FormulaError::new(K::NonFiniteAmount, start, format!("amount '{text}' is not finite")));
     }
     if value <= 0.0 {
-        return Err(FormulaError::new(
-            K::NonPositiveAmount,
-            start,
-            format!("amount '{text}' is not positive"),
-        ));
+        return Err(FormulaError::new(K::NonPositiveAmount, start, format!("amount '{text}' is not positive")));
     }
     Ok(value)
 }
@@ -476,10 +411,7 @@ mod tests {
 
     #[test]
     fn decimals_and_scientific() {
-        assert_eq!(
-            amounts("Na0.5Bi0.5TiO3"),
-            vec![("Na", 0.5), ("Bi", 0.5), ("Ti", 1.0), ("O", 3.0)]
-        );
+        assert_eq!(amounts("Na0.5Bi0.5TiO3"), vec![("Na", 0.5), ("Bi", 0.5), ("Ti", 1.0), ("O", 3.0)]);
         assert_eq!(amounts("Fe1e-3O"), vec![("Fe", 1e-3), ("O", 1.0)]);
         assert_eq!(amounts("Fe2.5E2O"), vec![("Fe", 250.0), ("O", 1.0)]);
         assert_eq!(amounts("Fe2Er"), vec![("Fe", 2.0), ("Er", 1.0)]);
@@ -488,14 +420,8 @@ mod tests {
 
     #[test]
     fn brackets_and_duplicates() {
-        assert_eq!(
-            amounts("Ca(OH)2"),
-            vec![("Ca", 1.0), ("O", 2.0), ("H", 2.0)]
-        );
-        assert_eq!(
-            amounts("Mg3[Fe(CN)6]2"),
-            vec![("Mg", 3.0), ("Fe", 2.0), ("C", 12.0), ("N", 12.0)]
-        );
+        assert_eq!(amounts("Ca(OH)2"), vec![("Ca", 1.0), ("O", 2.0), ("H", 2.0)]);
+        assert_eq!(amounts("Mg3[Fe(CN)6]2"), vec![("Mg", 3.0), ("Fe", 2.0), ("C", 12.0), ("N", 12.0)]);
         assert_eq!(amounts("{[(H)2]3}4"), vec![("H", 24.0)]);
         assert_eq!(amounts("FeOFe"), vec![("Fe", 2.0), ("O", 1.0)]);
     }
@@ -508,15 +434,9 @@ mod tests {
         assert_eq!(amounts("CuSO4*5H2O"), cuso4);
         assert_eq!(amounts("CuSO4.5H2O"), cuso4);
         assert_eq!(amounts("CuSO4 · 5 H2O"), cuso4);
-        assert_eq!(
-            amounts("Fe2O3.H2O"),
-            vec![("Fe", 2.0), ("O", 4.0), ("H", 2.0)]
-        );
+        assert_eq!(amounts("Fe2O3.H2O"), vec![("Fe", 2.0), ("O", 4.0), ("H", 2.0)]);
         // Not a hydrate: decimal amounts.
-        assert_eq!(
-            amounts("Mg0.5H2O"),
-            vec![("Mg", 0.5), ("H", 2.0), ("O", 1.0)]
-        );
+        assert_eq!(amounts("Mg0.5H2O"), vec![("Mg", 0.5), ("H", 2.0), ("O", 1.0)]);
         assert_eq!(amounts("Fe2.5O"), vec![("Fe", 2.5), ("O", 1.0)]);
         assert_eq!(amounts("2H2O"), vec![("H", 4.0), ("O", 2.0)]);
     }

@@ -1,19 +1,21 @@
 //! Thread-pool control for batch work.
 //!
 //! Every batch function takes `n_threads: Option<usize>`: `None` reads `MATXFER_NUM_THREADS`,
-//! falling back to rayon's global pool (one thread per core). Work is split into independent rows
-//! written to disjoint output slots, so results are bitwise identical for any thread count.
+//! falling back to the number of available cores. Work is split into independent rows written to
+//! disjoint output slots, so results are bitwise identical for any thread count.
+//!
+//! matxfer never uses rayon's global pool: its own pools are keyed by process id, so a process
+//! forked after a pool was started (e.g. a PyTorch DataLoader worker) builds fresh threads instead
+//! of waiting forever on threads that did not survive the fork.
 
 use std::sync::{Mutex, OnceLock};
 
 use crate::error::CoreError;
 
-/// Thread count from the argument, else `MATXFER_NUM_THREADS`, else `None` (rayon's default).
+/// Thread count from the argument, else `MATXFER_NUM_THREADS`, else `None` (all cores).
 pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreError> {
     match n_threads {
-        Some(0) => Err(CoreError::InvalidArgument(
-            "n_threads must be at least 1".into(),
-        )),
+        Some(0) => Err(CoreError::InvalidArgument("n_threads must be at least 1".into())),
         Some(n) => Ok(Some(n)),
         None => match std::env::var("MATXFER_NUM_THREADS") {
             Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
@@ -27,39 +29,36 @@ pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreEr
     }
 }
 
-/// Run `f` on a pool of the requested size (pools are built once per size and kept).
-pub fn with_threads<R: Send>(
-    n_threads: Option<usize>,
-    f: impl FnOnce() -> R + Send,
-) -> Result<R, CoreError> {
-    match resolve_threads(n_threads)? {
-        None => Ok(f()),
-        Some(n) => {
-            static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> =
-                OnceLock::new();
-            let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
-            let pool = {
-                let mut guard = pools.lock().unwrap_or_else(|p| p.into_inner());
-                match guard.iter().find(|(k, _)| *k == n) {
-                    Some((_, p)) => *p,
-                    None => {
-                        let p = rayon::ThreadPoolBuilder::new()
-                            .num_threads(n)
-                            .thread_name(|i| format!("matxfer-{i}"))
-                            .build()
-                            .map_err(|e| {
-                                CoreError::InvalidArgument(format!("cannot start {n} threads: {e}"))
-                            })?;
-                        // Pools live for the process; a handful of sizes at most in practice.
-                        let p: &'static rayon::ThreadPool = Box::leak(Box::new(p));
-                        guard.push((n, p));
-                        p
-                    }
-                }
-            };
-            Ok(pool.install(f))
+/// The number of threads `n_threads` resolves to.
+pub fn effective_threads(n_threads: Option<usize>) -> Result<usize, CoreError> {
+    Ok(resolve_threads(n_threads)?.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
+type PoolKey = (u32, usize); // (process id, threads)
+
+/// Run `f` on a pool of the requested size (pools are built once per size and process, then kept).
+pub fn with_threads<R: Send>(n_threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R, CoreError> {
+    let n = effective_threads(n_threads)?;
+    static POOLS: OnceLock<Mutex<Vec<(PoolKey, &'static rayon::ThreadPool)>>> = OnceLock::new();
+    let key = (std::process::id(), n);
+    let pool = {
+        let mut guard = POOLS.get_or_init(|| Mutex::new(Vec::new())).lock().unwrap_or_else(|p| p.into_inner());
+        match guard.iter().find(|(k, _)| *k == key) {
+            Some((_, p)) => *p,
+            None => {
+                let p = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("matxfer-{i}"))
+                    .build()
+                    .map_err(|e| CoreError::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
+                // Pools live for the process: a handful of sizes at most in practice.
+                let p: &'static rayon::ThreadPool = Box::leak(Box::new(p));
+                guard.push((key, p));
+                p
+            }
         }
-    }
+    };
+    Ok(pool.install(f))
 }
 
 /// Ask the kernel to back a large, freshly allocated buffer with transparent huge pages before

@@ -11,48 +11,20 @@ use matxfer_core::structure::{jsonl, poscar, xyz, Structure, StructureBatch};
 use matxfer_core::structure_descriptors as desc;
 use matxfer_core::CoreError;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
-use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-create_exception!(
-    _core,
-    StructureError,
-    PyValueError,
-    "A structure is invalid or cannot be processed."
-);
-create_exception!(
-    _core,
-    StructureParseError,
-    PyValueError,
-    "A structure file cannot be parsed."
-);
-
-fn to_py(e: CoreError) -> PyErr {
-    match e {
-        CoreError::Parse { .. } => StructureParseError::new_err(e.to_string()),
-        CoreError::Structure { .. } => StructureError::new_err(e.to_string()),
-        other => PyValueError::new_err(other.to_string()),
-    }
-}
-
-/// Run core work with the GIL released; a panic becomes a RuntimeError, never a crash.
+/// Run core work with the GIL released; errors and panics become `matxfer.exceptions` classes.
 fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
-    py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
-        .map_err(|_| PyRuntimeError::new_err("internal error in matxfer core (please report)"))?
-        .map_err(to_py)
+    crate::errors::detach_core(py, f)
 }
 
 fn arr<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray1<T>> {
     PyArray1::from_vec(py, v)
 }
 
-fn arr2<'py, T: numpy::Element>(
-    py: Python<'py>,
-    v: Vec<T>,
-    cols: usize,
-) -> PyResult<Bound<'py, PyAny>> {
+fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyResult<Bound<'py, PyAny>> {
     let rows = v.len().checked_div(cols).unwrap_or(0);
     Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any())
 }
@@ -66,13 +38,8 @@ fn structures_from_arrays(
     ptr: PyReadonlyArray1<i64>,
     ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Vec<Structure>> {
-    let (l, f, z, p, o) = (
-        lattices.as_slice()?,
-        frac.as_slice()?,
-        numbers.as_slice()?,
-        pbc.as_slice()?,
-        ptr.as_slice()?,
-    );
+    let (l, f, z, p, o) =
+        (lattices.as_slice()?, frac.as_slice()?, numbers.as_slice()?, pbc.as_slice()?, ptr.as_slice()?);
     let n_s = o.len().saturating_sub(1);
     if l.len() != 9 * n_s
         || p.len() != 3 * n_s
@@ -80,9 +47,7 @@ fn structures_from_arrays(
         || o.first() != Some(&0)
         || o.last().map(|&x| x as usize) != Some(z.len())
     {
-        return Err(PyValueError::new_err(
-            "inconsistent structure arrays (lattices, frac_coords, numbers, pbc, ptr)",
-        ));
+        return Err(PyValueError::new_err("inconsistent structure arrays (lattices, frac_coords, numbers, pbc, ptr)"));
     }
     let mut out = Vec::with_capacity(n_s);
     for s in 0..n_s {
@@ -95,14 +60,9 @@ fn structures_from_arrays(
             [l[9 * s + 3], l[9 * s + 4], l[9 * s + 5]],
             [l[9 * s + 6], l[9 * s + 7], l[9 * s + 8]],
         ];
-        let coords = (a..b)
-            .map(|k| [f[3 * k], f[3 * k + 1], f[3 * k + 2]])
-            .collect();
+        let coords = (a..b).map(|k| [f[3 * k], f[3 * k + 1], f[3 * k + 2]]).collect();
         // Out-of-range numbers become 0 so validation reports them with the structure index.
-        let nums = z[a..b]
-            .iter()
-            .map(|&x| if (1..=118).contains(&x) { x as u8 } else { 0 })
-            .collect();
+        let nums = z[a..b].iter().map(|&x| if (1..=118).contains(&x) { x as u8 } else { 0 }).collect();
         let mut one = Structure::new(lat, coords, nums, [p[3 * s], p[3 * s + 1], p[3 * s + 2]]);
         one.id = ids.as_ref().and_then(|v| v.get(s).cloned().flatten());
         out.push(one);
@@ -123,76 +83,27 @@ fn parse_structures<'py>(
     let policy = match occupancy_policy {
         "error" => OccupancyPolicy::Error,
         "majority" => OccupancyPolicy::Majority,
-        o => {
-            return Err(PyValueError::new_err(format!(
-                "occupancy_policy must be 'error' or 'majority', got {o:?}"
-            )))
-        }
+        o => return Err(PyValueError::new_err(format!("occupancy_policy must be 'error' or 'majority', got {o:?}"))),
     };
     let (format, file) = (format.to_ascii_lowercase(), file.to_string());
     let structures = run(py, || match format.as_str() {
-        "cif" => parse_cif(
-            &text,
-            &file,
-            &CifOptions {
-                occupancy_policy: policy,
-                ..Default::default()
-            },
-        ),
+        "cif" => parse_cif(&text, &file, &CifOptions { occupancy_policy: policy, ..Default::default() }),
         "poscar" | "vasp" | "contcar" => poscar::parse_poscar(&text, &file).map(|s| vec![s]),
         "xyz" | "extxyz" => xyz::parse_xyz(&text, &file),
         "jsonl" | "json-lines" => jsonl::parse_jsonl(&text, &file),
-        other => Err(CoreError::InvalidArgument(format!(
-            "unknown structure format {other:?}"
-        ))),
+        other => Err(CoreError::InvalidArgument(format!("unknown structure format {other:?}"))),
     })?;
     let b = StructureBatch::from_structures(structures);
     let d = PyDict::new(py);
     let n_s = b.len();
     d.set_item(
         "lattices",
-        arr(
-            py,
-            b.lattices
-                .iter()
-                .flatten()
-                .flatten()
-                .copied()
-                .collect::<Vec<f64>>(),
-        )
-        .reshape([n_s, 3, 3])?,
+        arr(py, b.lattices.iter().flatten().flatten().copied().collect::<Vec<f64>>()).reshape([n_s, 3, 3])?,
     )?;
-    d.set_item(
-        "frac_coords",
-        arr2(
-            py,
-            b.frac_coords
-                .iter()
-                .flatten()
-                .copied()
-                .collect::<Vec<f64>>(),
-            3,
-        )?,
-    )?;
-    d.set_item(
-        "numbers",
-        arr(
-            py,
-            b.numbers.iter().map(|&z| z as i64).collect::<Vec<i64>>(),
-        ),
-    )?;
-    d.set_item(
-        "pbc",
-        arr2(
-            py,
-            b.pbc.iter().flatten().copied().collect::<Vec<bool>>(),
-            3,
-        )?,
-    )?;
-    d.set_item(
-        "ptr",
-        arr(py, b.ptr.iter().map(|&x| x as i64).collect::<Vec<i64>>()),
-    )?;
+    d.set_item("frac_coords", arr2(py, b.frac_coords.iter().flatten().copied().collect::<Vec<f64>>(), 3)?)?;
+    d.set_item("numbers", arr(py, b.numbers.iter().map(|&z| z as i64).collect::<Vec<i64>>()))?;
+    d.set_item("pbc", arr2(py, b.pbc.iter().flatten().copied().collect::<Vec<bool>>(), 3)?)?;
+    d.set_item("ptr", arr(py, b.ptr.iter().map(|&x| x as i64).collect::<Vec<i64>>()))?;
     d.set_item("ids", b.ids)?;
     Ok(d)
 }
@@ -217,16 +128,8 @@ fn neighbor_list<'py>(
     min_distance: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || {
-        neighbor_list_batch_checked(
-            &structures,
-            cutoff,
-            vectors,
-            max_pairs,
-            min_distance,
-            n_threads,
-        )
-    })?;
+    let out =
+        run(py, || neighbor_list_batch_checked(&structures, cutoff, vectors, max_pairs, min_distance, n_threads))?;
     let mut p = out.pairs;
     let (shifts, vecs) = (p.take_flat_shifts(), p.take_flat_vectors());
     let d = PyDict::new(py);
@@ -237,16 +140,7 @@ fn neighbor_list<'py>(
     if vectors {
         d.set_item("vectors", arr2(py, vecs, 3)?)?;
     }
-    d.set_item(
-        "edge_ptr",
-        arr(
-            py,
-            out.edge_ptr
-                .into_iter()
-                .map(|x| x as i64)
-                .collect::<Vec<i64>>(),
-        ),
-    )?;
+    d.set_item("edge_ptr", arr(py, out.edge_ptr.into_iter().map(|x| x as i64).collect::<Vec<i64>>()))?;
     Ok(d)
 }
 
@@ -282,12 +176,7 @@ fn build_graph_batch<'py>(
     let selection = match selection {
         "radius" => EdgeSelection::Radius,
         "max_neighbors" => EdgeSelection::MaxNeighbors { k },
-        "knn" => EdgeSelection::Knn {
-            k,
-            tie_tolerance,
-            cutoff_step,
-            max_cutoff,
-        },
+        "knn" => EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff },
         o => {
             return Err(PyValueError::new_err(format!(
                 "selection must be 'radius', 'max_neighbors' or 'knn', got {o:?}"
@@ -297,18 +186,9 @@ fn build_graph_batch<'py>(
     let few_neighbors = match few_neighbors {
         "keep" => FewNeighbors::Keep,
         "error" => FewNeighbors::Error,
-        o => {
-            return Err(PyValueError::new_err(format!(
-                "few_neighbors must be 'keep' or 'error', got {o:?}"
-            )))
-        }
+        o => return Err(PyValueError::new_err(format!("few_neighbors must be 'keep' or 'error', got {o:?}"))),
     };
-    let rbf = rbf.map(|(start, stop, n, width)| Rbf {
-        start,
-        stop,
-        n,
-        width,
-    });
+    let rbf = rbf.map(|(start, stop, n, width)| Rbf { start, stop, n, width });
     let opts = GraphOptions {
         cutoff,
         selection,
@@ -375,11 +255,7 @@ fn density_features<'py>(
     ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || {
-        desc::batch(&structures, n_threads, |s, k| {
-            desc::density_features(s, k).map(|r| r.to_vec())
-        })
-    })?;
+    let out = run(py, || desc::batch(&structures, n_threads, |s, k| desc::density_features(s, k).map(|r| r.to_vec())))?;
     rows(py, out, 3)
 }
 
@@ -406,12 +282,8 @@ fn radial_distribution<'py>(
         None => n_bins,
     };
     let out = run(py, || match &elements {
-        Some(e) => desc::batch(&structures, n_threads, |s, k| {
-            desc::partial_radial_distribution(s, k, &edges, e)
-        }),
-        None => desc::batch(&structures, n_threads, |s, k| {
-            desc::radial_distribution(s, k, &edges)
-        }),
+        Some(e) => desc::batch(&structures, n_threads, |s, k| desc::partial_radial_distribution(s, k, &edges, e)),
+        None => desc::batch(&structures, n_threads, |s, k| desc::radial_distribution(s, k, &edges)),
     })?;
     rows(py, out, width)
 }
@@ -432,33 +304,24 @@ fn sine_coulomb_eigenvalues<'py>(
     ids: Option<Vec<Option<String>>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let structures = structures_from_arrays(lattices, frac_coords, numbers, pbc, ptr, ids)?;
-    let out = run(py, || {
-        desc::batch(&structures, n_threads, desc::sine_coulomb_eigenvalues)
-    })?;
+    let out = run(py, || desc::batch(&structures, n_threads, desc::sine_coulomb_eigenvalues))?;
     rows(py, out, n_max)
 }
 
 /// Atomic numbers of element symbols (exact symbols such as `Fe`; an unknown one raises).
 #[pyfunction]
-fn atomic_numbers<'py>(
-    py: Python<'py>,
-    symbols: Vec<String>,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+fn atomic_numbers<'py>(py: Python<'py>, symbols: Vec<String>) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let mut out = Vec::with_capacity(symbols.len());
     for (k, s) in symbols.iter().enumerate() {
-        let z = matxfer_core::elements::z_from_symbol(s.trim())
-            .ok_or_else(|| StructureError::new_err(format!("site {k}: unknown species {s:?}")))?;
+        let z = matxfer_core::elements::z_from_symbol(s.trim()).ok_or_else(|| {
+            crate::errors::raise(py, "StructureError", format!("site {k}: unknown species {s:?}"), &[])
+        })?;
         out.push(z as i64);
     }
     Ok(arr(py, out))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("StructureError", m.py().get_type::<StructureError>())?;
-    m.add(
-        "StructureParseError",
-        m.py().get_type::<StructureParseError>(),
-    )?;
     m.add_function(wrap_pyfunction!(parse_structures, m)?)?;
     m.add_function(wrap_pyfunction!(atomic_numbers, m)?)?;
     m.add_function(wrap_pyfunction!(density_features, m)?)?;

@@ -1,0 +1,3 @@
+from matxfer.cli import main
+
+raise SystemExit(main())

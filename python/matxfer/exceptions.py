@@ -1,0 +1,77 @@
+"""The exceptions matxfer raises. All derive from :class:`MatxferError`; input problems also
+derive from :class:`ValueError`, so existing ``except ValueError`` clauses keep working.
+
+=========================  ==========================================================
+class                      raised when
+=========================  ==========================================================
+``FormulaError``           a formula cannot be parsed (``.index``, ``.input``,
+                           ``.reason`` code, ``.offset`` into the string)
+``FeaturizationError``     a parsed entry cannot be featurized, or an entry is
+                           missing/not a string (``.index``, ``.input``, ``.reason``)
+``InvalidArgumentError``   arguments do not fit together (unknown preset, bad shape)
+``StructureError``         a crystal structure is invalid or too large (``.index``,
+                           ``.name`` id or file, ``.reason``)
+``StructureParseError``    a structure file cannot be parsed (``.file``, ``.line``,
+                           ``.reason``)
+``InternalError``          a bug in matxfer's core (a caught Rust panic); please report
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+
+class MatxferError(Exception):
+    """Base class of every matxfer exception."""
+
+
+class FormulaError(MatxferError, ValueError):
+    """A chemical formula could not be parsed."""
+
+    index: int
+    input: str
+    reason: str
+    offset: int
+
+
+class FeaturizationError(MatxferError, ValueError):
+    """An entry could not be featurized (missing value, non-string, missing element data)."""
+
+    index: int
+    input: str
+    reason: str
+
+
+class InvalidArgumentError(MatxferError, ValueError):
+    """Arguments that do not fit together."""
+
+
+class StructureError(MatxferError, ValueError):
+    """A structure is invalid (cell volume, NaN coordinates, unknown species, overlapping atoms)
+    or would exceed a size limit."""
+
+    index: int
+    name: "str | None"
+    reason: str
+
+
+class StructureParseError(MatxferError, ValueError):
+    """A structure file (CIF, POSCAR, XYZ, JSON lines) cannot be parsed."""
+
+    file: str
+    line: int
+    reason: str
+
+
+class InternalError(MatxferError, RuntimeError):
+    """An internal error of the Rust core (a caught panic). Please report it."""
+
+
+__all__ = [
+    "MatxferError",
+    "FormulaError",
+    "FeaturizationError",
+    "InvalidArgumentError",
+    "StructureError",
+    "StructureParseError",
+    "InternalError",
+]

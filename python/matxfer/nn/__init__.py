@@ -1,0 +1,28 @@
+"""PyTorch models and trainer for matxfer (needs the ``matxfer[torch]`` extra).
+
+Importing this subpackage imports torch; ``import matxfer`` alone never does.
+"""
+
+from .data import ArrayData, GraphData
+from .io import load_model, save_model
+from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
+from .trainer import TrainConfig, Trainer, TrainingDivergedError, masked_loss, predict, resolve_device
+
+__all__ = [
+    "ArrayData",
+    "GraphData",
+    "MLP",
+    "LatentMLP",
+    "CompositionEncoder",
+    "CGCNN",
+    "CGConv",
+    "GaussianExpansion",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDivergedError",
+    "masked_loss",
+    "predict",
+    "resolve_device",
+    "save_model",
+    "load_model",
+]

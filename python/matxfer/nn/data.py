@@ -1,0 +1,184 @@
+"""Training data held as whole arrays; batches are cut by index, never collated sample by sample.
+
+``ArrayData`` holds descriptor-style inputs (every array has the samples on axis 0).
+``GraphData`` holds matxfer's batched crystal graphs in CSR form and cuts sub-batches of graphs
+with vectorised index arithmetic (``repeat_interleave`` and offsets), so a batch of thousands
+of graphs costs a handful of tensor operations.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["ArrayData", "GraphData", "as_targets"]
+
+
+def as_targets(y: "np.ndarray | Tensor | None", n: int) -> Optional[Tensor]:
+    """Targets as float32 [n, n_tasks]; NaN marks a missing label."""
+    if y is None:
+        return None
+    t = torch.as_tensor(np.asarray(y, dtype=np.float32))
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.ndim != 2 or t.shape[0] != n:
+        raise ValueError(f"targets must have shape ({n},) or ({n}, n_tasks), got {tuple(t.shape)}")
+    return t
+
+
+class ArrayData:
+    """Inputs (a tuple of arrays sharing axis 0), targets with NaN for missing labels, sample weights."""
+
+    def __init__(
+        self,
+        inputs: "Sequence[np.ndarray | Tensor] | np.ndarray | Tensor",
+        y: "np.ndarray | Tensor | None" = None,
+        weight: "np.ndarray | Tensor | None" = None,
+    ) -> None:
+        if isinstance(inputs, (np.ndarray, Tensor)):
+            inputs = (inputs,)
+        tensors = []
+        for a in inputs:
+            t = torch.as_tensor(a) if isinstance(a, Tensor) else torch.as_tensor(np.asarray(a))
+            if t.is_floating_point():
+                t = t.float()
+            tensors.append(t)
+        if not tensors:
+            raise ValueError("ArrayData needs at least one input array")
+        self.n = int(tensors[0].shape[0])
+        if any(int(t.shape[0]) != self.n for t in tensors):
+            raise ValueError("all input arrays must have the same number of rows")
+        self.inputs: Tuple[Tensor, ...] = tuple(tensors)
+        self.y = as_targets(y, self.n)
+        self.weight = None if weight is None else torch.as_tensor(np.asarray(weight, dtype=np.float32))
+        if self.weight is not None and self.weight.shape != (self.n,):
+            raise ValueError(f"weight must have shape ({self.n},)")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def nbytes(self) -> int:
+        ts = [*self.inputs, self.y, self.weight]
+        return sum(t.element_size() * t.numel() for t in ts if t is not None)
+
+    def _map(self, fn) -> "ArrayData":
+        out = ArrayData.__new__(ArrayData)
+        out.inputs = tuple(fn(t) for t in self.inputs)
+        out.n = int(out.inputs[0].shape[0])
+        out.y = None if self.y is None else fn(self.y)
+        out.weight = None if self.weight is None else fn(self.weight)
+        return out
+
+    def to(self, device: "torch.device | str", non_blocking: bool = False) -> "ArrayData":
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "ArrayData":
+        return self._map(lambda t: t.pin_memory())
+
+    def subset(self, index: "np.ndarray | Tensor") -> "ArrayData":
+        idx = index.long() if isinstance(index, Tensor) else torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return self._map(lambda t: t.index_select(0, idx.to(t.device)))
+
+    def batch(self, index: Tensor) -> Tuple[Tuple, Optional[Tensor], Optional[Tensor]]:
+        """(model inputs, targets, weights) for the rows in ``index``."""
+        sub = self.subset(index)
+        return sub.inputs, sub.y, sub.weight
+
+
+class GraphData:
+    """Batched crystal graphs (CSR over graphs) with one target row per graph.
+
+    atomic_numbers int64 [N]; edge_index int64 [2, E] with global node indices (row 0 = centre);
+    distances float [E] (angstrom); graph_ptr int64 [G + 1] (nodes of graph g are
+    ``graph_ptr[g]:graph_ptr[g+1]``). ``node_graph`` is derived when not given.
+    """
+
+    def __init__(
+        self,
+        atomic_numbers,
+        edge_index,
+        distances,
+        graph_ptr,
+        y=None,
+        node_graph=None,
+        weight=None,
+    ) -> None:
+        self.z = torch.as_tensor(np.asarray(atomic_numbers), dtype=torch.long)
+        self.edge_index = torch.as_tensor(np.asarray(edge_index), dtype=torch.long)
+        self.distances = torch.as_tensor(np.asarray(distances), dtype=torch.float32)
+        self.graph_ptr = torch.as_tensor(np.asarray(graph_ptr), dtype=torch.long)
+        self.n = int(self.graph_ptr.numel() - 1)
+        n_nodes = self.graph_ptr[1:] - self.graph_ptr[:-1]
+        if node_graph is None:
+            node_graph = torch.repeat_interleave(torch.arange(self.n), n_nodes)
+        self.node_graph = torch.as_tensor(np.asarray(node_graph), dtype=torch.long)
+        if self.edge_index.ndim != 2 or self.edge_index.shape[0] != 2:
+            raise ValueError("edge_index must have shape (2, E)")
+        if self.distances.shape != (self.edge_index.shape[1],):
+            raise ValueError("distances must have one entry per edge")
+        if self.node_graph.shape != self.z.shape or int(self.graph_ptr[-1]) != self.z.numel():
+            raise ValueError("atomic_numbers, node_graph and graph_ptr disagree on the number of nodes")
+        # Group edges by graph once so a batch of graphs is a set of contiguous edge ranges.
+        edge_graph = self.node_graph[self.edge_index[0]]
+        order = torch.argsort(edge_graph, stable=True)
+        self.edge_index = self.edge_index[:, order]
+        self.distances = self.distances[order]
+        counts = torch.bincount(edge_graph, minlength=self.n)
+        self.edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.y = as_targets(y, self.n)
+        self.weight = None if weight is None else torch.as_tensor(np.asarray(weight, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def nbytes(self) -> int:
+        ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y]
+        return sum(t.element_size() * t.numel() for t in ts if t is not None)
+
+    def to(self, device, non_blocking: bool = False) -> "GraphData":
+        out = GraphData.__new__(GraphData)
+        out.n = self.n
+        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
+            t = getattr(self, name)
+            setattr(out, name, None if t is None else t.to(device, non_blocking=non_blocking))
+        return out
+
+    def pin_memory(self) -> "GraphData":
+        out = self.to("cpu")
+        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
+            t = getattr(out, name)
+            if t is not None:
+                setattr(out, name, t.pin_memory())
+        return out
+
+    @staticmethod
+    def _ranges(ptr: Tensor, index: Tensor) -> Tuple[Tensor, Tensor]:
+        """Concatenated ``ptr[g]:ptr[g+1]`` ranges for g in index, and the length of each range."""
+        starts, lengths = ptr[index], ptr[index + 1] - ptr[index]
+        offsets = torch.cumsum(lengths, 0) - lengths
+        total = int(lengths.sum())
+        flat = torch.arange(total, device=ptr.device) - torch.repeat_interleave(offsets, lengths, output_size=total)
+        return flat + torch.repeat_interleave(starts, lengths, output_size=total), lengths
+
+    def batch(self, index: Tensor):
+        index = index.to(self.graph_ptr.device)
+        nodes, n_nodes = self._ranges(self.graph_ptr, index)
+        edges, n_edges = self._ranges(self.edge_ptr, index)
+        new_start = torch.cumsum(n_nodes, 0) - n_nodes
+        # Node i of old graph g moves to new_start[k] + (i - graph_ptr[g]) where g = index[k].
+        shift = torch.repeat_interleave(new_start - self.graph_ptr[index], n_edges, output_size=edges.numel())
+        edge_index = self.edge_index[:, edges] + shift
+        node_graph = torch.repeat_interleave(torch.arange(index.numel(), device=index.device), n_nodes)
+        inputs = (self.z[nodes], edge_index, self.distances[edges], node_graph, int(index.numel()))
+        y = None if self.y is None else self.y[index]
+        w = None if self.weight is None else self.weight[index]
+        return inputs, y, w
+
+    def subset(self, index) -> "GraphData":
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        (z, edge_index, distances, node_graph, n), y, w = self.batch(idx)
+        ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(node_graph, minlength=n).cumsum(0)])
+        return GraphData(z, edge_index, distances, ptr, y=y, node_graph=node_graph, weight=w)

@@ -1,0 +1,408 @@
+"""Neural network models: a descriptor MLP, a composition encoder and a CGCNN-style crystal-graph network.
+
+Every model records the keyword arguments it was built with in ``init_args`` so that
+:func:`matxfer.nn.save_model` can write them as JSON beside the weights, and
+:func:`matxfer.nn.load_model` can rebuild the module without pickling code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "LatentMLP",
+    "CompositionEncoder",
+    "CGCNN",
+    "GaussianExpansion",
+    "CGConv",
+    "MODEL_REGISTRY",
+]
+
+ACTIVATIONS = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "tanh": nn.Tanh,
+}
+
+
+def _activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class MLP(nn.Module):
+    """Multilayer perceptron over descriptor vectors that carries its own input scaling.
+
+    The standardisation (``x' = (x - mean) / std``) lives in buffers, so it is saved with the
+    weights and a transferred model sees target descriptors on the source scale.
+    Descriptor columns that are NaN (e.g. a property missing for an element) are set to the
+    column mean, i.e. to 0 after scaling.
+
+    Parameters
+    ----------
+    n_in : number of descriptor columns.
+    hidden : widths of the hidden layers; ``layers[i]`` is ``Linear -> activation -> dropout``.
+    n_out : number of outputs (one per task for multi-task use).
+    activation : one of ``ACTIVATIONS``.
+    dropout : dropout probability after each hidden layer.
+    layer_norm : apply LayerNorm after each hidden Linear.
+    n_extra : extra inputs appended *after* scaling (a latent task embedding, a source prediction);
+        they are not standardised by the stored scaling.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int] = (512, 256, 128),
+        n_out: int = 1,
+        activation: str = "silu",
+        dropout: float = 0.0,
+        layer_norm: bool = False,
+        n_extra: int = 0,
+    ) -> None:
+        super().__init__()
+        if n_in < 1 or n_out < 1 or any(h < 1 for h in hidden):
+            raise ValueError("n_in, n_out and every hidden width must be >= 1")
+        self.init_args: Dict[str, Any] = dict(
+            n_in=int(n_in),
+            hidden=[int(h) for h in hidden],
+            n_out=int(n_out),
+            activation=activation,
+            dropout=float(dropout),
+            layer_norm=bool(layer_norm),
+            n_extra=int(n_extra),
+        )
+        self.n_in, self.n_out, self.n_extra = int(n_in), int(n_out), int(n_extra)
+        self.register_buffer("x_mean", torch.zeros(n_in))
+        self.register_buffer("x_std", torch.ones(n_in))
+        # Output scaling: predictions are ``head(h) * y_std + y_mean`` so the head works in unit scale.
+        self.register_buffer("y_mean", torch.zeros(n_out))
+        self.register_buffer("y_std", torch.ones(n_out))
+        widths = [n_in + n_extra, *[int(h) for h in hidden]]
+        self.layers = nn.ModuleList()
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            block = [nn.Linear(w_in, w_out)]
+            if layer_norm:
+                block.append(nn.LayerNorm(w_out))
+            block.append(_activation(activation))
+            if dropout > 0:
+                block.append(nn.Dropout(dropout))
+            self.layers.append(nn.Sequential(*block))
+        self.head = nn.Linear(widths[-1], n_out)
+        self.reset_parameters()
+
+    @property
+    def n_hidden_layers(self) -> int:
+        return len(self.layers)
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.LayerNorm)):
+                module.reset_parameters()
+
+    @torch.no_grad()
+    def fit_scaling(self, x: "np.ndarray | Tensor") -> "MLP":
+        """Set the stored input scaling from training descriptors (NaNs ignored); returns self."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"expected descriptors of shape (n, {self.n_in}), got {tuple(x.shape)}")
+        mean = torch.nanmean(x, dim=0)
+        mean = torch.where(torch.isnan(mean), torch.zeros_like(mean), mean)
+        centred = torch.where(torch.isnan(x), torch.zeros_like(x), x - mean)
+        counts = (~torch.isnan(x)).sum(0).clamp(min=1)
+        std = (centred.pow(2).sum(0) / counts).sqrt()
+        # Constant columns (e.g. an element that never occurs) would divide by zero.
+        std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        self.x_mean.copy_(mean.to(self.x_mean.dtype))
+        self.x_std.copy_(std.to(self.x_std.dtype))
+        return self
+
+    @torch.no_grad()
+    def fit_target_scaling(self, y: "np.ndarray | Tensor") -> "MLP":
+        """Set the output scaling from training targets [n] or [n, n_out] (NaN = missing); returns self."""
+        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.shape[1] != self.n_out:
+            raise ValueError(f"expected targets with {self.n_out} column(s), got {tuple(y.shape)}")
+        mean = torch.nan_to_num(torch.nanmean(y, dim=0), nan=0.0)
+        std = torch.sqrt(torch.nan_to_num(torch.nanmean((y - mean) ** 2, dim=0), nan=1.0))
+        std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        self.y_mean.copy_(mean.to(self.y_mean.dtype))
+        self.y_std.copy_(std.to(self.y_std.dtype))
+        return self
+
+    def scale(self, x: Tensor) -> Tensor:
+        z = (x - self.x_mean) / self.x_std
+        return torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _trunk_input(self, x: Tensor, extra: Optional[Tensor]) -> Tensor:
+        z = self.scale(x)
+        if self.n_extra:
+            if extra is None or extra.shape[-1] != self.n_extra:
+                raise ValueError(f"this MLP expects {self.n_extra} extra input column(s)")
+            z = torch.cat([z, extra.to(z.dtype)], dim=-1)
+        return z
+
+    def hidden_states(self, x: Tensor, extra: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Activations after each hidden layer (the frozen-feature descriptors)."""
+        h = self._trunk_input(x, extra)
+        states = []
+        for layer in self.layers:
+            h = layer(h)
+            states.append(h)
+        return tuple(states)
+
+    def embed(self, x: Tensor, extra: Optional[Tensor] = None) -> Tensor:
+        """Activation of the last hidden layer."""
+        return self.hidden_states(x, extra)[-1]
+
+    def forward(self, x: Tensor, extra: Optional[Tensor] = None) -> Tensor:
+        return self.head(self.embed(x, extra)) * self.y_std + self.y_mean
+
+    def extra_repr(self) -> str:
+        a = self.init_args
+        return (
+            f"n_in={a['n_in']}, hidden={a['hidden']}, n_out={a['n_out']}, activation={a['activation']!r}, "
+            f"dropout={a['dropout']}, n_extra={a['n_extra']}, scaled={bool((self.x_std != 1).any())}"
+        )
+
+
+class CompositionEncoder(nn.Module):
+    """Composition descriptor -> embedding (the CroMEL composition-side encoder), with a property head.
+
+    ``encode`` gives the embedding, ``forward`` the property prediction from it. The MLP
+    underneath stores the descriptor scaling.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int] = (512, 256),
+        embedding_dim: int = 128,
+        n_out: int = 1,
+        activation: str = "silu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.init_args: Dict[str, Any] = dict(
+            n_in=int(n_in),
+            hidden=[int(h) for h in hidden],
+            embedding_dim=int(embedding_dim),
+            n_out=int(n_out),
+            activation=activation,
+            dropout=float(dropout),
+        )
+        self.encoder = MLP(n_in, hidden, n_out=embedding_dim, activation=activation, dropout=dropout)
+        self.head = nn.Sequential(_activation(activation), nn.Linear(embedding_dim, n_out))
+        self.embedding_dim = int(embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        self.head[1].reset_parameters()
+
+    def fit_scaling(self, x: "np.ndarray | Tensor") -> "CompositionEncoder":
+        self.encoder.fit_scaling(x)
+        return self
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encode(x))
+
+    def extra_repr(self) -> str:
+        a = self.init_args
+        return f"n_in={a['n_in']}, hidden={a['hidden']}, embedding_dim={a['embedding_dim']}, n_out={a['n_out']}"
+
+
+class LatentMLP(nn.Module):
+    """MLP with an explicit latent variable: a learned embedding per task (or fidelity) is appended
+    to the scaled descriptors (Hutchinson et al.'s "latent variable" transfer).
+
+    ``forward(x, task)`` takes descriptors [n, n_in] and integer task ids [n].
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_tasks: int = 2,
+        latent_dim: int = 4,
+        hidden: Sequence[int] = (512, 256, 128),
+        activation: str = "silu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.init_args: Dict[str, Any] = dict(
+            n_in=int(n_in),
+            n_tasks=int(n_tasks),
+            latent_dim=int(latent_dim),
+            hidden=[int(h) for h in hidden],
+            activation=activation,
+            dropout=float(dropout),
+        )
+        self.mlp = MLP(n_in, hidden, n_out=1, activation=activation, dropout=dropout, n_extra=latent_dim)
+        self.task_embedding = nn.Embedding(n_tasks, latent_dim)
+        self.reset_parameters()
+
+    @property
+    def y_std(self) -> Tensor:
+        return self.mlp.y_std
+
+    def reset_parameters(self) -> None:
+        self.mlp.reset_parameters()
+        nn.init.normal_(self.task_embedding.weight, std=0.1)
+
+    @torch.no_grad()
+    def load_source_mlp(self, source: MLP) -> "LatentMLP":
+        """Initialise from a single-task source MLP of the same widths: its first-layer weights go to the
+        descriptor columns and the latent columns start at zero, so every task starts as the source model."""
+        own = self.mlp.state_dict()
+        for key, value in source.state_dict().items():
+            if key == "layers.0.0.weight":
+                own[key].zero_()
+                own[key][:, : value.shape[1]] = value
+            else:
+                own[key].copy_(value)
+        self.mlp.load_state_dict(own)
+        return self
+
+    def forward(self, x: Tensor, task: Tensor) -> Tensor:
+        return self.mlp(x, self.task_embedding(task.long()))
+
+    def extra_repr(self) -> str:
+        a = self.init_args
+        return f"n_in={a['n_in']}, n_tasks={a['n_tasks']}, latent_dim={a['latent_dim']}, hidden={a['hidden']}"
+
+
+class GaussianExpansion(nn.Module):
+    """Expand interatomic distances (angstrom) on Gaussians ``exp(-(d - mu_k)^2 / width^2)``."""
+
+    def __init__(self, start: float = 0.0, stop: float = 8.0, n_gaussians: int = 40) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(start, stop, n_gaussians))
+        self.width = (stop - start) / max(n_gaussians - 1, 1)
+
+    def forward(self, distances: Tensor) -> Tensor:
+        return torch.exp(-((distances[:, None] - self.centres) ** 2) / self.width**2)
+
+    def extra_repr(self) -> str:
+        c = self.centres
+        return f"start={float(c[0]):g}, stop={float(c[-1]):g}, n_gaussians={c.numel()}"
+
+
+class CGConv(nn.Module):
+    """CGCNN convolution (Xie & Grossman 2018): for edge i<-j with z = [h_i, h_j, e_ij],
+    ``h_i <- h_i + softplus(BN(sum_j sigmoid(z W_f) * softplus(z W_s)))``.
+
+    Aggregation is a single ``index_add_`` over the edge list, so a batch of thousands of
+    graphs is one kernel launch per layer.
+    """
+
+    def __init__(self, node_dim: int, edge_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2 * node_dim + edge_dim, 2 * node_dim)
+        self.norm_edges = nn.BatchNorm1d(2 * node_dim)
+        self.norm_nodes = nn.BatchNorm1d(node_dim)
+        self.node_dim = node_dim
+
+    def reset_parameters(self) -> None:
+        self.linear.reset_parameters()
+        self.norm_edges.reset_parameters()
+        self.norm_nodes.reset_parameters()
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        centre, neighbour = edge_index[0], edge_index[1]
+        z = torch.cat([h[centre], h[neighbour], edge_attr], dim=-1)
+        gate, core = self.norm_edges(self.linear(z)).chunk(2, dim=-1)
+        messages = torch.sigmoid(gate) * nn.functional.softplus(core)
+        aggregated = torch.zeros_like(h).index_add_(0, centre, messages.to(h.dtype))
+        return nn.functional.softplus(h + self.norm_nodes(aggregated))
+
+
+class CGCNN(nn.Module):
+    """Crystal-graph convolutional network over matxfer's batched graphs.
+
+    Inputs (all tensors, as produced by matxfer's graph builder):
+    ``atomic_numbers`` int64 [N]; ``edge_index`` int64 [2, E] (row 0 = centre atom, row 1 = neighbour,
+    both global node indices); ``distances`` float [E] in angstrom; ``node_graph`` int64 [N]
+    (graph index of each node); ``n_graphs``. Graph embeddings are the mean of node states.
+    """
+
+    def __init__(
+        self,
+        node_dim: int = 64,
+        n_conv: int = 3,
+        n_gaussians: int = 40,
+        cutoff: float = 8.0,
+        hidden: Sequence[int] = (128,),
+        n_out: int = 1,
+        max_z: int = 100,
+    ) -> None:
+        super().__init__()
+        self.init_args: Dict[str, Any] = dict(
+            node_dim=int(node_dim),
+            n_conv=int(n_conv),
+            n_gaussians=int(n_gaussians),
+            cutoff=float(cutoff),
+            hidden=[int(h) for h in hidden],
+            n_out=int(n_out),
+            max_z=int(max_z),
+        )
+        self.embedding = nn.Embedding(max_z + 1, node_dim)
+        self.expansion = GaussianExpansion(0.0, cutoff, n_gaussians)
+        self.convs = nn.ModuleList(CGConv(node_dim, n_gaussians) for _ in range(n_conv))
+        widths = [node_dim, *[int(h) for h in hidden]]
+        blocks = []
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            blocks += [nn.Linear(w_in, w_out), nn.Softplus()]
+        self.readout = nn.Sequential(*blocks)
+        self.head = nn.Linear(widths[-1], n_out)
+        self.embedding_dim = widths[-1]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.embedding.reset_parameters()
+        for conv in self.convs:
+            conv.reset_parameters()
+        for module in self.readout:
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+        self.head.reset_parameters()
+
+    def encode(
+        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int
+    ) -> Tensor:
+        if int(atomic_numbers.max()) > self.init_args["max_z"]:
+            raise ValueError(f"atomic number above max_z={self.init_args['max_z']}")
+        h = self.embedding(atomic_numbers)
+        e = self.expansion(distances.to(h.dtype))
+        for conv in self.convs:
+            h = conv(h, edge_index, e)
+        pooled = torch.zeros(n_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, node_graph, h)
+        counts = torch.bincount(node_graph, minlength=n_graphs).clamp(min=1).to(h.dtype)
+        return self.readout(pooled / counts[:, None])
+
+    def forward(
+        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int
+    ) -> Tensor:
+        return self.head(self.encode(atomic_numbers, edge_index, distances, node_graph, n_graphs))
+
+    def extra_repr(self) -> str:
+        a = self.init_args
+        return f"node_dim={a['node_dim']}, n_conv={a['n_conv']}, cutoff={a['cutoff']}, n_out={a['n_out']}"
+
+
+MODEL_REGISTRY = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
+

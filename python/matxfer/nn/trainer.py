@@ -1,0 +1,383 @@
+"""A small, strict trainer: AdamW + schedule, early stopping, clipping, checkpoint/resume.
+
+On CUDA it uses bf16 autocast and either keeps the whole data set on the GPU (when it fits in
+``device_data_limit_bytes``) or pins host memory and copies each batch asynchronously. On CPU
+it trains in float32 and is bit-for-bit reproducible for a given seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import ArrayData, GraphData
+
+__all__ = ["TrainConfig", "Trainer", "TrainingDivergedError", "masked_loss", "predict", "resolve_device"]
+
+Data = Union[ArrayData, GraphData]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(device: "str | torch.device | None" = None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training settings.
+
+    epochs: maximum number of passes over the training data.
+    batch_size: rows (or graphs) per optimiser step.
+    lr, weight_decay: AdamW learning rate and decoupled weight decay.
+    schedule: "cosine" (linear warm-up then cosine decay to ``lr * min_lr_ratio``), "onecycle",
+        or "constant".
+    warmup_fraction: share of all steps spent in linear warm-up (cosine only).
+    patience: stop after this many epochs without a validation improvement of ``min_delta``
+        (``None`` disables early stopping); the best weights are restored at the end.
+    val_fraction: share of the training rows held out for early stopping when no validation
+        data is passed (0 disables it).
+    grad_clip: maximum global gradient norm (``None`` disables clipping).
+    loss: "l1", "mse" or "huber"; computed on ``(pred - y) / y_std`` when the model has an
+        output scaling ``y_std`` so that tasks with different units weigh alike.
+    seed: seeds parameter initialisation order, shuffling and the validation split.
+    device: "cpu", "cuda", a torch.device, or None for CUDA when present.
+    bf16: use bfloat16 autocast on CUDA (ignored on CPU).
+    progress: show a progress bar with live metrics (tqdm when installed, else one line per epoch).
+    checkpoint: path of a checkpoint file written every ``checkpoint_every`` epochs;
+        ``Trainer.fit(..., resume=True)`` continues from it.
+    """
+
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.03
+    min_lr_ratio: float = 0.01
+    patience: Optional[int] = 30
+    min_delta: float = 0.0
+    val_fraction: float = 0.1
+    grad_clip: Optional[float] = 5.0
+    loss: str = "l1"
+    seed: int = 0
+    device: Any = None
+    bf16: bool = True
+    progress: bool = False
+    checkpoint: Optional[str] = None
+    checkpoint_every: int = 1
+    device_data_limit_bytes: int = 2 << 30
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+_LOSSES: Dict[str, Callable[[Tensor], Tensor]] = {
+    "l1": torch.abs,
+    "mse": torch.square,
+    "huber": lambda r: torch.where(r.abs() < 1, 0.5 * r * r, r.abs() - 0.5),
+}
+
+
+def masked_loss(
+    pred: Tensor, y: Tensor, weight: Optional[Tensor] = None, kind: str = "l1", y_std: Optional[Tensor] = None
+) -> Tensor:
+    """Mean elementwise loss over labelled entries only (NaN in ``y`` = no label)."""
+    if pred.shape != y.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(y.shape)}")
+    mask = ~torch.isnan(y)
+    residual = pred.float() - torch.where(mask, y, torch.zeros_like(y))
+    if y_std is not None:
+        residual = residual / y_std
+    per_entry = _LOSSES[kind](residual) * mask
+    w = mask.float()
+    if weight is not None:
+        per_entry = per_entry * weight[:, None]
+        w = w * weight[:, None]
+    return per_entry.sum() / w.sum().clamp(min=1e-12)
+
+
+def _forward(model: nn.Module, inputs) -> Tensor:
+    out = model(*inputs)
+    return out[:, None] if out.ndim == 1 else out
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, unit="epoch", leave=False, file=sys.stderr)
+            except ImportError:
+                self.bar = None
+
+    def update(self, epoch: int, metrics: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(1)
+        else:
+            print(f"epoch {epoch}: {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainer:
+    """Fit a model on ``ArrayData``/``GraphData``; the model is called as ``model(*batch_inputs)``.
+
+    ``param_groups`` (optional) is a list of ``{"params": [...], "lr": ...}`` dicts, used for
+    per-layer learning rates; parameters with ``requires_grad=False`` are left untouched.
+    After ``fit``, ``history`` holds one dict per epoch and ``best_epoch`` the restored epoch.
+    """
+
+    def __init__(self, config: Optional[TrainConfig] = None, **overrides) -> None:
+        self.config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+        if self.config.loss not in _LOSSES:
+            raise ValueError(f"unknown loss {self.config.loss!r}; choose one of {sorted(_LOSSES)}")
+        if self.config.schedule not in ("cosine", "onecycle", "constant"):
+            raise ValueError(f"unknown schedule {self.config.schedule!r}")
+        self.device = resolve_device(self.config.device)
+        self.history: List[Dict[str, float]] = []
+        self.best_epoch: Optional[int] = None
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Trainer(device={self.device}, epochs={c.epochs}, batch_size={c.batch_size}, lr={c.lr}, "
+            f"schedule={c.schedule!r}, patience={c.patience}, loss={c.loss!r})"
+        )
+
+    # -- data placement -------------------------------------------------------------------------
+    def _place(self, data: Data) -> "tuple[Data, bool]":
+        """Returns the data where batches are cut from, and whether batches still need a copy."""
+        if self.device.type != "cuda":
+            return data, False
+        if data.nbytes() <= self.config.device_data_limit_bytes:
+            return data.to(self.device), False
+        return data.pin_memory(), True
+
+    def _batches(self, data: Data, order: Tensor, copy_batches: bool) -> Iterable:
+        bs = self.config.batch_size
+        for start in range(0, len(order), bs):
+            inputs, y, w = data.batch(order[start : start + bs])
+            if copy_batches:
+                move = lambda t: t.to(self.device, non_blocking=True) if isinstance(t, Tensor) else t  # noqa: E731
+                inputs, y, w = tuple(move(t) for t in inputs), move(y), move(w)
+            yield inputs, y, w
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    # -- optimisation ---------------------------------------------------------------------------
+    def _optimizer(self, model: nn.Module, param_groups) -> torch.optim.Optimizer:
+        c = self.config
+        if param_groups is None:
+            param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups = []
+        for g in param_groups:
+            params = [p for p in g["params"] if p.requires_grad]
+            if params:
+                groups.append({**g, "params": params, "lr": g.get("lr", c.lr)})
+        if not groups:
+            raise ValueError("no trainable parameters (every parameter is frozen)")
+        return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+
+    def _scheduler(self, optimizer, total_steps: int):
+        c = self.config
+        if c.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(total_steps, 1)
+            )
+        if c.schedule == "constant":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        warmup = max(int(c.warmup_fraction * total_steps), 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+            return c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def _split(self, train: Data, val: Optional[Data]):
+        if val is not None or not self.config.val_fraction or self.config.patience is None:
+            return train, val
+        n = len(train)
+        n_val = int(round(self.config.val_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            return train, None
+        rng = np.random.default_rng(self.config.seed + 7919)
+        perm = rng.permutation(n)
+        return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
+
+    def evaluate(self, model: nn.Module, data: Data) -> float:
+        """Mean loss of ``model`` on ``data`` (labelled entries only)."""
+        placed, copy_batches = self._place(data)
+        y_std = getattr(model, "y_std", None)
+        model.eval()
+        total, weight = 0.0, 0.0
+        with torch.no_grad(), self._autocast():
+            order = torch.arange(len(placed), device=self._index_device(placed))
+            for inputs, y, w in self._batches(placed, order, copy_batches):
+                pred = _forward(model, inputs)
+                n_labels = float((~torch.isnan(y)).sum()) if w is None else float(((~torch.isnan(y)) * w[:, None]).sum())
+                total += float(masked_loss(pred, y, w, self.config.loss, y_std)) * n_labels
+                weight += n_labels
+        return total / max(weight, 1e-12)
+
+    @staticmethod
+    def _index_device(data: Data) -> torch.device:
+        return data.inputs[0].device if isinstance(data, ArrayData) else data.z.device
+
+    def fit(
+        self,
+        model: nn.Module,
+        train: Data,
+        val: Optional[Data] = None,
+        param_groups: Optional[List[Dict[str, Any]]] = None,
+        resume: bool = False,
+        callback: Optional[Callable[[int, Dict[str, float]], bool]] = None,
+    ) -> nn.Module:
+        """Train ``model`` in place and return it (with the best validation weights restored).
+
+        ``resume=True`` continues from ``config.checkpoint`` when that file exists.
+        ``callback(epoch, record)`` runs after every epoch (and its checkpoint); returning True stops
+        training there, as an interruption would.
+        """
+        c = self.config
+        if train.y is None:
+            raise ValueError("training data has no targets")
+        torch.manual_seed(c.seed)
+        train, val = self._split(train, val)
+        model.to(self.device)
+        train_placed, copy_batches = self._place(train)
+        optimizer = self._optimizer(model, param_groups)
+        steps_per_epoch = max(math.ceil(len(train) / c.batch_size), 1)
+        scheduler = self._scheduler(optimizer, steps_per_epoch * c.epochs)
+        generator = torch.Generator().manual_seed(c.seed)
+        y_std = getattr(model, "y_std", None)
+        start_epoch, best_val, best_state, bad_epochs = 0, math.inf, None, 0
+        self.history = []
+        if resume and c.checkpoint and os.path.exists(c.checkpoint):
+            state = torch.load(c.checkpoint, map_location=self.device, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            start_epoch, best_val, bad_epochs = state["epoch"], state["best_val"], state["bad_epochs"]
+            best_state, self.history, self.best_epoch = state["best_state"], state["history"], state["best_epoch"]
+        progress = _Progress(c.progress, c.epochs - start_epoch)
+        try:
+            for epoch in range(start_epoch, c.epochs):
+                t0 = time.perf_counter()
+                model.train()
+                order = torch.randperm(len(train), generator=generator).to(self._index_device(train_placed))
+                total, n_batches = 0.0, 0
+                for step, (inputs, y, w) in enumerate(self._batches(train_placed, order, copy_batches)):
+                    with self._autocast():
+                        pred = _forward(model, inputs)
+                    loss = masked_loss(pred, y, w, c.loss, y_std)
+                    if not torch.isfinite(loss):
+                        raise TrainingDivergedError(
+                            f"training loss is {float(loss.detach())} at epoch {epoch}, step {step}: lower the learning "
+                            "rate, check the targets and descriptors for NaN/inf, or enable grad_clip"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if c.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    total += float(loss.detach())
+                    n_batches += 1
+                record = {"epoch": epoch, "train_loss": total / max(n_batches, 1), "lr": optimizer.param_groups[0]["lr"]}
+                if val is not None:
+                    record["val_loss"] = self.evaluate(model, val)
+                    if record["val_loss"] < best_val - c.min_delta:
+                        best_val, bad_epochs, self.best_epoch = record["val_loss"], 0, epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        bad_epochs += 1
+                record["seconds"] = time.perf_counter() - t0
+                self.history.append(record)
+                progress.update(epoch, {k: v for k, v in record.items() if k != "epoch"})
+                if c.checkpoint and ((epoch + 1) % c.checkpoint_every == 0 or epoch + 1 == c.epochs):
+                    self._save_checkpoint(
+                        model, optimizer, scheduler, generator, epoch + 1, best_val, bad_epochs, best_state
+                    )
+                if c.patience is not None and val is not None and bad_epochs >= c.patience:
+                    break
+                if callback is not None and callback(epoch, record):
+                    break
+        finally:
+            progress.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        return model
+
+    def _save_checkpoint(self, model, optimizer, scheduler, generator, epoch, best_val, bad_epochs, best_state):
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "epoch": epoch,
+            "best_val": best_val,
+            "bad_epochs": bad_epochs,
+            "best_state": best_state,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
+        tmp = f"{self.config.checkpoint}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.config.checkpoint)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, data: "Data | np.ndarray", batch_size: int = 8192, device=None, method: str = "forward"
+) -> np.ndarray:
+    """Deterministic predictions (eval mode, no noise, no dropout) as a float64 numpy array.
+
+    ``method`` picks the model method to call (e.g. "embed" or "encode" for embeddings).
+    """
+    if not isinstance(data, (ArrayData, GraphData)):
+        data = ArrayData(data)
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    fn = model if method == "forward" else getattr(model, method)
+    outs = []
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        inputs, _, _ = data.batch(idx)
+        inputs = tuple(t.to(device) if isinstance(t, Tensor) else t for t in inputs)
+        out = fn(*inputs)
+        outs.append(out.float().cpu())
+    if not outs:
+        return np.zeros((0,), dtype=np.float64)
+    result = torch.cat(outs).double().numpy()
+    return result[:, 0] if result.ndim == 2 and result.shape[1] == 1 else result

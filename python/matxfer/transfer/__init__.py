@@ -1,0 +1,61 @@
+"""Transfer learning from large (DFT) data sets to small (experimental) ones.
+
+Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``adapt``, ``predict``;
+:func:`cross_validate` and :func:`learning_curve` compare them honestly, each beside the
+:class:`FromScratch` baseline. Needs the ``matxfer[torch]`` extra; importing it imports torch.
+"""
+
+from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
+from .cromel import CrossModality
+from .delta import Delta
+from .ensemble import Ensemble
+from .evaluation import (
+    MATBENCH_SEED,
+    CVResult,
+    composition_keys,
+    cross_validate,
+    learning_curve,
+    learning_curve_plot,
+    matbench_kfold,
+    overlap_mask,
+    parity_plot,
+    regression_metrics,
+)
+from .finetune import FineTune
+from .frozen import FrozenFeatures
+from .joint import default_joint_config
+from .latent import LatentVariable
+from .multitask import MultiTask
+from .scratch import FromScratch
+
+STRATEGIES = {
+    cls.name: cls
+    for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality)
+}
+
+__all__ = [
+    "TransferStrategy",
+    "FromScratch",
+    "FrozenFeatures",
+    "FineTune",
+    "MultiTask",
+    "Delta",
+    "CrossModality",
+    "Ensemble",
+    "LatentVariable",
+    "STRATEGIES",
+    "pretrain_mlp",
+    "default_source_config",
+    "default_target_config",
+    "default_joint_config",
+    "MATBENCH_SEED",
+    "matbench_kfold",
+    "regression_metrics",
+    "CVResult",
+    "cross_validate",
+    "learning_curve",
+    "composition_keys",
+    "overlap_mask",
+    "parity_plot",
+    "learning_curve_plot",
+]

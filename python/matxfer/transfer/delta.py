@@ -1,0 +1,90 @@
+"""Difference (delta) learning: model the target minus the source model's prediction.
+
+Hutchinson et al. (2019) found this the best way to combine DFT and experimental band gaps:
+the source model carries the chemistry, the target model only learns the systematic error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..nn import MLP, ArrayData, Trainer, predict
+from .base import TransferStrategy
+from .heads import fit_head, predict_head
+
+__all__ = ["Delta"]
+
+
+class Delta(TransferStrategy):
+    """Parameters
+    ----------
+    source_as_input : also feed the (standardised) source prediction to the difference model.
+    head : "mlp" (default: an MLP over the descriptors, same widths and budget as the baseline),
+        "ridge", "linear" or any scikit-learn regressor (on descriptors + source prediction).
+    init_from_source : with ``head="mlp"``, start the difference network from the source network's
+        hidden layers and a zero output layer, so training starts exactly at "target = source"
+        and early stopping can only move away from it when the validation rows agree.
+    """
+
+    name = "delta"
+
+    def __init__(self, source_as_input: bool = True, head: Any = "mlp", init_from_source: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.source_as_input = source_as_input
+        self.head = head
+        self.init_from_source = init_from_source
+
+    def _params(self):
+        return {"source_as_input": self.source_as_input, "head": self.head, "init_from_source": self.init_from_source}
+
+    def _difference_network(self, X: np.ndarray, residual: np.ndarray) -> MLP:
+        n_extra = 1 if self.source_as_input else 0
+        if not self.init_from_source:
+            return MLP(X.shape[1], self.hidden, n_extra=n_extra).fit_scaling(X).fit_target_scaling(residual)
+        source = self._require_source()
+        a = source.init_args
+        model = MLP(a["n_in"], a["hidden"], activation=a["activation"], dropout=a["dropout"],
+                    layer_norm=a["layer_norm"], n_extra=n_extra)
+        state = model.state_dict()
+        with torch.no_grad():
+            for key, value in source.state_dict().items():
+                if key == "layers.0.0.weight":
+                    state[key].zero_()
+                    state[key][:, : value.shape[1]] = value
+                elif key in ("head.weight", "head.bias"):
+                    state[key].zero_()
+                elif key not in ("y_mean", "y_std"):
+                    state[key].copy_(value)
+        model.load_state_dict(state)
+        return model.fit_target_scaling(residual)
+
+    def _source_feature(self, X: np.ndarray):
+        source = self._require_source()
+        pred = self.source_predict(X)
+        scaled = (pred - float(source.y_mean[0])) / float(source.y_std[0])
+        return pred, scaled[:, None]
+
+    def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        pred, extra = self._source_feature(X)
+        residual = y - pred
+        config = self._target_config()
+        if self.head == "mlp":
+            torch.manual_seed(config.seed)
+            model = self._difference_network(X, residual)
+            inputs = (X, extra) if self.source_as_input else (X,)
+            Trainer(config).fit(model, ArrayData(inputs, residual))
+            self.target_ = model.cpu().eval()
+        else:
+            H = np.concatenate([np.nan_to_num(X), extra], axis=1) if self.source_as_input else np.nan_to_num(X)
+            self.target_ = fit_head(self.head, H, residual, self.hidden, config)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        pred, extra = self._source_feature(X)
+        if isinstance(self.target_, MLP):
+            data = ArrayData((X, extra) if self.source_as_input else (X,))
+            return pred + predict(self.target_, data)
+        H = np.concatenate([np.nan_to_num(X), extra], axis=1) if self.source_as_input else np.nan_to_num(X)
+        return pred + predict_head(self.target_, H)

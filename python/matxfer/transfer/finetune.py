@@ -1,0 +1,84 @@
+"""Fine-tuning: start from the source network and keep training on the target."""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..nn import ArrayData, Trainer, predict
+from .base import TransferStrategy
+
+__all__ = ["FineTune"]
+
+
+class FineTune(TransferStrategy):
+    """Parameters
+    ----------
+    freeze_first : number of hidden layers (counted from the input) whose weights stay fixed;
+        0 fine-tunes everything, ``n_hidden_layers`` trains only the head.
+    layer_lr_decay : per-layer learning rates ``lr * decay**(distance from the head)``
+        (discriminative fine-tuning); ``None`` uses one learning rate.
+    layer_lrs : explicit learning rates, one per hidden layer then one for the head; overrides
+        ``layer_lr_decay``.
+    refit_output_scaling : reset the output scaling to the target's mean and spread (useful when
+        the target property differs in units or range from the source).
+    lr : learning rate for fine-tuning (default: a third of the target config's).
+    """
+
+    name = "finetune"
+
+    def __init__(
+        self,
+        freeze_first: int = 0,
+        layer_lr_decay: Optional[float] = None,
+        layer_lrs: Optional[Sequence[float]] = None,
+        refit_output_scaling: bool = False,
+        lr: Optional[float] = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.freeze_first = int(freeze_first)
+        self.layer_lr_decay = layer_lr_decay
+        self.layer_lrs = None if layer_lrs is None else [float(v) for v in layer_lrs]
+        self.refit_output_scaling = refit_output_scaling
+        self.lr = lr
+
+    def _params(self):
+        return {"freeze_first": self.freeze_first, "layer_lr_decay": self.layer_lr_decay, "lr": self.lr}
+
+    def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        source = self._require_source()
+        model = copy.deepcopy(source)
+        n_layers = model.n_hidden_layers
+        if not 0 <= self.freeze_first <= n_layers:
+            raise ValueError(f"freeze_first must be in [0, {n_layers}]")
+        if self.layer_lrs is not None and len(self.layer_lrs) != n_layers + 1:
+            raise ValueError(f"layer_lrs needs {n_layers + 1} values (one per hidden layer, then the head)")
+        for p in model.parameters():
+            p.requires_grad_(True)
+        for layer in model.layers[: self.freeze_first]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+        if self.refit_output_scaling:
+            model.fit_target_scaling(y)
+        config = self._target_config()
+        base_lr = self.lr if self.lr is not None else config.lr / 3
+        blocks = [*model.layers, model.head]
+        groups = []
+        for i, block in enumerate(blocks):
+            if self.layer_lrs is not None:
+                lr = self.layer_lrs[i]
+            elif self.layer_lr_decay is not None:
+                lr = base_lr * self.layer_lr_decay ** (len(blocks) - 1 - i)
+            else:
+                lr = base_lr
+            groups.append({"params": list(block.parameters()), "lr": lr})
+        torch.manual_seed(config.seed)
+        Trainer(config.replace(lr=base_lr)).fit(model, ArrayData(X, y), param_groups=groups)
+        self.target_ = model.cpu().eval()
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return predict(self.target_, X)

@@ -1,0 +1,277 @@
+"""matxfer.nn: models, batching and the trainer, on small slices of the real shared data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import matxfer  # noqa: E402
+from matxfer.nn import (  # noqa: E402
+    CGCNN,
+    MLP,
+    ArrayData,
+    CompositionEncoder,
+    GraphData,
+    LatentMLP,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    load_model,
+    predict,
+    save_model,
+)
+
+DATA = Path(os.environ.get("MATXFER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+needs_cuda = pytest.mark.cuda
+if not torch.cuda.is_available():
+    needs_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
+
+
+def _expt_gap(n: int, seed: int = 0):
+    pd = pytest.importorskip("pandas")
+    path = DATA / "composition" / "experimental" / "expt_gap_matbench.csv"
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path}")
+    df = pd.read_csv(path, keep_default_na=False, na_values={"band_gap_expt_eV": [""]})
+    idx = np.sort(np.random.default_rng(seed).choice(len(df), size=n, replace=False))
+    X, _ = matxfer.featurize(df.formula.iloc[idx].tolist(), preset="magpie")
+    return np.asarray(X), df.band_gap_expt_eV.values[idx]
+
+
+@pytest.fixture(scope="module")
+def gap_data():
+    return _expt_gap(600)
+
+
+def _config(**kw):
+    base = dict(epochs=6, batch_size=64, lr=2e-3, patience=None, val_fraction=0.0, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_import_matxfer_does_not_import_torch():
+    code = "import sys, matxfer; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_mlp_stores_scaling_and_roundtrips(tmp_path, gap_data):
+    X, y = gap_data
+    model = MLP(X.shape[1], (32, 16)).fit_scaling(X).fit_target_scaling(y)
+    assert torch.allclose(model.x_mean.double(), torch.as_tensor(X.mean(0)), atol=1e-4)
+    assert float(model.y_mean[0]) == pytest.approx(y.mean(), rel=1e-5)
+    Trainer(_config(epochs=2)).fit(model, ArrayData(X, y))
+    save_model(model, tmp_path / "m", metadata={"descriptor": "magpie"})
+    config = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert config["class"] == "MLP" and config["init_args"]["hidden"] == [32, 16]
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(predict(model, X), predict(loaded, X))
+    assert "hidden=[32, 16]" in repr(loaded) and "scaled=True" in repr(loaded)
+    # reset_parameters re-draws weights but keeps the stored scaling
+    loaded.reset_parameters()
+    assert not np.allclose(predict(model, X), predict(loaded, X))
+    torch.testing.assert_close(loaded.x_std, model.x_std)
+
+
+def test_mlp_nan_descriptors_are_imputed(gap_data):
+    X, y = gap_data
+    model = MLP(X.shape[1], (8,)).fit_scaling(X)
+    Xn = X.copy()
+    Xn[0, :5] = np.nan
+    out = predict(model, Xn)
+    assert np.isfinite(out).all()
+
+
+def test_training_learns_and_is_reproducible(gap_data):
+    X, y = gap_data
+    preds = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = MLP(X.shape[1], (64, 32)).fit_scaling(X).fit_target_scaling(y)
+        before = np.abs(predict(model, X) - y).mean()
+        trainer = Trainer(_config(epochs=15))
+        trainer.fit(model, ArrayData(X, y))
+        preds.append(predict(model, X))
+    after = np.abs(preds[0] - y).mean()
+    assert after < 0.8 * before, (before, after)
+    np.testing.assert_array_equal(preds[0], preds[1])
+    assert len(trainer.history) == 15 and trainer.history[-1]["lr"] < trainer.history[1]["lr"]
+
+
+def test_early_stopping_restores_best(gap_data):
+    X, y = gap_data
+    model = MLP(X.shape[1], (64,)).fit_scaling(X).fit_target_scaling(y)
+    trainer = Trainer(_config(epochs=200, lr=3e-3, patience=3, val_fraction=0.2, schedule="constant"))
+    trainer.fit(model, ArrayData(X, y))
+    assert len(trainer.history) < 200
+    best = min(h["val_loss"] for h in trainer.history)
+    assert trainer.history[trainer.best_epoch]["val_loss"] == best
+
+
+def test_nan_loss_raises_clear_error(gap_data):
+    X, y = gap_data
+    y = y.copy()
+    y[3] = np.inf
+    model = MLP(X.shape[1], (8,)).fit_scaling(X)
+    with pytest.raises(TrainingDivergedError, match="training loss is"):
+        Trainer(_config(epochs=2)).fit(model, ArrayData(X, y))
+
+
+def test_missing_labels_are_masked(gap_data):
+    X, y = gap_data
+    y2 = np.stack([y, np.where(np.arange(len(y)) % 2 == 0, np.nan, y)], axis=1)
+    model = MLP(X.shape[1], (16,), n_out=2).fit_scaling(X).fit_target_scaling(y2)
+    Trainer(_config(epochs=3)).fit(model, ArrayData(X, y2))
+    assert np.isfinite(predict(model, X)).all()
+
+
+def test_checkpoint_resume_matches_uninterrupted(tmp_path, gap_data):
+    X, y = gap_data
+
+    def run(callback=None, resume=False, ckpt=None):
+        torch.manual_seed(1)
+        model = MLP(X.shape[1], (32,)).fit_scaling(X).fit_target_scaling(y)
+        Trainer(_config(epochs=6, checkpoint=ckpt, seed=3)).fit(model, ArrayData(X, y), callback=callback, resume=resume)
+        return model
+
+    straight = run()
+    ckpt = str(tmp_path / "ckpt.pt")
+    run(callback=lambda epoch, record: epoch == 2, ckpt=ckpt)  # interrupted after 3 epochs
+    resumed = run(resume=True, ckpt=ckpt)
+    np.testing.assert_allclose(predict(straight, X), predict(resumed, X), rtol=0, atol=1e-6)
+
+
+def test_per_group_learning_rates_and_frozen_params(gap_data):
+    X, y = gap_data
+    model = MLP(X.shape[1], (16, 16)).fit_scaling(X).fit_target_scaling(y)
+    first = model.layers[0][0].weight.detach().clone()
+    for p in model.layers[0].parameters():
+        p.requires_grad_(False)
+    groups = [{"params": list(model.layers[1].parameters()), "lr": 1e-2}, {"params": list(model.head.parameters())}]
+    Trainer(_config(epochs=2)).fit(model, ArrayData(X, y), param_groups=groups)
+    torch.testing.assert_close(model.layers[0][0].weight, first)
+
+
+def test_latent_mlp_starts_as_source(gap_data):
+    X, y = gap_data
+    source = MLP(X.shape[1], (16, 8)).fit_scaling(X).fit_target_scaling(y)
+    latent = LatentMLP(X.shape[1], n_tasks=3, latent_dim=2, hidden=(16, 8)).load_source_mlp(source)
+    task = np.full(len(X), 2, np.int64)
+    np.testing.assert_allclose(predict(latent, ArrayData((X, task))), predict(source, X), atol=1e-5)
+
+
+def test_composition_encoder_shapes(gap_data):
+    X, _ = gap_data
+    enc = CompositionEncoder(X.shape[1], (32,), embedding_dim=12).fit_scaling(X)
+    emb = predict(enc, X, method="encode")
+    assert emb.shape == (len(X), 12)
+    assert "embedding_dim=12" in repr(enc)
+
+
+# -- crystal graphs ---------------------------------------------------------------------------------
+
+
+def _graphs_from_jsonl(path: Path, n: int, cutoff: float = 5.0):
+    """Small crystal graphs from real structures with a brute-force periodic neighbour search
+    (test helper only; matxfer's own graph builder produces the same array layout)."""
+    from pymatgen.core import Element
+
+    records = []
+    with open(path) as fh:
+        for line in fh:
+            records.append(json.loads(line))
+            if len(records) == n:
+                break
+    zs, edges, dists, ptr, targets = [], [], [], [0], []
+    offset = 0
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float)
+    for rec in records:
+        lattice = np.array(rec["lattice"], float)
+        cart = np.array(rec["frac_coords"], float) @ lattice
+        n_atoms = len(cart)
+        zs.extend(Element(s).Z for s in rec["species"])
+        images = cart[None, :, :] + (shifts @ lattice)[:, None, :]  # [27, n, 3]
+        d = np.linalg.norm(images[None, :, :, :] - cart[:, None, None, :], axis=-1)  # [n, 27, n]
+        centre, _, neighbour = np.nonzero((d < cutoff) & (d > 1e-8))
+        edges.append(np.stack([centre, neighbour]) + offset)
+        dists.append(d[(d < cutoff) & (d > 1e-8)])
+        offset += n_atoms
+        ptr.append(offset)
+        targets.append(rec.get("heat_ref", rec.get("energy_per_atom_eV")))
+    return GraphData(np.array(zs), np.concatenate(edges, 1), np.concatenate(dists), np.array(ptr), y=np.array(targets))
+
+
+@pytest.fixture(scope="module")
+def perov_graphs():
+    path = DATA / "structures" / "perov5_valtest_cdvae.jsonl"
+    if not path.exists():
+        pytest.skip("perov_5 structures not found")
+    pytest.importorskip("pymatgen")
+    return _graphs_from_jsonl(path, 64)
+
+
+def test_graph_batch_matches_separate_graphs(perov_graphs):
+    g = perov_graphs
+    torch.manual_seed(0)
+    model = CGCNN(node_dim=16, n_conv=2, hidden=(16,)).eval()
+    idx = torch.tensor([5, 0, 17, 3])
+    inputs, y, _ = g.batch(idx)
+    together = model(*inputs)
+    alone = torch.cat([model(*g.batch(torch.tensor([i]))[0]) for i in idx.tolist()])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y, g.y[idx])
+    sub = g.subset([5, 0])
+    assert len(sub) == 2 and int(sub.graph_ptr[-1]) == int(inputs[0][: int(sub.graph_ptr[-1])].numel())
+
+
+def test_cgcnn_is_invariant_to_atom_order(perov_graphs):
+    g = perov_graphs.subset([0])
+    torch.manual_seed(0)
+    model = CGCNN(node_dim=16, n_conv=2).eval()
+    (z, edge_index, dist, node_graph, n), _, _ = g.batch(torch.tensor([0]))
+    perm = torch.randperm(z.numel())
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.numel())
+    out = model(z, edge_index, dist, node_graph, n)
+    out_perm = model(z[perm], inverse[edge_index], dist, node_graph[perm], n)
+    torch.testing.assert_close(out, out_perm, atol=1e-5, rtol=1e-5)
+
+
+def test_cgcnn_trains_on_real_structures(perov_graphs, tmp_path):
+    g = perov_graphs
+    torch.manual_seed(0)
+    model = CGCNN(node_dim=32, n_conv=2, hidden=(32,))
+    base = float(np.abs(g.y.numpy()[:, 0] - g.y.numpy().mean()).mean())
+    Trainer(_config(epochs=40, batch_size=16, lr=3e-3)).fit(model, g)
+    mae = float(np.abs(predict(model, g) - g.y.numpy()[:, 0]).mean())
+    assert mae < 0.7 * base, (mae, base)
+    save_model(model, tmp_path / "cg")
+    np.testing.assert_allclose(predict(load_model(tmp_path / "cg"), g), predict(model, g), atol=1e-6)
+
+
+@needs_cuda
+def test_cuda_training_bf16(gap_data):
+    X, y = gap_data
+    torch.manual_seed(0)
+    model = MLP(X.shape[1], (64, 32)).fit_scaling(X).fit_target_scaling(y)
+    before = np.abs(predict(model, X) - y).mean()
+    Trainer(_config(epochs=10, device="cuda", bf16=True)).fit(model, ArrayData(X, y))
+    assert next(model.parameters()).is_cuda
+    assert np.abs(predict(model, X) - y).mean() < 0.8 * before
+
+
+@needs_cuda
+def test_cuda_pinned_batches(gap_data):
+    X, y = gap_data
+    model = MLP(X.shape[1], (16,)).fit_scaling(X).fit_target_scaling(y)
+    # a zero device budget forces pinned host memory and per-batch asynchronous copies
+    Trainer(_config(epochs=2, device="cuda", device_data_limit_bytes=0)).fit(model, ArrayData(X, y))
+    assert np.isfinite(predict(model, X)).all()
