@@ -17,10 +17,10 @@ import gc
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-
 from matxfer.graphs import build_graphs
 from matxfer.structures import StructureBatch, neighbor_list, read_structures
 
@@ -171,19 +171,19 @@ def main():
         pmg, atoms, items = prepare(batch)
         for cutoff in cutoffs:
             rep = args.repeat
-            t_x1, n_x = best_of(lambda: run_matxfer(batch, cutoff, 1), rep + 1)
-            t_xn, _ = best_of(lambda: run_matxfer(batch, cutoff, n_cpu), rep + 1)
-            t_v, n_v = best_of(lambda: run_vesin(items, cutoff), rep)
-            t_m, n_m = best_of(lambda: run_matscipy(atoms, cutoff), 1)
-            t_p, n_p = best_of(lambda: run_pymatgen(pmg, cutoff), 1)
+            t_x1, n_x = best_of(partial(run_matxfer, batch, cutoff, 1), rep + 1)
+            t_xn, _ = best_of(partial(run_matxfer, batch, cutoff, n_cpu), rep + 1)
+            t_v, n_v = best_of(partial(run_vesin, items, cutoff), rep)
+            t_m, n_m = best_of(partial(run_matscipy, atoms, cutoff), 1)
+            t_p, n_p = best_of(partial(run_pymatgen, pmg, cutoff), 1)
             if args.skip_ase:
                 t_a, n_a = float("nan"), n_x
             elif len(atoms) > 1 and args.ase_fraction > 1:
-                t_a, n_a = best_of(lambda: run_ase(atoms[:: args.ase_fraction], cutoff), 1)
+                t_a, n_a = best_of(partial(run_ase, atoms[:: args.ase_fraction], cutoff), 1)
                 t_a *= args.ase_fraction
                 n_a = n_x  # only a sample was listed
             else:
-                t_a, n_a = best_of(lambda: run_ase(atoms, cutoff), 1)
+                t_a, n_a = best_of(partial(run_ase, atoms, cutoff), 1)
             counts = {"vesin": n_v, "matscipy": n_m, "pymatgen": n_p, "ase": n_a}
             bad = [k for k, v in counts.items() if v != n_x]
             flag = f" (pair counts differ: {bad})" if bad else ""
@@ -207,9 +207,9 @@ def main():
         for s in pmg:
             cromel_graph(s, 4.0)
         rate_c = len(pmg) / (time.perf_counter() - t0)
-        t1, g = best_of(lambda: build_graphs(batch, 4.0, rbf=rbf, n_threads=1), args.repeat + 1)
-        t32, _ = best_of(lambda: build_graphs(batch, 4.0, rbf=rbf, rbf_dtype="float32", n_threads=1), args.repeat + 1)
-        tn, _ = best_of(lambda: build_graphs(batch, 4.0, rbf=rbf, rbf_dtype="float32", n_threads=n_cpu), args.repeat + 1)
+        t1, g = best_of(partial(build_graphs, batch, 4.0, rbf=rbf, n_threads=1), args.repeat + 1)
+        t32, _ = best_of(partial(build_graphs, batch, 4.0, rbf=rbf, rbf_dtype="float32", n_threads=1), args.repeat + 1)
+        tn, _ = best_of(partial(build_graphs, batch, 4.0, rbf=rbf, rbf_dtype="float32", n_threads=n_cpu), args.repeat + 1)
         r1, r32, rn = len(batch) / t1, len(batch) / t32, len(batch) / tn
         print(
             f"| {name} ({g.n_edges:,} edges) | {rate_c:,.0f} (first {len(pmg)}) | {r1:,.0f} | {r32:,.0f} | {rn:,.0f} | "

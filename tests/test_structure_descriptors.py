@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
-
-from matxfer.structures import density_features, radial_distribution, read_structures, sine_coulomb_eigenvalues
+from matxfer.structures import (
+    density_features,
+    radial_distribution,
+    read_structures,
+    sine_coulomb_eigenvalues,
+)
 
 from .conftest import STRUCTURES
 

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from matxfer.structures import StructureBatch, StructureError, StructureParseError, read_structures
 
 from .conftest import CIFS, STRUCTURES
@@ -44,9 +43,9 @@ def _cif_files():
 @pytest.mark.parametrize("path", _cif_files(), ids=lambda p: p.name)
 def test_real_cif_matches_pymatgen(path):
     mine = read_structures(path)
-    refs = Structure.from_file(path, primitive=False), 
+    ref = Structure.from_file(path, primitive=False)
     assert len(mine) == 1
-    assert_same_structure(mine, 0, refs[0])
+    assert_same_structure(mine, 0, ref)
 
 
 def _jsonl_sample(name, n):

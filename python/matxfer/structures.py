@@ -60,7 +60,7 @@ class StructureBatch:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_structures(cls, items: Iterable[Any]) -> "StructureBatch":
+    def from_structures(cls, items: Iterable[Any]) -> StructureBatch:
         """From pymatgen ``Structure``/``IStructure``, ASE ``Atoms`` or dicts with ``lattice``,
         ``species`` and ``frac_coords`` (or ``cart_coords``), in any mix."""
         lattices, fracs, numbers, pbcs, ids = [], [], [], [], []
@@ -92,7 +92,7 @@ class StructureBatch:
         cartesian: bool = False,
         pbc: Union[bool, Sequence[bool]] = True,
         id: Optional[str] = None,
-    ) -> "StructureBatch":
+    ) -> StructureBatch:
         """One structure from a 3x3 lattice (rows a, b, c in angstrom), coordinates (fractional,
         or Cartesian in angstrom with ``cartesian=True``) and species (symbols or numbers)."""
         return cls.from_structures(
@@ -100,7 +100,7 @@ class StructureBatch:
         )
 
     @classmethod
-    def read(cls, path: Union[str, os.PathLike], format: Optional[str] = None, *, occupancy_policy: str = "error") -> "StructureBatch":
+    def read(cls, path: Union[str, os.PathLike], format: Optional[str] = None, *, occupancy_policy: str = "error") -> StructureBatch:
         """Read CIF (all data blocks), POSCAR/CONTCAR, (extended) XYZ (all frames), JSON-lines
         (``.jsonl``/``.jsonl.gz``, one structure per line) or Parquet (columns ``lattice``,
         ``species``, ``frac_coords``, optional ``pbc`` and ``id``).
@@ -118,11 +118,11 @@ class StructureBatch:
         return cls._from_dict(_core.parse_structures(text, fmt, str(path), occupancy_policy))
 
     @classmethod
-    def from_string(cls, text: str, format: str, *, name: str = "<string>", occupancy_policy: str = "error") -> "StructureBatch":
+    def from_string(cls, text: str, format: str, *, name: str = "<string>", occupancy_policy: str = "error") -> StructureBatch:
         return cls._from_dict(_core.parse_structures(text, format, name, occupancy_policy))
 
     @classmethod
-    def from_parquet(cls, path, *, columns=("lattice", "species", "frac_coords")) -> "StructureBatch":
+    def from_parquet(cls, path, *, columns=("lattice", "species", "frac_coords")) -> StructureBatch:
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
@@ -135,7 +135,7 @@ class StructureBatch:
         )
 
     @classmethod
-    def _from_dict(cls, d) -> "StructureBatch":
+    def _from_dict(cls, d) -> StructureBatch:
         return cls(d["lattices"], d["frac_coords"], d["numbers"], d["pbc"], d["ptr"], d["ids"])
 
     # ----------------------------------------------------------------- access
@@ -154,7 +154,7 @@ class StructureBatch:
         owner = np.repeat(np.arange(len(self)), self.n_sites)
         return np.einsum("nk,nkd->nd", self.frac_coords, self.lattices[owner])
 
-    def select(self, indices) -> "StructureBatch":
+    def select(self, indices) -> StructureBatch:
         """A new batch with the structures at ``indices`` (in that order)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         parts = [np.arange(self.ptr[s], self.ptr[s + 1]) for s in idx]
@@ -283,7 +283,7 @@ class NeighborList:
     def __len__(self) -> int:
         return len(self.i)
 
-    def of(self, s: int) -> "NeighborList":
+    def of(self, s: int) -> NeighborList:
         """Pairs of structure ``s`` (views, no copy)."""
         a, b = self.edge_ptr[s], self.edge_ptr[s + 1]
         v = None if self.vectors is None else self.vectors[a:b]
