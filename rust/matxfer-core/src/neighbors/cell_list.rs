@@ -94,11 +94,7 @@ impl<'a> CellList<'a> {
         let mut h = [1.0; 3];
         let mut search = [0i64; 3];
         for k in 0..3 {
-            h[k] = if span[k] > 0.0 {
-                span[k] / n_bins[k] as f64
-            } else {
-                1.0
-            };
+            h[k] = if span[k] > 0.0 { span[k] / n_bins[k] as f64 } else { 1.0 };
             let reach = (cutoff / (d[k] * h[k])).ceil();
             search[k] = if s.pbc[k] {
                 if reach > 1e6 {
@@ -269,10 +265,7 @@ impl<'a> CellList<'a> {
                 continue;
             }
             let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
-            let (start, end) = (
-                self.bin_start[flat] as usize,
-                self.bin_start[flat + 1] as usize,
-            );
+            let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
             if start == end {
                 continue;
             }
@@ -300,11 +293,7 @@ impl<'a> CellList<'a> {
 const ATOMS_PER_TASK: usize = 512;
 
 fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
-    CoreError::Structure {
-        index,
-        name: s.id.clone(),
-        reason: what,
-    }
+    CoreError::Structure { index, name: s.id.clone(), reason: what }
 }
 
 /// Append the neighbor list of one structure to `out` (pairs grouped by `i`, atoms in order).
@@ -320,16 +309,7 @@ pub fn append_neighbor_list(
     parallel: bool,
     out: &mut NeighborList,
 ) -> Result<usize, CoreError> {
-    append_neighbor_list_checked(
-        s,
-        index,
-        cutoff,
-        want_vectors,
-        max_pairs,
-        0.0,
-        parallel,
-        out,
-    )
+    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel, out)
 }
 
 /// [`append_neighbor_list`] that also refuses the structure when two atoms (or an atom and a
@@ -404,7 +384,9 @@ pub fn append_neighbor_list_checked(
             return Err(too_many(
                 index,
                 s,
-                format!("{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"),
+                format!(
+                    "{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
+                ),
             ));
         }
     }
@@ -434,16 +416,7 @@ pub fn neighbor_list_one_checked(
     parallel: bool,
 ) -> Result<NeighborList, CoreError> {
     let mut out = NeighborList::default();
-    append_neighbor_list_checked(
-        s,
-        index,
-        cutoff,
-        want_vectors,
-        max_pairs,
-        min_distance,
-        parallel,
-        &mut out,
-    )?;
+    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, min_distance, parallel, &mut out)?;
     Ok(out)
 }
 
@@ -454,9 +427,7 @@ pub fn neighbor_list(
     want_vectors: bool,
     n_threads: Option<usize>,
 ) -> Result<NeighborList, CoreError> {
-    with_threads(n_threads, || {
-        neighbor_list_one(s, 0, cutoff, want_vectors, None, true)
-    })?
+    with_threads(n_threads, || neighbor_list_one(s, 0, cutoff, want_vectors, None, true))?
 }
 
 /// Neighbor lists of many structures, concatenated in input order with local atom indices.
@@ -486,22 +457,19 @@ pub fn neighbor_list_batch_checked(
     with_threads(n_threads, || {
         let n = structures.len();
         let n_workers = rayon::current_num_threads();
-        // Few large groups: each group's buffers are big enough for huge pages, and the groups
-        // are joined with one parallel copy.
-        let chunk = if n_workers == 1 {
-            n.max(1)
-        } else {
-            n.div_ceil(n_workers * 4).max(1)
-        };
+        // One group per thread. The first group's buffers are reserved for the whole batch
+        // (virtual memory until written) and become the output: only the other groups are
+        // copied in behind it.
+        let chunk = n.div_ceil(n_workers).max(1);
         let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
             .par_chunks(chunk)
             .enumerate()
             .map(|(c, group)| {
                 // Reserve for the whole group up front from the density estimate (virtual memory
                 // only until written), so the buffers are not regrown pair after pair.
-                let estimate: f64 = group.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
-                let mut acc =
-                    NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
+                let owner = if c == 0 { structures } else { group };
+                let estimate: f64 = owner.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+                let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
                 let mut counts = Vec::with_capacity(group.len());
                 for (k, s) in group.iter().enumerate() {
                     counts.push(append_neighbor_list_checked(
@@ -538,11 +506,21 @@ pub fn neighbor_list_batch_checked(
                 edge_ptr.push(last + c);
             }
         }
-        let pairs = if oks.len() == 1 {
-            oks.pop().map(|p| p.0).unwrap_or_default()
-        } else {
-            concat_parallel(oks.into_iter().map(|p| p.0).collect(), total, want_vectors)
-        };
+        let mut parts = oks.into_iter().map(|p| p.0);
+        let mut pairs = parts.next().unwrap_or_default();
+        let rest: Vec<NeighborList> = parts.collect();
+        if !rest.is_empty() {
+            pairs.reserve(total - pairs.len(), want_vectors);
+            let NeighborList { i, j, shifts, distances, vectors } = &mut pairs;
+            rayon::scope(|scope| {
+                let rest = &rest;
+                scope.spawn(move |_| rest.iter().for_each(|p| i.extend_from_slice(&p.i)));
+                scope.spawn(move |_| rest.iter().for_each(|p| j.extend_from_slice(&p.j)));
+                scope.spawn(move |_| rest.iter().for_each(|p| shifts.extend_from_slice(&p.shifts)));
+                scope.spawn(move |_| rest.iter().for_each(|p| distances.extend_from_slice(&p.distances)));
+                scope.spawn(move |_| rest.iter().for_each(|p| vectors.extend_from_slice(&p.vectors)));
+            });
+        }
         Ok(BatchNeighborList { pairs, edge_ptr })
     })?
 }
@@ -560,37 +538,5 @@ fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
         est.min(1e12)
     } else {
         est.min(n * n)
-    }
-}
-
-/// Join lists into one, copying the parts into disjoint slices in parallel.
-fn concat_parallel(parts: Vec<NeighborList>, total: usize, want_vectors: bool) -> NeighborList {
-    fn join<T: Copy + Default + Send + Sync>(
-        parts: &[NeighborList],
-        total: usize,
-        get: impl Fn(&NeighborList) -> &[T] + Sync,
-    ) -> Vec<T> {
-        let mut out = vec![T::default(); total];
-        crate::parallel::advise_huge_pages(&mut out);
-        let mut slices = Vec::with_capacity(parts.len());
-        let mut rest: &mut [T] = &mut out;
-        for p in parts {
-            let (head, tail) = rest.split_at_mut(get(p).len());
-            slices.push(head);
-            rest = tail;
-        }
-        slices
-            .into_par_iter()
-            .zip(parts.par_iter())
-            .for_each(|(dst, p)| dst.copy_from_slice(get(p)));
-        out
-    }
-    let vectors_total = if want_vectors { total } else { 0 };
-    NeighborList {
-        i: join(&parts, total, |p| &p.i),
-        j: join(&parts, total, |p| &p.j),
-        shifts: join(&parts, total, |p| &p.shifts),
-        distances: join(&parts, total, |p| &p.distances),
-        vectors: join(&parts, vectors_total, |p| &p.vectors),
     }
 }
