@@ -106,9 +106,13 @@ class CrossModality(TransferStrategy):
         return {"alignment": self.alignment, "embedding_dim": self.embedding_dim, "head": self.head}
 
     # -- source: structures + compositions of the same materials ------------------------------------
-    def pretrain(self, X_source, y_source, graphs: Optional[GraphData] = None) -> "CrossModality":
+    def pretrain(
+        self, X_source, y_source, graphs: Optional[GraphData] = None, structure_encoder: Optional[CGCNN] = None
+    ) -> "CrossModality":
         """``X_source``: composition descriptors of the source materials; ``graphs``: their crystal
-        graphs (same order); ``y_source``: the source property used to train the structure encoder."""
+        graphs (same order); ``y_source``: the source property used to train the structure encoder.
+        ``structure_encoder``: an already trained CGCNN (trained on ``(y - mean) / std`` of this
+        ``y_source``, e.g. ``other.structure_encoder_``) to reuse instead of training one."""
         if graphs is None:
             raise ValueError("CrossModality.pretrain needs the source crystal graphs (graphs=GraphData)")
         X = as_2d(X_source)
@@ -117,14 +121,19 @@ class CrossModality(TransferStrategy):
             raise ValueError("graphs, X_source and y_source must describe the same materials in the same order")
         graphs = GraphData(graphs.z, graphs.edge_index, graphs.distances, graphs.graph_ptr, y=y,
                            node_graph=graphs.node_graph)
-        torch.manual_seed(self.seed)
-        structure = CGCNN(hidden=(self.embedding_dim,), **self.graph_kwargs)
-        # The graph network predicts in unit scale; the structure head is wrapped with the target scaling.
+        # The graph network predicts in unit scale (y - mean) / std.
         y_mean, y_std = float(y.mean()), float(y.std()) if y.std() > 1e-12 else 1.0
-        scaled = GraphData(graphs.z, graphs.edge_index, graphs.distances, graphs.graph_ptr,
-                           y=(y - y_mean) / y_std, node_graph=graphs.node_graph)
-        Trainer(self.structure_config.replace(seed=self.seed, device=self.device)).fit(structure, scaled)
-        structure = structure.cpu().eval()
+        if structure_encoder is not None:
+            if structure_encoder.embedding_dim != self.embedding_dim:
+                raise ValueError("the structure encoder's embedding size differs from embedding_dim")
+            structure = copy.deepcopy(structure_encoder).cpu().eval()
+        else:
+            torch.manual_seed(self.seed)
+            structure = CGCNN(hidden=(self.embedding_dim,), **self.graph_kwargs)
+            scaled = GraphData(graphs.z, graphs.edge_index, graphs.distances, graphs.graph_ptr,
+                               y=(y - y_mean) / y_std, node_graph=graphs.node_graph)
+            Trainer(self.structure_config.replace(seed=self.seed, device=self.device)).fit(structure, scaled)
+            structure = structure.cpu().eval()
         for p in structure.parameters():
             p.requires_grad_(False)
         target_embeddings = predict(structure, graphs, method="encode")
