@@ -34,3 +34,15 @@ def mp_gap_formulas() -> list[str]:
 @pytest.fixture(scope="session")
 def expt_gap_formulas() -> list[str]:
     return read_formulas("composition/experimental/expt_gap_matbench.csv")
+
+
+# Crystal structures (tests/test_structures*.py, test_neighbors.py, test_graphs.py, ...).
+STRUCTURES = SHARED_DATA.resolve() / "structures"
+CIFS = SHARED_DATA.resolve() / "cif"
+
+
+@pytest.fixture(scope="session")
+def shared_structures() -> Path:
+    if not STRUCTURES.is_dir():
+        raise FileNotFoundError(f"{STRUCTURES} not found: the tests need the shared datasets (set MATXFER_SHARED_DATA)")
+    return STRUCTURES

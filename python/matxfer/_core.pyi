@@ -1,6 +1,6 @@
 # Type stub of the compiled extension module matxfer._core (rust/matxfer-py). Private: use the
 # public API in matxfer/__init__.py.
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -45,3 +45,75 @@ class Featurizer:
 def parse_formula(formula: str) -> dict[str, float]: ...
 def element_tables() -> list[tuple[str, str]]: ...
 def element_table(name: str) -> tuple[npt.NDArray[np.float64], list[str]]: ...
+
+# --- crystal structures (rust/matxfer-py/src/structures.rs) ---
+# Structures cross as flat arrays: lattices (S, 3, 3) float64, frac_coords (N, 3) float64,
+# numbers (N,) int64, pbc (S, 3) bool, ptr (S + 1,) int64.
+
+def parse_structures(text: str, format: str, file: str = "<string>", occupancy_policy: str = "error") -> dict[str, Any]: ...
+def atomic_numbers(symbols: list[str]) -> npt.NDArray[np.int64]: ...
+def neighbor_list(
+    lattices: npt.NDArray[np.float64],
+    frac_coords: npt.NDArray[np.float64],
+    numbers: npt.NDArray[np.int64],
+    pbc: npt.NDArray[np.bool_],
+    ptr: npt.NDArray[np.int64],
+    cutoff: float,
+    vectors: bool = False,
+    max_pairs: Optional[int] = None,
+    n_threads: Optional[int] = None,
+    ids: Optional[list[Optional[str]]] = None,
+    min_distance: float = 0.0,
+) -> dict[str, npt.NDArray[Any]]: ...
+def build_graph_batch(
+    lattices: npt.NDArray[np.float64],
+    frac_coords: npt.NDArray[np.float64],
+    numbers: npt.NDArray[np.int64],
+    pbc: npt.NDArray[np.bool_],
+    ptr: npt.NDArray[np.int64],
+    cutoff: float,
+    selection: str = "radius",
+    k: int = 12,
+    tie_tolerance: float = 1e-6,
+    cutoff_step: float = 1.0,
+    max_cutoff: float = 16.0,
+    few_neighbors: str = "keep",
+    rbf: Optional[tuple[float, float, int, Optional[float]]] = None,
+    three_body_cutoff: Optional[float] = None,
+    vectors: bool = False,
+    max_edges: Optional[int] = None,
+    n_threads: Optional[int] = None,
+    ids: Optional[list[Optional[str]]] = None,
+    rbf_float32: bool = False,
+    min_distance: float = 0.0,
+) -> dict[str, npt.NDArray[Any]]: ...
+def density_features(
+    lattices: npt.NDArray[np.float64],
+    frac_coords: npt.NDArray[np.float64],
+    numbers: npt.NDArray[np.int64],
+    pbc: npt.NDArray[np.bool_],
+    ptr: npt.NDArray[np.int64],
+    n_threads: Optional[int] = None,
+    ids: Optional[list[Optional[str]]] = None,
+) -> npt.NDArray[np.float64]: ...
+def radial_distribution(
+    lattices: npt.NDArray[np.float64],
+    frac_coords: npt.NDArray[np.float64],
+    numbers: npt.NDArray[np.int64],
+    pbc: npt.NDArray[np.bool_],
+    ptr: npt.NDArray[np.int64],
+    edges: list[float],
+    elements: Optional[list[int]] = None,
+    n_threads: Optional[int] = None,
+    ids: Optional[list[Optional[str]]] = None,
+) -> npt.NDArray[np.float64]: ...
+def sine_coulomb_eigenvalues(
+    lattices: npt.NDArray[np.float64],
+    frac_coords: npt.NDArray[np.float64],
+    numbers: npt.NDArray[np.int64],
+    pbc: npt.NDArray[np.bool_],
+    ptr: npt.NDArray[np.int64],
+    n_max: int,
+    n_threads: Optional[int] = None,
+    ids: Optional[list[Optional[str]]] = None,
+) -> npt.NDArray[np.float64]: ...

@@ -9,6 +9,10 @@ class                      raised when
 ``FeaturizationError``     a parsed entry cannot be featurized, or an entry is
                            missing/not a string (``.index``, ``.input``, ``.reason``)
 ``InvalidArgumentError``   arguments do not fit together (unknown preset, bad shape)
+``StructureError``         a crystal structure is invalid or too large (``.index``,
+                           ``.name`` id or file, ``.reason``)
+``StructureParseError``    a structure file cannot be parsed (``.file``, ``.line``,
+                           ``.reason``)
 ``InternalError``          a bug in matxfer's core (a caught Rust panic); please report
 =========================  ==========================================================
 """
@@ -41,6 +45,23 @@ class InvalidArgumentError(MatxferError, ValueError):
     """Arguments that do not fit together."""
 
 
+class StructureError(MatxferError, ValueError):
+    """A structure is invalid (cell volume, NaN coordinates, unknown species, overlapping atoms)
+    or would exceed a size limit."""
+
+    index: int
+    name: "str | None"
+    reason: str
+
+
+class StructureParseError(MatxferError, ValueError):
+    """A structure file (CIF, POSCAR, XYZ, JSON lines) cannot be parsed."""
+
+    file: str
+    line: int
+    reason: str
+
+
 class InternalError(MatxferError, RuntimeError):
     """An internal error of the Rust core (a caught panic). Please report it."""
 
@@ -50,5 +71,7 @@ __all__ = [
     "FormulaError",
     "FeaturizationError",
     "InvalidArgumentError",
+    "StructureError",
+    "StructureParseError",
     "InternalError",
 ]

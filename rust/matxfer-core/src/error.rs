@@ -74,7 +74,30 @@ pub enum CoreError {
     /// A null / missing entry in a batch.
     #[error("row {index}: missing value (null)")]
     Null { index: usize },
+    /// A structure in a batch is invalid or cannot be processed (bad cell, NaN coordinates,
+    /// overlapping atoms, too many edges...); `index` is its position in the batch and `name` its
+    /// id or file when known.
+    #[error("structure {index}{}: {reason}", name_suffix(name))]
+    Structure {
+        index: usize,
+        name: Option<String>,
+        reason: String,
+    },
+    /// A structure file could not be parsed; `line` is 1-based (0 when the whole file is at fault).
+    #[error("{file}:{line}: {reason}")]
+    Parse {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     /// A caller passed arguments that do not fit together.
     #[error("{0}")]
     InvalidArgument(String),
+}
+
+fn name_suffix(name: &Option<String>) -> String {
+    match name {
+        Some(n) => format!(" ({n})"),
+        None => String::new(),
+    }
 }

@@ -9,7 +9,11 @@ pub mod composition;
 pub mod elements;
 pub mod error;
 pub mod formula;
+pub mod graph;
+pub mod neighbors;
 pub mod parallel;
+pub mod structure;
+pub mod structure_descriptors;
 
 pub use error::{CoreError, FormulaError, FormulaErrorKind};
 pub use formula::{parse_formula, Composition, FormulaParser};

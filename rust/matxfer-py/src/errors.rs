@@ -57,6 +57,20 @@ pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
             let attrs: Vec<_> = [attr(py, "index", index)].into_iter().flatten().collect();
             raise(py, "FeaturizationError", message, &attrs)
         }
+        CoreError::Structure { index, name, reason } => {
+            let attrs: Vec<_> = [attr(py, "index", index), attr(py, "name", name), attr(py, "reason", reason)]
+                .into_iter()
+                .flatten()
+                .collect();
+            raise(py, "StructureError", message, &attrs)
+        }
+        CoreError::Parse { file, line, reason } => {
+            let attrs: Vec<_> = [attr(py, "file", file), attr(py, "line", line), attr(py, "reason", reason)]
+                .into_iter()
+                .flatten()
+                .collect();
+            raise(py, "StructureParseError", message, &attrs)
+        }
         CoreError::InvalidArgument(_) => raise(py, "InvalidArgumentError", message, &[]),
     }
 }

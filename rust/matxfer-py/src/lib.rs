@@ -4,10 +4,12 @@ use pyo3::prelude::*;
 
 mod composition;
 mod errors;
+mod structures;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     composition::register(m)?;
+    structures::register(m)?;
     Ok(())
 }

@@ -1,0 +1,542 @@
+//! Cell-list neighbor search for any triclinic cell.
+//!
+//! Atoms are binned in fractional space: along axis k the cell (or, for a non-periodic axis, the
+//! extent of the atoms) is cut into `n_k` slabs whose thickness is about the cutoff. Two atoms
+//! within `r_c` differ in fractional coordinate k by at most `r_c / d_k` (`d_k` the distance
+//! between the cell faces normal to the reciprocal vector k), so it is enough to visit the bins
+//! within `m_k = ceil(r_c / (d_k h_k))` slabs, `h_k` the fractional slab width. Periodic axes wrap
+//! bin indices and record the image shift, so cutoffs larger than the cell simply visit several
+//! images of the same bins. Bin images whose bounding sphere is out of reach are skipped.
+
+use rayon::prelude::*;
+
+use super::{push_candidates, BatchNeighborList, NeighborList, PairSink};
+use crate::error::CoreError;
+use crate::parallel::with_threads;
+use crate::structure::linalg::{face_distances, frac_to_cart, norm, Mat3, Vec3};
+use crate::structure::Structure;
+
+/// Cap on the number of bins relative to the atom count (sparse boxes would otherwise allocate
+/// many empty bins).
+const MAX_BINS_PER_ATOM: usize = 4;
+/// Fractional coordinates beyond this magnitude are rejected (image shifts are int32).
+const MAX_ABS_FRAC: f64 = 1e6;
+
+/// Binned atoms of one structure, ready for queries at a fixed cutoff.
+pub struct CellList<'a> {
+    structure: &'a Structure,
+    cutoff: f64,
+    n_bins: [usize; 3],
+    search: [i64; 3],
+    /// Fractional origin and slab width per axis.
+    lo: Vec3,
+    h: Vec3,
+    /// Bin radius (half the longest bin diagonal), angstrom.
+    bin_radius: f64,
+    bin_start: Vec<u32>,
+    /// Per binned slot: wrapped Cartesian position, original index, integer wrap of the atom.
+    sorted_pos: Vec<Vec3>,
+    sorted_index: Vec<u32>,
+    /// Per atom: bin coordinates, wrapped position and wrap.
+    atom_bin: Vec<[i64; 3]>,
+    atom_pos: Vec<Vec3>,
+    atom_wrap: Vec<[i32; 3]>,
+    /// Wrap of the atom in each binned slot (saves an indirection in the hot loop).
+    sorted_wrap: Vec<[i32; 3]>,
+    /// Bin offsets that can hold a neighbor, with the Cartesian offset between bin centers.
+    offsets: Vec<([i64; 3], Vec3)>,
+    /// Per axis, for bin coordinate `x + search[k]`: (image, stored bin), or `None` off a
+    /// non-periodic edge.
+    wrap_table: [Vec<Option<(i32, u32)>>; 3],
+}
+
+impl<'a> CellList<'a> {
+    /// Build the bins. `s` must be valid (see [`Structure::validate`]); `cutoff` > 0 and finite.
+    pub fn new(s: &'a Structure, cutoff: f64) -> Result<Self, String> {
+        if !(cutoff.is_finite() && cutoff > 0.0) {
+            return Err(format!("cutoff must be positive and finite, got {cutoff}"));
+        }
+        let cutoff = cutoff + super::CUTOFF_TOLERANCE;
+        let n = s.n_sites();
+        if n >= u32::MAX as usize {
+            return Err("too many atoms".into());
+        }
+        let d = face_distances(&s.lattice);
+        let mut lo = [0.0; 3];
+        let mut span = [1.0; 3];
+        for k in 0..3 {
+            if !s.pbc[k] {
+                let (mut a, mut b) = (f64::INFINITY, f64::NEG_INFINITY);
+                for f in &s.frac_coords {
+                    a = a.min(f[k]);
+                    b = b.max(f[k]);
+                }
+                if n == 0 {
+                    (a, b) = (0.0, 0.0);
+                }
+                lo[k] = a;
+                span[k] = b - a;
+            }
+        }
+        // Large structures: bins of half the cutoff (5^3 bins visited instead of 3^3 bins of
+        // twice the volume: fewer candidates per pair); small cells keep one bin per cutoff.
+        let bin_width = if n >= 256 { cutoff / 2.0 } else { cutoff };
+        let mut n_bins = [1usize; 3];
+        for k in 0..3 {
+            let width = span[k] * d[k];
+            n_bins[k] = ((width / bin_width).floor() as usize).clamp(1, 1 << 20);
+        }
+        let cap = (MAX_BINS_PER_ATOM * n).max(1);
+        while n_bins.iter().product::<usize>() > cap {
+            let k = (0..3).max_by_key(|&k| n_bins[k]).unwrap_or(0);
+            n_bins[k] = n_bins[k].div_ceil(2);
+        }
+        let mut h = [1.0; 3];
+        let mut search = [0i64; 3];
+        for k in 0..3 {
+            h[k] = if span[k] > 0.0 { span[k] / n_bins[k] as f64 } else { 1.0 };
+            let reach = (cutoff / (d[k] * h[k])).ceil();
+            search[k] = if s.pbc[k] {
+                if reach > 1e6 {
+                    return Err(format!("cutoff {cutoff} needs too many periodic images"));
+                }
+                reach as i64
+            } else {
+                (reach as i64).min(n_bins[k] as i64 - 1)
+            };
+        }
+        let mut bin_radius: f64 = 0.0;
+        for sa in [-1.0, 1.0] {
+            for sb in [-1.0, 1.0] {
+                let diag = frac_to_cart(&[h[0], sa * h[1], sb * h[2]], &s.lattice);
+                bin_radius = bin_radius.max(0.5 * norm(&diag));
+            }
+        }
+        let n_total = n_bins[0] * n_bins[1] * n_bins[2];
+        let mut atom_bin = Vec::with_capacity(n);
+        let mut atom_pos = Vec::with_capacity(n);
+        let mut atom_wrap = Vec::with_capacity(n);
+        let mut atom_flat = Vec::with_capacity(n);
+        let mut counts = vec![0u32; n_total + 1];
+        for f in &s.frac_coords {
+            let mut u = *f;
+            let mut w = [0i32; 3];
+            let mut b = [0i64; 3];
+            for k in 0..3 {
+                if f[k].abs() > MAX_ABS_FRAC {
+                    return Err(format!("fractional coordinate {} is out of range", f[k]));
+                }
+                if s.pbc[k] {
+                    let fl = f[k].floor();
+                    u[k] = f[k] - fl;
+                    w[k] = fl as i32;
+                    if u[k] >= 1.0 {
+                        u[k] = 0.0;
+                        w[k] += 1;
+                    }
+                }
+                let x = ((u[k] - lo[k]) / h[k]).floor() as i64;
+                b[k] = x.clamp(0, n_bins[k] as i64 - 1);
+            }
+            let flat = (b[0] as usize * n_bins[1] + b[1] as usize) * n_bins[2] + b[2] as usize;
+            counts[flat + 1] += 1;
+            atom_bin.push(b);
+            atom_pos.push(frac_to_cart(&u, &s.lattice));
+            atom_wrap.push(w);
+            atom_flat.push(flat);
+        }
+        for k in 0..n_total {
+            counts[k + 1] += counts[k];
+        }
+        let bin_start = counts.clone();
+        let mut fill = counts;
+        let mut sorted_pos = vec![[0.0; 3]; n];
+        let mut sorted_index = vec![0u32; n];
+        for (a, &flat) in atom_flat.iter().enumerate() {
+            let slot = fill[flat] as usize;
+            fill[flat] += 1;
+            sorted_pos[slot] = atom_pos[a];
+            sorted_index[slot] = a as u32;
+        }
+        let mut sorted_wrap = vec![[0i32; 3]; n];
+        for (slot, &a) in sorted_index.iter().enumerate() {
+            sorted_wrap[slot] = atom_wrap[a as usize];
+        }
+        // Bin pairs whose centers are farther apart than cutoff + 2 bin radii cannot hold a pair.
+        let reach = cutoff + 2.0 * bin_radius;
+        let mut offsets = Vec::new();
+        for dx in -search[0]..=search[0] {
+            for dy in -search[1]..=search[1] {
+                for dz in -search[2]..=search[2] {
+                    let f = [dx as f64 * h[0], dy as f64 * h[1], dz as f64 * h[2]];
+                    let dcart = frac_to_cart(&f, &s.lattice);
+                    if norm(&dcart) <= reach {
+                        offsets.push(([dx, dy, dz], dcart));
+                    }
+                }
+            }
+        }
+        let wrap_table: [Vec<Option<(i32, u32)>>; 3] = std::array::from_fn(|k| {
+            let nk = n_bins[k] as i64;
+            (-search[k]..nk + search[k])
+                .map(|x| {
+                    if s.pbc[k] {
+                        Some((x.div_euclid(nk) as i32, x.rem_euclid(nk) as u32))
+                    } else if (0..nk).contains(&x) {
+                        Some((0, x as u32))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        });
+        Ok(Self {
+            sorted_wrap,
+            offsets,
+            wrap_table,
+            structure: s,
+            cutoff,
+            n_bins,
+            search,
+            lo,
+            h,
+            bin_radius,
+            bin_start,
+            sorted_pos,
+            sorted_index,
+            atom_bin,
+            atom_pos,
+            atom_wrap,
+        })
+    }
+
+    /// Rough count of pairs (used to refuse a job before allocating): atoms times the mean number
+    /// of atoms in a sphere of the cutoff.
+    pub fn estimate_pairs(&self) -> f64 {
+        let s = self.structure;
+        let n = s.n_sites() as f64;
+        let sphere = 4.0 / 3.0 * std::f64::consts::PI * self.cutoff.powi(3);
+        let density = n / s.volume().max(1e-12);
+        if s.pbc.iter().all(|&p| p) {
+            n * density * sphere
+        } else {
+            (n * density * sphere).min(n * (n - 1.0).max(0.0))
+        }
+    }
+
+    /// Append the neighbors of atom `i` to `out`, in bin order.
+    #[inline]
+    pub fn query<S: PairSink>(&self, i: usize, out: &mut S, want_vectors: bool) {
+        let lat: &Mat3 = &self.structure.lattice;
+        let c2 = self.cutoff * self.cutoff;
+        let reach = self.cutoff + self.bin_radius;
+        let reach2 = reach * reach;
+        let p = self.atom_pos[i];
+        let b = self.atom_bin[i];
+        let wi = self.atom_wrap[i];
+        let nb = self.n_bins;
+        // Position of atom i relative to the center of its bin.
+        let center_f = [
+            self.lo[0] + (b[0] as f64 + 0.5) * self.h[0],
+            self.lo[1] + (b[1] as f64 + 0.5) * self.h[1],
+            self.lo[2] + (b[2] as f64 + 0.5) * self.h[2],
+        ];
+        let cb = frac_to_cart(&center_f, lat);
+        let e = [p[0] - cb[0], p[1] - cb[1], p[2] - cb[2]];
+        for (delta, dcart) in &self.offsets {
+            // Skip bins whose bounding sphere cannot reach atom i.
+            let dc = [dcart[0] - e[0], dcart[1] - e[1], dcart[2] - e[2]];
+            if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > reach2 {
+                continue;
+            }
+            let mut img = [0i32; 3];
+            let mut wb = [0usize; 3];
+            let mut inside = true;
+            for k in 0..3 {
+                match self.wrap_table[k][(b[k] + delta[k] + self.search[k]) as usize] {
+                    Some((im, w)) => {
+                        img[k] = im;
+                        wb[k] = w as usize;
+                    }
+                    None => inside = false,
+                }
+            }
+            if !inside {
+                continue;
+            }
+            let flat = (wb[0] * nb[1] + wb[1]) * nb[2] + wb[2];
+            let (start, end) = (self.bin_start[flat] as usize, self.bin_start[flat + 1] as usize);
+            if start == end {
+                continue;
+            }
+            let t = frac_to_cart(&[img[0] as f64, img[1] as f64, img[2] as f64], lat);
+            let q = [t[0] - p[0], t[1] - p[1], t[2] - p[2]];
+            let zero_image = img == [0, 0, 0];
+            let shift_base = [img[0] + wi[0], img[1] + wi[1], img[2] + wi[2]];
+            push_candidates(
+                out,
+                i,
+                &self.sorted_pos[start..end],
+                &self.sorted_index[start..end],
+                &self.sorted_wrap[start..end],
+                q,
+                shift_base,
+                c2,
+                zero_image,
+                want_vectors,
+            );
+        }
+    }
+}
+
+/// Atoms per parallel task in a single large structure.
+const ATOMS_PER_TASK: usize = 512;
+
+fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
+    CoreError::Structure { index, name: s.id.clone(), reason: what }
+}
+
+/// Append the neighbor list of one structure to `out` (pairs grouped by `i`, atoms in order).
+/// `max_pairs` refuses the job, naming the structure, when the estimate or the actual count
+/// exceeds it. Parallel over atoms for large structures when `parallel` (same output either way).
+/// Returns the number of pairs appended.
+pub fn append_neighbor_list(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    parallel: bool,
+    out: &mut NeighborList,
+) -> Result<usize, CoreError> {
+    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel, out)
+}
+
+/// [`append_neighbor_list`] that also refuses the structure when two atoms (or an atom and a
+/// periodic image of itself) are closer than `min_distance` angstrom (0 disables the check).
+#[allow(clippy::too_many_arguments)]
+pub fn append_neighbor_list_checked(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    min_distance: f64,
+    parallel: bool,
+    out: &mut NeighborList,
+) -> Result<usize, CoreError> {
+    s.validate(index)?;
+    let cl = CellList::new(s, cutoff).map_err(|r| too_many(index, s, r))?;
+    let estimate = cl.estimate_pairs();
+    if let Some(maxp) = max_pairs {
+        if estimate > 1.5 * maxp as f64 + 1000.0 {
+            return Err(too_many(
+                index,
+                s,
+                format!(
+                    "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
+                ),
+            ));
+        }
+    }
+    let n = s.n_sites();
+    let before = out.len();
+    if parallel && n > 2 * ATOMS_PER_TASK && rayon::current_num_threads() > 1 {
+        let parts: Vec<NeighborList> = (0..n.div_ceil(ATOMS_PER_TASK))
+            .into_par_iter()
+            .map(|t| {
+                let a = t * ATOMS_PER_TASK;
+                let b = (a + ATOMS_PER_TASK).min(n);
+                let cap = (estimate * 1.1 * (b - a) as f64 / n as f64) as usize + 16;
+                let mut part = NeighborList::with_capacity(cap, want_vectors);
+                for i in a..b {
+                    cl.query(i, &mut part, want_vectors);
+                }
+                part
+            })
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        out.reserve(total, want_vectors);
+        for p in &parts {
+            out.extend_from(p, 0);
+        }
+    } else {
+        out.reserve((estimate * 1.1) as usize + 16, want_vectors);
+        for i in 0..n {
+            cl.query(i, out, want_vectors);
+        }
+    }
+    let added = out.len() - before;
+    if min_distance > 0.0 {
+        if let Some(k) = (before..out.len()).find(|&k| out.distances[k] < min_distance) {
+            return Err(too_many(
+                index,
+                s,
+                format!(
+                    "atoms {} and {} (image {:?}) are {:.4} A apart, closer than min_distance = {min_distance} A (overlapping atoms)",
+                    out.i[k], out.j[k], out.shifts[k], out.distances[k]
+                ),
+            ));
+        }
+    }
+    if let Some(maxp) = max_pairs {
+        if added > maxp {
+            return Err(too_many(
+                index,
+                s,
+                format!(
+                    "{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
+                ),
+            ));
+        }
+    }
+    Ok(added)
+}
+
+/// Neighbor list of one structure (see [`append_neighbor_list`]).
+pub fn neighbor_list_one(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    parallel: bool,
+) -> Result<NeighborList, CoreError> {
+    neighbor_list_one_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel)
+}
+
+/// [`neighbor_list_one`] with the overlap check of [`append_neighbor_list_checked`].
+pub fn neighbor_list_one_checked(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    min_distance: f64,
+    parallel: bool,
+) -> Result<NeighborList, CoreError> {
+    let mut out = NeighborList::default();
+    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, min_distance, parallel, &mut out)?;
+    Ok(out)
+}
+
+/// Neighbor list of one structure, on `n_threads` threads.
+pub fn neighbor_list(
+    s: &Structure,
+    cutoff: f64,
+    want_vectors: bool,
+    n_threads: Option<usize>,
+) -> Result<NeighborList, CoreError> {
+    with_threads(n_threads, || neighbor_list_one(s, 0, cutoff, want_vectors, None, true))?
+}
+
+/// Neighbor lists of many structures, concatenated in input order with local atom indices.
+/// Consecutive structures are grouped into tasks (no per-structure scheduling cost for small
+/// cells); the groups are joined with a parallel copy into one buffer per array. The result does
+/// not depend on the thread count. `max_pairs` bounds the pairs of each structure and of the
+/// whole batch.
+pub fn neighbor_list_batch(
+    structures: &[Structure],
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    n_threads: Option<usize>,
+) -> Result<BatchNeighborList, CoreError> {
+    neighbor_list_batch_checked(structures, cutoff, want_vectors, max_pairs, 0.0, n_threads)
+}
+
+/// [`neighbor_list_batch`] with the overlap check of [`append_neighbor_list_checked`].
+pub fn neighbor_list_batch_checked(
+    structures: &[Structure],
+    cutoff: f64,
+    want_vectors: bool,
+    max_pairs: Option<usize>,
+    min_distance: f64,
+    n_threads: Option<usize>,
+) -> Result<BatchNeighborList, CoreError> {
+    with_threads(n_threads, || {
+        let n = structures.len();
+        let n_workers = rayon::current_num_threads();
+        // One group per thread. The first group's buffers are reserved for the whole batch
+        // (virtual memory until written) and become the output: only the other groups are
+        // copied in behind it.
+        let chunk = n.div_ceil(n_workers).max(1);
+        let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(c, group)| {
+                // Reserve for the whole group up front from the density estimate (virtual memory
+                // only until written), so the buffers are not regrown pair after pair.
+                let owner = if c == 0 { structures } else { group };
+                let estimate: f64 = owner.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+                let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
+                let mut counts = Vec::with_capacity(group.len());
+                for (k, s) in group.iter().enumerate() {
+                    counts.push(append_neighbor_list_checked(
+                        s,
+                        c * chunk + k,
+                        cutoff,
+                        want_vectors,
+                        max_pairs,
+                        min_distance,
+                        true,
+                        &mut acc,
+                    )?);
+                }
+                Ok((acc, counts))
+            })
+            .collect();
+        let mut oks = Vec::with_capacity(parts.len());
+        for p in parts {
+            oks.push(p?);
+        }
+        let total: usize = oks.iter().map(|p| p.0.len()).sum();
+        if let Some(maxp) = max_pairs {
+            if total > maxp {
+                return Err(CoreError::InvalidArgument(format!(
+                    "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
+                )));
+            }
+        }
+        let mut edge_ptr = Vec::with_capacity(n + 1);
+        edge_ptr.push(0);
+        for (_, counts) in &oks {
+            for c in counts {
+                let last = *edge_ptr.last().unwrap_or(&0);
+                edge_ptr.push(last + c);
+            }
+        }
+        let mut parts = oks.into_iter().map(|p| p.0);
+        let mut pairs = parts.next().unwrap_or_default();
+        let rest: Vec<NeighborList> = parts.collect();
+        if !rest.is_empty() {
+            pairs.reserve(total - pairs.len(), want_vectors);
+            let NeighborList { i, j, shifts, distances, vectors } = &mut pairs;
+            rayon::scope(|scope| {
+                let rest = &rest;
+                scope.spawn(move |_| rest.iter().for_each(|p| i.extend_from_slice(&p.i)));
+                scope.spawn(move |_| rest.iter().for_each(|p| j.extend_from_slice(&p.j)));
+                scope.spawn(move |_| rest.iter().for_each(|p| shifts.extend_from_slice(&p.shifts)));
+                scope.spawn(move |_| rest.iter().for_each(|p| distances.extend_from_slice(&p.distances)));
+                scope.spawn(move |_| rest.iter().for_each(|p| vectors.extend_from_slice(&p.vectors)));
+            });
+        }
+        Ok(BatchNeighborList { pairs, edge_ptr })
+    })?
+}
+
+/// Expected pair count from the mean density, without binning (0 for invalid structures).
+fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
+    let v = s.volume();
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+        return 0.0;
+    }
+    let n = s.n_sites() as f64;
+    // A cutoff sphere at the crystal's mean density; at most all pairs for non-periodic boxes.
+    let est = n * n / v * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
+    if s.pbc.iter().all(|&p| p) {
+        est.min(1e12)
+    } else {
+        est.min(n * n)
+    }
+}
