@@ -8,10 +8,7 @@ use matxfer_core::structure::jsonl::parse_jsonl;
 use matxfer_core::structure::Structure;
 
 fn load(name: &str) -> Option<Vec<Structure>> {
-    let path = format!(
-        "{}/../../../shared/data/structures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/data/structures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).ok()?;
     parse_jsonl(&text, name).ok()
 }
@@ -27,20 +24,14 @@ fn bench(c: &mut Criterion) {
             for threads in [1usize, 2] {
                 group.bench_function(format!("{name}/cutoff={cutoff}/threads={threads}"), |b| {
                     b.iter(|| {
-                        neighbor_list_batch(&structures, cutoff, false, None, Some(threads))
-                            .map(|nl| nl.pairs.len())
+                        neighbor_list_batch(&structures, cutoff, false, None, Some(threads)).map(|nl| nl.pairs.len())
                     })
                 });
             }
         }
         let opts = GraphOptions {
             cutoff: 4.0,
-            rbf: Some(Rbf {
-                start: 1.0,
-                stop: 4.0,
-                n: 64,
-                width: Some(0.5),
-            }),
+            rbf: Some(Rbf { start: 1.0, stop: 4.0, n: 64, width: Some(0.5) }),
             ..Default::default()
         };
         group.bench_function(format!("{name}/graphs+rbf64/cutoff=4/threads=1"), |b| {

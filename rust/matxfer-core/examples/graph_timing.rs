@@ -12,12 +12,7 @@ fn main() {
     let s = parse_jsonl(&text, &args[1]).expect("parse");
     let opts = GraphOptions {
         cutoff,
-        rbf: Some(Rbf {
-            start: 1.0,
-            stop: cutoff,
-            n: 64,
-            width: Some(0.5),
-        }),
+        rbf: Some(Rbf { start: 1.0, stop: cutoff, n: 64, width: Some(0.5) }),
         rbf_float32: f32_out,
         ..Default::default()
     };
@@ -29,11 +24,6 @@ fn main() {
         drop(g);
         let t = std::time::Instant::now();
         let g = build_graphs(&s, &opts, Some(threads)).expect("graphs");
-        println!(
-            "{} edges: no rbf {:.3} s, with rbf {:.3} s",
-            g.distances.len(),
-            t0,
-            t.elapsed().as_secs_f64()
-        );
+        println!("{} edges: no rbf {:.3} s, with rbf {:.3} s", g.distances.len(), t0, t.elapsed().as_secs_f64());
     }
 }

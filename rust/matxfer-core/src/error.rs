@@ -78,18 +78,10 @@ pub enum CoreError {
     /// overlapping atoms, too many edges...); `index` is its position in the batch and `name` its
     /// id or file when known.
     #[error("structure {index}{}: {reason}", name_suffix(name))]
-    Structure {
-        index: usize,
-        name: Option<String>,
-        reason: String,
-    },
+    Structure { index: usize, name: Option<String>, reason: String },
     /// A structure file could not be parsed; `line` is 1-based (0 when the whole file is at fault).
     #[error("{file}:{line}: {reason}")]
-    Parse {
-        file: String,
-        line: usize,
-        reason: String,
-    },
+    Parse { file: String, line: usize, reason: String },
     /// A caller passed arguments that do not fit together.
     #[error("{0}")]
     InvalidArgument(String),

@@ -28,15 +28,8 @@ use crate::structure::Structure;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EdgeSelection {
     Radius,
-    MaxNeighbors {
-        k: usize,
-    },
-    Knn {
-        k: usize,
-        tie_tolerance: f64,
-        cutoff_step: f64,
-        max_cutoff: f64,
-    },
+    MaxNeighbors { k: usize },
+    Knn { k: usize, tie_tolerance: f64, cutoff_step: f64, max_cutoff: f64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,11 +59,7 @@ impl Rbf {
     }
 
     pub fn width(&self) -> f64 {
-        self.width.unwrap_or(if self.n > 1 {
-            (self.stop - self.start) / (self.n - 1) as f64
-        } else {
-            1.0
-        })
+        self.width.unwrap_or(if self.n > 1 { (self.stop - self.start) / (self.n - 1) as f64 } else { 1.0 })
     }
 }
 
@@ -145,11 +134,7 @@ struct OneGraph {
 }
 
 fn structure_error(index: usize, s: &Structure, reason: String) -> CoreError {
-    CoreError::Structure {
-        index,
-        name: s.id.clone(),
-        reason,
-    }
+    CoreError::Structure { index, name: s.id.clone(), reason }
 }
 
 /// Ranges of edges per center (the neighbor list groups pairs by center).
@@ -209,29 +194,17 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
         structure_error(
             index,
             s,
-            format!("atom {i} has {got} neighbors within {r} A, fewer than the {k} requested (few_neighbors=\"error\")"),
+            format!(
+                "atom {i} has {got} neighbors within {r} A, fewer than the {k} requested (few_neighbors=\"error\")"
+            ),
         )
     };
     let edges = match opts.selection {
-        EdgeSelection::Radius => neighbor_list_one_checked(
-            s,
-            index,
-            opts.cutoff,
-            need_vectors,
-            opts.max_edges,
-            opts.min_distance,
-            true,
-        )?,
+        EdgeSelection::Radius => {
+            neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, opts.max_edges, opts.min_distance, true)?
+        }
         EdgeSelection::MaxNeighbors { k } => {
-            let nl = neighbor_list_one_checked(
-                s,
-                index,
-                opts.cutoff,
-                need_vectors,
-                None,
-                opts.min_distance,
-                true,
-            )?;
+            let nl = neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, None, opts.min_distance, true)?;
             let (sel, counts) = select(&nl, n, k, None);
             if opts.few_neighbors == FewNeighbors::Error {
                 if let Some((i, &c)) = counts.iter().enumerate().find(|(_, &c)| c < k) {
@@ -240,29 +213,12 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
             }
             sel
         }
-        EdgeSelection::Knn {
-            k,
-            tie_tolerance,
-            cutoff_step,
-            max_cutoff,
-        } => {
+        EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff } => {
             let mut r = opts.cutoff;
             loop {
-                let nl = neighbor_list_one_checked(
-                    s,
-                    index,
-                    r,
-                    need_vectors,
-                    None,
-                    opts.min_distance,
-                    true,
-                )?;
+                let nl = neighbor_list_one_checked(s, index, r, need_vectors, None, opts.min_distance, true)?;
                 let (sel, counts) = select(&nl, n, k, Some(tie_tolerance));
-                let short = counts
-                    .iter()
-                    .enumerate()
-                    .find(|(_, &c)| c < k)
-                    .map(|(i, &c)| (i, c));
+                let short = counts.iter().enumerate().find(|(_, &c)| c < k).map(|(i, &c)| (i, c));
                 match short {
                     None => break sel,
                     Some(_) if r < max_cutoff && cutoff_step > 0.0 && n > 0 => {
@@ -283,10 +239,7 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
             return Err(structure_error(
                 index,
                 s,
-                format!(
-                    "{} edges, above the limit of {maxe} (max_edges)",
-                    edges.len()
-                ),
+                format!("{} edges, above the limit of {maxe} (max_edges)", edges.len()),
             ));
         }
     }
@@ -303,19 +256,14 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
                         continue;
                     }
                     let (u, v) = (&edges.vectors[e1], &edges.vectors[e2]);
-                    let c = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2])
-                        / (edges.distances[e1] * edges.distances[e2]);
+                    let c = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (edges.distances[e1] * edges.distances[e2]);
                     triplets.push([e1 as i64, e2 as i64]);
                     cos.push(c.clamp(-1.0, 1.0));
                 }
             }
         }
     }
-    Ok(OneGraph {
-        edges,
-        triplets,
-        cos,
-    })
+    Ok(OneGraph { edges, triplets, cos })
 }
 
 /// Build the graphs of all structures and pack them into one batch.
@@ -325,15 +273,8 @@ pub fn build_graphs(
     n_threads: Option<usize>,
 ) -> Result<BatchedGraph, CoreError> {
     if let Some(rbf) = &opts.rbf {
-        if rbf.n == 0
-            || rbf.width().is_nan()
-            || rbf.width() <= 0.0
-            || !rbf.start.is_finite()
-            || !rbf.stop.is_finite()
-        {
-            return Err(CoreError::InvalidArgument(
-                "rbf needs n >= 1 and a positive width".into(),
-            ));
+        if rbf.n == 0 || rbf.width().is_nan() || rbf.width() <= 0.0 || !rbf.start.is_finite() || !rbf.stop.is_finite() {
+            return Err(CoreError::InvalidArgument("rbf needs n >= 1 and a positive width".into()));
         }
     }
     if let EdgeSelection::MaxNeighbors { k: 0 } | EdgeSelection::Knn { k: 0, .. } = opts.selection {
@@ -343,12 +284,8 @@ pub fn build_graphs(
         return build_radius_graphs(structures, opts, n_threads);
     }
     with_threads(n_threads, || {
-        let parts: Vec<Result<OneGraph, CoreError>> = structures
-            .par_iter()
-            .with_min_len(16)
-            .enumerate()
-            .map(|(k, s)| build_one(s, k, opts))
-            .collect();
+        let parts: Vec<Result<OneGraph, CoreError>> =
+            structures.par_iter().with_min_len(16).enumerate().map(|(k, s)| build_one(s, k, opts)).collect();
         let mut graphs = Vec::with_capacity(parts.len());
         for p in parts {
             graphs.push(p?);
@@ -397,30 +334,20 @@ fn build_radius_graphs(
                 rj = rest_j;
             }
             let (pi, pj) = (&pairs.i, &pairs.j);
-            tasks
-                .into_par_iter()
-                .with_min_len(64)
-                .for_each(|(s, a, b)| {
-                    let (start, off) = (edge_ptr[s] as usize, node_ptr[s]);
-                    for (k, (x, y)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
-                        *x = pi[start + k] + off;
-                        *y = pj[start + k] + off;
-                    }
-                });
+            tasks.into_par_iter().with_min_len(64).for_each(|(s, a, b)| {
+                let (start, off) = (edge_ptr[s] as usize, node_ptr[s]);
+                for (k, (x, y)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+                    *x = pi[start + k] + off;
+                    *y = pj[start + k] + off;
+                }
+            });
         }
         let mut g = BatchedGraph {
-            numbers: structures
-                .iter()
-                .flat_map(|s| s.numbers.iter().map(|&z| z as i64))
-                .collect(),
+            numbers: structures.iter().flat_map(|s| s.numbers.iter().map(|&z| z as i64)).collect(),
             edge_index,
             shifts: pairs.take_flat_shifts(),
             distances: std::mem::take(&mut pairs.distances),
-            vectors: if opts.want_vectors {
-                pairs.take_flat_vectors()
-            } else {
-                Vec::new()
-            },
+            vectors: if opts.want_vectors { pairs.take_flat_vectors() } else { Vec::new() },
             node_graph: structures
                 .iter()
                 .enumerate()
@@ -443,11 +370,7 @@ fn build_radius_graphs(
     })
 }
 
-fn pack(
-    structures: &[Structure],
-    graphs: Vec<OneGraph>,
-    opts: &GraphOptions,
-) -> Result<BatchedGraph, CoreError> {
+fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) -> Result<BatchedGraph, CoreError> {
     let n_edges: usize = graphs.iter().map(|g| g.edges.len()).sum();
     let n_trip: usize = graphs.iter().map(|g| g.triplets.len()).sum();
     let n_nodes: usize = structures.iter().map(|s| s.n_sites()).sum();
@@ -484,8 +407,7 @@ fn pack(
     let (mut node_off, mut edge_off, mut trip_off) = (0usize, 0usize, 0usize);
     for (k, (s, one)) in structures.iter().zip(&graphs).enumerate() {
         g.numbers.extend(s.numbers.iter().map(|&z| z as i64));
-        g.node_graph
-            .extend(std::iter::repeat_n(k as i64, s.n_sites()));
+        g.node_graph.extend(std::iter::repeat_n(k as i64, s.n_sites()));
         let e = &one.edges;
         for t in 0..e.len() {
             g.edge_index[edge_off + t] = e.i[t] + node_off as i64;
@@ -550,30 +472,28 @@ pub fn gaussian_rbf_generic<T: Copy + Default + Send + Sync>(
     let direct = n == 1 || !(h > 0.0 && h <= 2.0);
     let mut out = vec![T::default(); distances.len() * n];
     crate::parallel::advise_huge_pages(&mut out);
-    out.par_chunks_mut(n * 4096)
-        .zip(distances.par_chunks(4096))
-        .for_each(|(o, d)| {
-            for (row, &x) in o.chunks_mut(n).zip(d) {
-                if direct || !x.is_finite() {
-                    for (v, &mu) in row.iter_mut().zip(&centers) {
-                        let t = (x - mu) / w;
-                        *v = store((-t * t).exp());
-                    }
-                    continue;
+    out.par_chunks_mut(n * 4096).zip(distances.par_chunks(4096)).for_each(|(o, d)| {
+        for (row, &x) in o.chunks_mut(n).zip(d) {
+            if direct || !x.is_finite() {
+                for (v, &mu) in row.iter_mut().zip(&centers) {
+                    let t = (x - mu) / w;
+                    *v = store((-t * t).exp());
                 }
-                let k0 = ((x - centers[0]) / step).round().clamp(0.0, (n - 1) as f64) as usize;
-                let t0 = (x - centers[k0]) / w;
-                let e0 = (-t0 * t0).exp();
-                let r = (2.0 * t0 * h).exp();
-                // Upwards: row[k0 + m] for m = 0.., then downwards: row[k0 - m] for m = 1..
-                powers_times_table(e0, r, &table, n - k0, |m, v| row[k0 + m] = store(v));
-                powers_times_table(e0, 1.0 / r, &table, k0 + 1, |m, v| {
-                    if m > 0 {
-                        row[k0 - m] = store(v)
-                    }
-                });
+                continue;
             }
-        });
+            let k0 = ((x - centers[0]) / step).round().clamp(0.0, (n - 1) as f64) as usize;
+            let t0 = (x - centers[k0]) / w;
+            let e0 = (-t0 * t0).exp();
+            let r = (2.0 * t0 * h).exp();
+            // Upwards: row[k0 + m] for m = 0.., then downwards: row[k0 - m] for m = 1..
+            powers_times_table(e0, r, &table, n - k0, |m, v| row[k0 + m] = store(v));
+            powers_times_table(e0, 1.0 / r, &table, k0 + 1, |m, v| {
+                if m > 0 {
+                    row[k0 - m] = store(v)
+                }
+            });
+        }
+    });
     out
 }
 
@@ -602,12 +522,7 @@ mod tests {
 
     #[test]
     fn rbf_matches_direct_formula() {
-        let rbf = Rbf {
-            start: 0.0,
-            stop: 8.0,
-            n: 41,
-            width: Some(0.35),
-        };
+        let rbf = Rbf { start: 0.0, stop: 8.0, n: 41, width: Some(0.35) };
         let d: Vec<f64> = (0..2000).map(|k| -1.0 + k as f64 * 0.0061).collect();
         let fast = gaussian_rbf(&d, &rbf);
         let centers = rbf.centers();
@@ -616,10 +531,7 @@ mod tests {
                 let t = (x - mu) / 0.35;
                 let exact = (-t * t).exp();
                 let got = fast[e * 41 + k];
-                assert!(
-                    (got - exact).abs() <= 1e-12 * exact.max(1e-300) + 1e-300,
-                    "{x} {mu} {got} {exact}"
-                );
+                assert!((got - exact).abs() <= 1e-12 * exact.max(1e-300) + 1e-300, "{x} {mu} {got} {exact}");
             }
         }
     }

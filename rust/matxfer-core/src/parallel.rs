@@ -82,11 +82,7 @@ pub fn advise_huge_pages<T>(buffer: &mut [T]) {
             // SAFETY: the range lies inside `buffer`, which we own mutably; MADV_HUGEPAGE does
             // not change the contents or validity of the memory.
             unsafe {
-                libc::madvise(
-                    aligned as *mut libc::c_void,
-                    end - aligned,
-                    libc::MADV_HUGEPAGE,
-                );
+                libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
             }
         }
     }

@@ -32,27 +32,16 @@ const AMU_PER_A3_TO_G_PER_CM3: f64 = 1.660_539_066_60;
 const ANG_TO_BOHR: f64 = 1.000_014_95e-10 / 5.291_772_109_03e-11;
 
 fn err(index: usize, s: &Structure, reason: String) -> CoreError {
-    CoreError::Structure {
-        index,
-        name: s.id.clone(),
-        reason,
-    }
+    CoreError::Structure { index, name: s.id.clone(), reason }
 }
 
 /// `[density, volume per atom, packing fraction]` of one structure.
 pub fn density_features(s: &Structure, index: usize) -> Result<[f64; 3], CoreError> {
     s.validate(index)?;
     let table = embedded_table("magpie")?;
-    let (mass_col, radius_col) = match (
-        table.column_index("AtomicWeight"),
-        table.column_index("AtomicRadius"),
-    ) {
+    let (mass_col, radius_col) = match (table.column_index("AtomicWeight"), table.column_index("AtomicRadius")) {
         (Some(m), Some(r)) => (m, r),
-        _ => {
-            return Err(CoreError::InvalidArgument(
-                "magpie table lacks AtomicWeight/AtomicRadius".into(),
-            ))
-        }
+        _ => return Err(CoreError::InvalidArgument("magpie table lacks AtomicWeight/AtomicRadius".into())),
     };
     let v = s.volume();
     let mut mass = 0.0;
@@ -82,28 +71,18 @@ fn bin_of(edges: &[f64], x: f64) -> Option<usize> {
 }
 
 fn check_edges(edges: &[f64]) -> Result<(), CoreError> {
-    if edges.len() < 2 || edges.windows(2).any(|w| w[1].is_nan() || w[1] <= w[0]) || edges[0] < 0.0
-    {
-        return Err(CoreError::InvalidArgument(
-            "bin edges must be >= 0 and strictly increasing (at least 2)".into(),
-        ));
+    if edges.len() < 2 || edges.windows(2).any(|w| w[1].is_nan() || w[1] <= w[0]) || edges[0] < 0.0 {
+        return Err(CoreError::InvalidArgument("bin edges must be >= 0 and strictly increasing (at least 2)".into()));
     }
     Ok(())
 }
 
 fn shell_volumes(edges: &[f64]) -> Vec<f64> {
-    edges
-        .windows(2)
-        .map(|w| 4.0 / 3.0 * std::f64::consts::PI * (w[1].powi(3) - w[0].powi(3)))
-        .collect()
+    edges.windows(2).map(|w| 4.0 / 3.0 * std::f64::consts::PI * (w[1].powi(3) - w[0].powi(3))).collect()
 }
 
 /// Radial distribution function of one structure over `edges` (angstrom).
-pub fn radial_distribution(
-    s: &Structure,
-    index: usize,
-    edges: &[f64],
-) -> Result<Vec<f64>, CoreError> {
+pub fn radial_distribution(s: &Structure, index: usize, edges: &[f64]) -> Result<Vec<f64>, CoreError> {
     check_edges(edges)?;
     let nl = neighbor_list_one(s, index, edges[edges.len() - 1], false, None, false)?;
     let mut hist = vec![0.0; edges.len() - 1];
@@ -146,11 +125,7 @@ pub fn partial_radial_distribution(
         for y in x..n_el {
             for bin in 0..n_bins {
                 let h = hist[(x * n_el + y) * n_bins + bin];
-                out.push(if count > 0.0 {
-                    h / shells[bin] / count
-                } else {
-                    0.0
-                });
+                out.push(if count > 0.0 { h / shells[bin] / count } else { 0.0 });
             }
         }
     }
@@ -214,11 +189,7 @@ pub fn sine_coulomb_eigenvalues(s: &Structure, index: usize) -> Result<Vec<f64>,
             let d = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() * ANG_TO_BOHR;
             let value = zi * s.numbers[j] as f64 / d;
             if !value.is_finite() {
-                return Err(err(
-                    index,
-                    s,
-                    format!("sites {i} and {j} coincide (modulo the lattice)"),
-                ));
+                return Err(err(index, s, format!("sites {i} and {j} coincide (modulo the lattice)")));
             }
             m[i * n + j] = value;
             m[j * n + i] = value;
@@ -234,11 +205,7 @@ pub fn batch<T: Send>(
     f: impl Fn(&Structure, usize) -> Result<T, CoreError> + Sync + Send,
 ) -> Result<Vec<T>, CoreError> {
     with_threads(n_threads, || {
-        structures
-            .par_iter()
-            .enumerate()
-            .map(|(k, s)| f(s, k))
-            .collect::<Result<Vec<T>, CoreError>>()
+        structures.par_iter().enumerate().map(|(k, s)| f(s, k)).collect::<Result<Vec<T>, CoreError>>()
     })?
 }
 

@@ -21,10 +21,7 @@ pub fn neighbor_list_brute_force(s: &Structure, cutoff: f64) -> NeighborList {
                     return (0, 0);
                 }
                 let r = cutoff / d[k];
-                (
-                    (-df[k] - r).floor() as i64 - 1,
-                    (-df[k] + r).ceil() as i64 + 1,
-                )
+                ((-df[k] - r).floor() as i64 - 1, (-df[k] + r).ceil() as i64 + 1)
             };
             let (r0, r1, r2) = (range(0), range(1), range(2));
             for a in r0.0..=r0.1 {

@@ -49,11 +49,7 @@ impl NeighborList {
             j: Vec::with_capacity(n),
             shifts: Vec::with_capacity(n),
             distances: Vec::with_capacity(n),
-            vectors: if vectors {
-                Vec::with_capacity(n)
-            } else {
-                Vec::new()
-            },
+            vectors: if vectors { Vec::with_capacity(n) } else { Vec::new() },
         };
         use crate::parallel::advise_huge_pages as advise;
         advise(out.i.spare_capacity_mut());
@@ -121,28 +117,12 @@ pub fn flatten3<T: Copy>(v: Vec<[T; 3]>) -> Vec<T> {
 /// Where a neighbor search writes its pairs (growable lists today; the seam for other sinks such
 /// as counters or preallocated slices).
 pub trait PairSink {
-    fn push_pair(
-        &mut self,
-        i: i64,
-        j: i64,
-        shift: [i32; 3],
-        distance: f64,
-        vector: [f64; 3],
-        want_vectors: bool,
-    );
+    fn push_pair(&mut self, i: i64, j: i64, shift: [i32; 3], distance: f64, vector: [f64; 3], want_vectors: bool);
 }
 
 impl PairSink for NeighborList {
     #[inline(always)]
-    fn push_pair(
-        &mut self,
-        i: i64,
-        j: i64,
-        shift: [i32; 3],
-        distance: f64,
-        vector: [f64; 3],
-        want_vectors: bool,
-    ) {
+    fn push_pair(&mut self, i: i64, j: i64, shift: [i32; 3], distance: f64, vector: [f64; 3], want_vectors: bool) {
         self.i.push(i);
         self.j.push(j);
         self.shifts.push(shift);
@@ -183,11 +163,7 @@ pub(crate) fn push_candidates<S: PairSink>(
             out.push_pair(
                 i as i64,
                 j as i64,
-                [
-                    shift_base[0] - w[0],
-                    shift_base[1] - w[1],
-                    shift_base[2] - w[2],
-                ],
+                [shift_base[0] - w[0], shift_base[1] - w[1], shift_base[2] - w[2]],
                 d2.sqrt(),
                 v,
                 want_vectors,

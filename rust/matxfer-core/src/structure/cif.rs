@@ -38,11 +38,7 @@ pub struct CifOptions {
 
 impl Default for CifOptions {
     fn default() -> Self {
-        Self {
-            site_tolerance: 1e-4,
-            occupancy_tolerance: 1e-3,
-            occupancy_policy: OccupancyPolicy::Error,
-        }
+        Self { site_tolerance: 1e-4, occupancy_tolerance: 1e-3, occupancy_policy: OccupancyPolicy::Error }
     }
 }
 
@@ -54,19 +50,12 @@ struct Token<'a> {
 }
 
 fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
-    CoreError::Parse {
-        file: file.into(),
-        line,
-        reason: reason.into(),
-    }
+    CoreError::Parse { file: file.into(), line, reason: reason.into() }
 }
 
 fn tokenize<'a>(text: &'a str, file: &str) -> Result<Vec<Token<'a>>, CoreError> {
     let mut out = Vec::new();
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut k = 0;
     while k < lines.len() {
         let line = lines[k];
@@ -81,11 +70,7 @@ fn tokenize<'a>(text: &'a str, file: &str) -> Result<Vec<Token<'a>>, CoreError> 
             if k == lines.len() {
                 return Err(perr(file, start + 1, "unterminated ';' text field"));
             }
-            out.push(Token {
-                text: first.trim(),
-                line: start + 1,
-                quoted: true,
-            });
+            out.push(Token { text: first.trim(), line: start + 1, quoted: true });
             k += 1;
             continue;
         }
@@ -113,11 +98,7 @@ fn tokenize<'a>(text: &'a str, file: &str) -> Result<Vec<Token<'a>>, CoreError> 
                     }
                     e += 1;
                 }
-                out.push(Token {
-                    text: &line[s..e],
-                    line: k + 1,
-                    quoted: true,
-                });
+                out.push(Token { text: &line[s..e], line: k + 1, quoted: true });
                 p = e + 1;
                 continue;
             }
@@ -125,11 +106,7 @@ fn tokenize<'a>(text: &'a str, file: &str) -> Result<Vec<Token<'a>>, CoreError> 
             while p < b.len() && !b[p].is_ascii_whitespace() {
                 p += 1;
             }
-            out.push(Token {
-                text: &line[s..p],
-                line: k + 1,
-                quoted: false,
-            });
+            out.push(Token { text: &line[s..p], line: k + 1, quoted: false });
         }
         k += 1;
     }
@@ -168,17 +145,12 @@ fn parse_blocks<'a>(tokens: &[Token<'a>], file: &str) -> Result<Vec<Block<'a>>, 
         let t = &tokens[k];
         let lower = t.text.to_ascii_lowercase();
         if !t.quoted && lower.starts_with("data_") {
-            blocks.push(Block {
-                name: t.text[5..].to_string(),
-                line: t.line,
-                ..Default::default()
-            });
+            blocks.push(Block { name: t.text[5..].to_string(), line: t.line, ..Default::default() });
             k += 1;
             continue;
         }
-        let block = blocks
-            .last_mut()
-            .ok_or_else(|| perr(file, t.line, format!("{:?} before any data_ block", t.text)))?;
+        let block =
+            blocks.last_mut().ok_or_else(|| perr(file, t.line, format!("{:?} before any data_ block", t.text)))?;
         if !t.quoted && lower == "loop_" {
             let mut tags = Vec::new();
             k += 1;
@@ -199,20 +171,11 @@ fn parse_blocks<'a>(tokens: &[Token<'a>], file: &str) -> Result<Vec<Block<'a>>, 
                 return Err(perr(
                     file,
                     line,
-                    format!(
-                        "loop of {} tags has {} values (not a multiple)",
-                        tags.len(),
-                        values.len()
-                    ),
+                    format!("loop of {} tags has {} values (not a multiple)", tags.len(), values.len()),
                 ));
             }
             for (c, tag) in tags.iter().enumerate() {
-                let col = values
-                    .iter()
-                    .skip(c)
-                    .step_by(tags.len())
-                    .map(|v| (v.text, v.line))
-                    .collect();
+                let col = values.iter().skip(c).step_by(tags.len()).map(|v| (v.text, v.line)).collect();
                 block.items.insert(tag.clone(), col);
             }
             continue;
@@ -231,11 +194,7 @@ fn parse_blocks<'a>(tokens: &[Token<'a>], file: &str) -> Result<Vec<Block<'a>>, 
             k += 1;
             continue;
         }
-        return Err(perr(
-            file,
-            t.line,
-            format!("unexpected value {:?} outside a loop", t.text),
-        ));
+        return Err(perr(file, t.line, format!("unexpected value {:?} outside a loop", t.text)));
     }
     Ok(blocks)
 }
@@ -275,19 +234,12 @@ fn parse_fraction(s: &str) -> Option<f64> {
 
 /// Parse an operation such as `-x+1/2, y, 1/2+z` or `x-y,x,z+1/3`.
 pub fn parse_symop(text: &str) -> Option<SymOp> {
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     let parts: Vec<&str> = cleaned.split(',').collect();
     if parts.len() != 3 {
         return None;
     }
-    let mut op = SymOp {
-        rotation: [[0.0; 3]; 3],
-        translation: [0.0; 3],
-    };
+    let mut op = SymOp { rotation: [[0.0; 3]; 3], translation: [0.0; 3] };
     for (r, part) in parts.iter().enumerate() {
         if part.is_empty() {
             return None;
@@ -306,11 +258,7 @@ pub fn parse_symop(text: &str) -> Option<SymOp> {
             while p < b.len() && (b[p].is_ascii_digit() || b[p] == b'.' || b[p] == b'/') {
                 p += 1;
             }
-            let number = if p > s {
-                Some(parse_fraction(&part[s..p])?)
-            } else {
-                None
-            };
+            let number = if p > s { Some(parse_fraction(&part[s..p])?) } else { None };
             if p < b.len() && b[p] == b'*' {
                 p += 1;
             }
@@ -358,33 +306,17 @@ fn required_number(block: &Block, tag: &str, file: &str) -> Result<f64, CoreErro
         .get(tag)
         .and_then(|v| v.first())
         .copied()
-        .ok_or_else(|| {
-            perr(
-                file,
-                block.line,
-                format!("data_{}: missing {tag}", block.name),
-            )
-        })?;
+        .ok_or_else(|| perr(file, block.line, format!("data_{}: missing {tag}", block.name)))?;
     parse_number(v).ok_or_else(|| perr(file, line, format!("{tag}: expected a number, got {v:?}")))
 }
 
-fn structure_from_block(
-    block: &Block,
-    file: &str,
-    opts: &CifOptions,
-) -> Result<Option<Structure>, CoreError> {
+fn structure_from_block(block: &Block, file: &str, opts: &CifOptions) -> Result<Option<Structure>, CoreError> {
     let fx = match block.items.get("_atom_site_fract_x") {
         Some(v) => v,
         None => return Ok(None),
     };
     let col = |tag: &str| -> Result<&Vec<(&str, usize)>, CoreError> {
-        block.items.get(tag).ok_or_else(|| {
-            perr(
-                file,
-                block.line,
-                format!("data_{}: missing {tag}", block.name),
-            )
-        })
+        block.items.get(tag).ok_or_else(|| perr(file, block.line, format!("data_{}: missing {tag}", block.name)))
     };
     let (fy, fz) = (col("_atom_site_fract_y")?, col("_atom_site_fract_z")?);
     let lattice = lattice_from_parameters(
@@ -395,17 +327,13 @@ fn structure_from_block(
         required_number(block, "_cell_angle_beta", file)?,
         required_number(block, "_cell_angle_gamma", file)?,
     );
-    let ops_src = block
-        .items
-        .get("_symmetry_equiv_pos_as_xyz")
-        .or_else(|| block.items.get("_space_group_symop_operation_xyz"));
+    let ops_src =
+        block.items.get("_symmetry_equiv_pos_as_xyz").or_else(|| block.items.get("_space_group_symop_operation_xyz"));
     let ops: Vec<SymOp> = match ops_src {
         Some(v) => v
             .iter()
             .map(|(t, line)| {
-                parse_symop(t).ok_or_else(|| {
-                    perr(file, *line, format!("cannot read symmetry operation {t:?}"))
-                })
+                parse_symop(t).ok_or_else(|| perr(file, *line, format!("cannot read symmetry operation {t:?}")))
             })
             .collect::<Result<_, _>>()?,
         None => vec![parse_symop("x,y,z").expect("identity parses")],
@@ -414,21 +342,11 @@ fn structure_from_block(
         .items
         .get("_atom_site_type_symbol")
         .or_else(|| block.items.get("_atom_site_label"))
-        .ok_or_else(|| {
-            perr(
-                file,
-                block.line,
-                "no _atom_site_type_symbol or _atom_site_label",
-            )
-        })?;
+        .ok_or_else(|| perr(file, block.line, "no _atom_site_type_symbol or _atom_site_label"))?;
     let occupancy = block.items.get("_atom_site_occupancy");
     let n = fx.len();
     if fy.len() != n || fz.len() != n || symbols.len() != n {
-        return Err(perr(
-            file,
-            fx[0].1,
-            "atom-site columns have different lengths",
-        ));
+        return Err(perr(file, fx[0].1, "atom-site columns have different lengths"));
     }
     // (position, Z, occupancy, line) of every unique site.
     let mut sites: Vec<(Vec3, u8, f64, usize)> = Vec::new();
@@ -437,25 +355,19 @@ fn structure_from_block(
         let mut f = [0.0; 3];
         for (d, colv) in [fx, fy, fz].iter().enumerate() {
             let (t, l) = colv[a];
-            f[d] = snap_third(parse_number(t).ok_or_else(|| {
-                perr(
-                    file,
-                    l,
-                    format!("fractional coordinate {t:?} is not a number"),
-                )
-            })?);
+            f[d] = snap_third(
+                parse_number(t).ok_or_else(|| perr(file, l, format!("fractional coordinate {t:?} is not a number")))?,
+            );
         }
         let (sym, sl) = symbols[a];
-        let z =
-            species_to_z(sym).ok_or_else(|| perr(file, sl, format!("unknown species {sym:?}")))?;
+        let z = species_to_z(sym).ok_or_else(|| perr(file, sl, format!("unknown species {sym:?}")))?;
         let occ = match occupancy {
             Some(o) => {
                 let (t, l) = o[a];
                 if t == "?" || t == "." {
                     1.0
                 } else {
-                    parse_number(t)
-                        .ok_or_else(|| perr(file, l, format!("occupancy {t:?} is not a number")))?
+                    parse_number(t).ok_or_else(|| perr(file, l, format!("occupancy {t:?} is not a number")))?
                 }
             }
             None => 1.0,
@@ -496,10 +408,7 @@ fn structure_from_block(
         }
     }
     if opts.occupancy_policy == OccupancyPolicy::Error {
-        if let Some(s) = sites
-            .iter()
-            .find(|s| (s.2 - 1.0).abs() > opts.occupancy_tolerance)
-        {
+        if let Some(s) = sites.iter().find(|s| (s.2 - 1.0).abs() > opts.occupancy_tolerance) {
             return Err(perr(
                 file,
                 s.3,
@@ -510,12 +419,8 @@ fn structure_from_block(
             ));
         }
     }
-    let mut s = Structure::new(
-        lattice,
-        sites.iter().map(|s| s.0).collect(),
-        sites.iter().map(|s| s.1).collect(),
-        [true; 3],
-    );
+    let mut s =
+        Structure::new(lattice, sites.iter().map(|s| s.0).collect(), sites.iter().map(|s| s.1).collect(), [true; 3]);
     s.id = Some(format!("{file}:data_{}", block.name));
     if s.volume() < super::MIN_VOLUME {
         return Err(perr(file, block.line, "cell volume is zero"));
@@ -534,11 +439,7 @@ pub fn parse_cif(text: &str, file: &str, opts: &CifOptions) -> Result<Vec<Struct
         }
     }
     if out.is_empty() {
-        return Err(perr(
-            file,
-            0,
-            "no data block with atom sites (_atom_site_fract_x)",
-        ));
+        return Err(perr(file, 0, "no data block with atom sites (_atom_site_fract_x)"));
     }
     Ok(out)
 }

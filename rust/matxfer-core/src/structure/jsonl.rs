@@ -8,17 +8,11 @@ use super::{species_to_z, Structure};
 use crate::error::CoreError;
 
 fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
-    CoreError::Parse {
-        file: file.to_string(),
-        line,
-        reason: reason.into(),
-    }
+    CoreError::Parse { file: file.to_string(), line, reason: reason.into() }
 }
 
 fn rows3(v: &Value, what: &str) -> Result<Vec<[f64; 3]>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("`{what}` is not a list"))?;
+    let arr = v.as_array().ok_or_else(|| format!("`{what}` is not a list"))?;
     arr.iter()
         .enumerate()
         .map(|(k, row)| {
@@ -31,9 +25,7 @@ fn rows3(v: &Value, what: &str) -> Result<Vec<[f64; 3]>, String> {
                 // JSON has no NaN; `null` is read as NaN so validation names the site.
                 *o = match x {
                     Value::Null => f64::NAN,
-                    _ => x
-                        .as_f64()
-                        .ok_or_else(|| format!("`{what}`[{k}] has a non-numeric entry"))?,
+                    _ => x.as_f64().ok_or_else(|| format!("`{what}`[{k}] has a non-numeric entry"))?,
                 };
             }
             Ok(out)
@@ -48,18 +40,12 @@ pub fn structure_from_json(v: &Value) -> Result<Structure, String> {
     if lattice.len() != 3 {
         return Err("`lattice` must have 3 rows".into());
     }
-    let species = obj
-        .get("species")
-        .and_then(Value::as_array)
-        .ok_or("missing or invalid `species`")?;
+    let species = obj.get("species").and_then(Value::as_array).ok_or("missing or invalid `species`")?;
     let mut numbers = Vec::with_capacity(species.len());
     for (k, s) in species.iter().enumerate() {
         let z = match s {
             Value::String(t) => species_to_z(t),
-            Value::Number(n) => n
-                .as_u64()
-                .filter(|&z| (1..=118).contains(&z))
-                .map(|z| z as u8),
+            Value::Number(n) => n.as_u64().filter(|&z| (1..=118).contains(&z)).map(|z| z as u8),
             _ => None,
         };
         numbers.push(z.ok_or_else(|| format!("site {k}: unknown species {s}"))?);
@@ -80,17 +66,12 @@ pub fn structure_from_json(v: &Value) -> Result<Structure, String> {
     let mut s = if let Some(fc) = obj.get("frac_coords") {
         Structure::new(lat, rows3(fc, "frac_coords")?, numbers, pbc)
     } else if let Some(cc) = obj.get("cart_coords") {
-        Structure::from_cartesian(lat, &rows3(cc, "cart_coords")?, numbers, pbc)
-            .map_err(|e| e.to_string())?
+        Structure::from_cartesian(lat, &rows3(cc, "cart_coords")?, numbers, pbc).map_err(|e| e.to_string())?
     } else {
         return Err("missing `frac_coords` (or `cart_coords`)".into());
     };
     if s.frac_coords.len() != s.numbers.len() {
-        return Err(format!(
-            "{} coordinates but {} species",
-            s.frac_coords.len(),
-            s.numbers.len()
-        ));
+        return Err(format!("{} coordinates but {} species", s.frac_coords.len(), s.numbers.len()));
     }
     s.id = obj.get("id").map(|id| match id {
         Value::String(t) => t.clone(),
@@ -107,8 +88,7 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> 
         if line.is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| perr(file, k + 1, format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(line).map_err(|e| perr(file, k + 1, format!("invalid JSON: {e}")))?;
         let mut s = structure_from_json(&v).map_err(|r| perr(file, k + 1, r))?;
         if s.id.is_none() {
             s.id = Some(format!("{file}:{}", k + 1));

@@ -10,11 +10,7 @@ pub fn dot(a: &Vec3, b: &Vec3) -> f64 {
 
 #[inline]
 pub fn cross(a: &Vec3, b: &Vec3) -> Vec3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 #[inline]
@@ -59,31 +55,15 @@ pub fn frac_to_cart(v: &Vec3, m: &Mat3) -> Vec3 {
 /// Distances between opposite faces of the cell (angstrom): `V / |b x c|`, etc.
 pub fn face_distances(m: &Mat3) -> Vec3 {
     let v = det3(m).abs();
-    [
-        v / norm(&cross(&m[1], &m[2])),
-        v / norm(&cross(&m[2], &m[0])),
-        v / norm(&cross(&m[0], &m[1])),
-    ]
+    [v / norm(&cross(&m[1], &m[2])), v / norm(&cross(&m[2], &m[0])), v / norm(&cross(&m[0], &m[1]))]
 }
 
 /// Lattice from parameters (a, b, c in angstrom; angles in degrees) in pymatgen's standard
 /// orientation: c along z, a in the xz plane.
 pub fn lattice_from_parameters(a: f64, b: f64, c: f64, alpha: f64, beta: f64, gamma: f64) -> Mat3 {
-    let (ca, cb, cg) = (
-        alpha.to_radians().cos(),
-        beta.to_radians().cos(),
-        gamma.to_radians().cos(),
-    );
+    let (ca, cb, cg) = (alpha.to_radians().cos(), beta.to_radians().cos(), gamma.to_radians().cos());
     let (sa, sb) = (alpha.to_radians().sin(), beta.to_radians().sin());
     let val = ((ca * cb - cg) / (sa * sb)).clamp(-1.0, 1.0);
     let gamma_star = val.acos();
-    [
-        [a * sb, 0.0, a * cb],
-        [
-            -b * sa * gamma_star.cos(),
-            b * sa * gamma_star.sin(),
-            b * ca,
-        ],
-        [0.0, 0.0, c],
-    ]
+    [[a * sb, 0.0, a * cb], [-b * sa * gamma_star.cos(), b * sa * gamma_star.sin(), b * ca], [0.0, 0.0, c]]
 }

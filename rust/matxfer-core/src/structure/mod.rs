@@ -36,13 +36,7 @@ pub const MIN_VOLUME: f64 = 1e-6;
 impl Structure {
     /// A structure from fractional coordinates (no validation; call [`Structure::validate`]).
     pub fn new(lattice: Mat3, frac_coords: Vec<Vec3>, numbers: Vec<u8>, pbc: [bool; 3]) -> Self {
-        Self {
-            lattice,
-            frac_coords,
-            numbers,
-            pbc,
-            id: None,
-        }
+        Self { lattice, frac_coords, numbers, pbc, id: None }
     }
 
     /// A structure from Cartesian coordinates in angstrom.
@@ -52,9 +46,8 @@ impl Structure {
         numbers: Vec<u8>,
         pbc: [bool; 3],
     ) -> Result<Self, CoreError> {
-        let inv = inv3(&lattice).ok_or_else(|| {
-            CoreError::InvalidArgument("lattice is singular (zero volume)".into())
-        })?;
+        let inv =
+            inv3(&lattice).ok_or_else(|| CoreError::InvalidArgument("lattice is singular (zero volume)".into()))?;
         let frac = cart_coords.iter().map(|r| frac_to_cart(r, &inv)).collect();
         Ok(Self::new(lattice, frac, numbers, pbc))
     }
@@ -74,10 +67,7 @@ impl Structure {
 
     /// Cartesian coordinates `f @ lattice`, angstrom.
     pub fn cart_coords(&self) -> Vec<Vec3> {
-        self.frac_coords
-            .iter()
-            .map(|f| frac_to_cart(f, &self.lattice))
-            .collect()
+        self.frac_coords.iter().map(|f| frac_to_cart(f, &self.lattice)).collect()
     }
 
     /// Check the invariants the algorithms rely on. `index` names the structure in errors.
@@ -86,17 +76,9 @@ impl Structure {
     /// negative volume is reported only when `allow_left_handed` is false), NaN/inf coordinates,
     /// atomic numbers outside 1..=118, and site/number count mismatch.
     pub fn validate(&self, index: usize) -> Result<(), CoreError> {
-        let err = |reason: String| CoreError::Structure {
-            index,
-            name: self.id.clone(),
-            reason,
-        };
+        let err = |reason: String| CoreError::Structure { index, name: self.id.clone(), reason };
         if self.frac_coords.len() != self.numbers.len() {
-            return Err(err(format!(
-                "{} coordinates but {} species",
-                self.frac_coords.len(),
-                self.numbers.len()
-            )));
+            return Err(err(format!("{} coordinates but {} species", self.frac_coords.len(), self.numbers.len())));
         }
         if self.lattice.iter().flatten().any(|x| !x.is_finite()) {
             return Err(err("lattice has NaN or infinite entries".into()));
@@ -127,11 +109,7 @@ impl Structure {
 /// Atomic number from a species label such as `Fe`, `Fe2+`, `O2-`, `Fe1` or `fe`: leading letters,
 /// the longest prefix (2 then 1 letters) that is an element symbol. `None` if none matches.
 pub fn species_to_z(label: &str) -> Option<u8> {
-    let letters: Vec<char> = label
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
+    let letters: Vec<char> = label.trim().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
     for len in [2usize, 1] {
         if letters.len() >= len {
             let mut s = String::new();
@@ -164,10 +142,7 @@ pub struct StructureBatch {
 
 impl StructureBatch {
     pub fn from_structures(structures: Vec<Structure>) -> Self {
-        let mut b = StructureBatch {
-            ptr: vec![0],
-            ..Default::default()
-        };
+        let mut b = StructureBatch { ptr: vec![0], ..Default::default() };
         for s in structures {
             b.lattices.push(s.lattice);
             b.frac_coords.extend_from_slice(&s.frac_coords);

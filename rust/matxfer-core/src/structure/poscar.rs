@@ -28,43 +28,22 @@ impl<'a> Lines<'a> {
 }
 
 fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
-    CoreError::Parse {
-        file: file.into(),
-        line,
-        reason: reason.into(),
-    }
+    CoreError::Parse { file: file.into(), line, reason: reason.into() }
 }
 
-fn floats(
-    file: &str,
-    line: usize,
-    text: &str,
-    n: usize,
-    what: &str,
-) -> Result<Vec<f64>, CoreError> {
+fn floats(file: &str, line: usize, text: &str, n: usize, what: &str) -> Result<Vec<f64>, CoreError> {
     let toks: Vec<&str> = text.split_whitespace().take(n).collect();
     if toks.len() < n {
-        return Err(perr(
-            file,
-            line,
-            format!("expected {n} numbers for {what}, got {:?}", text.trim()),
-        ));
+        return Err(perr(file, line, format!("expected {n} numbers for {what}, got {:?}", text.trim())));
     }
     toks.iter()
-        .map(|t| {
-            parse_number(t)
-                .ok_or_else(|| perr(file, line, format!("invalid number {t:?} in {what}")))
-        })
+        .map(|t| parse_number(t).ok_or_else(|| perr(file, line, format!("invalid number {t:?} in {what}"))))
         .collect()
 }
 
 /// Parse POSCAR text (VASP 5 format with a species line).
 pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
-    let mut l = Lines {
-        lines: text.lines().collect(),
-        pos: 0,
-        file,
-    };
+    let mut l = Lines { lines: text.lines().collect(), pos: 0, file };
     let (_, comment) = l.next("comment line")?;
     let (ln, scale_line) = l.next("scale factor")?;
     let scale = floats(file, ln, scale_line, 1, "scale factor")?[0];
@@ -115,19 +94,9 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
         .split_whitespace()
         .map(|t| t.parse::<usize>())
         .collect::<Result<_, _>>()
-        .map_err(|_| {
-            perr(
-                file,
-                ln,
-                format!("invalid species counts {:?}", count_line.trim()),
-            )
-        })?;
+        .map_err(|_| perr(file, ln, format!("invalid species counts {:?}", count_line.trim())))?;
     if counts.len() != zs.len() {
-        return Err(perr(
-            file,
-            ln,
-            format!("{} species but {} counts", zs.len(), counts.len()),
-        ));
+        return Err(perr(file, ln, format!("{} species but {} counts", zs.len(), counts.len())));
     }
     let n: usize = counts.iter().sum();
     if n > 100_000_000 {
@@ -140,13 +109,7 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
     let cartesian = match mode.trim_start().chars().next() {
         Some('C' | 'c' | 'K' | 'k') => true,
         Some('D' | 'd') => false,
-        _ => {
-            return Err(perr(
-                file,
-                ln,
-                format!("expected Direct or Cartesian, got {:?}", mode.trim()),
-            ))
-        }
+        _ => return Err(perr(file, ln, format!("expected Direct or Cartesian, got {:?}", mode.trim()))),
     };
     let mut coords: Vec<Vec3> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -165,16 +128,11 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
         numbers.extend(std::iter::repeat_n(*z, *c));
     }
     let mut s = if cartesian {
-        Structure::from_cartesian(lattice, &coords, numbers, [true; 3])
-            .map_err(|e| perr(file, 3, e.to_string()))?
+        Structure::from_cartesian(lattice, &coords, numbers, [true; 3]).map_err(|e| perr(file, 3, e.to_string()))?
     } else {
         Structure::new(lattice, coords, numbers, [true; 3])
     };
     let c = comment.trim();
-    s.id = Some(if c.is_empty() {
-        file.to_string()
-    } else {
-        format!("{file} ({c})")
-    });
+    s.id = Some(if c.is_empty() { file.to_string() } else { format!("{file} ({c})") });
     Ok(s)
 }

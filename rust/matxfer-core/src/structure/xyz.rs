@@ -10,11 +10,7 @@ use super::{parse_number, species_to_z, Structure};
 use crate::error::CoreError;
 
 fn perr(file: &str, line: usize, reason: impl Into<String>) -> CoreError {
-    CoreError::Parse {
-        file: file.into(),
-        line,
-        reason: reason.into(),
-    }
+    CoreError::Parse { file: file.into(), line, reason: reason.into() }
 }
 
 /// Split the comment line into key=value pairs (double quotes group words).
@@ -68,19 +64,12 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
             continue;
         }
         let header = pos + 1;
-        let n: usize = lines[pos].trim().parse().map_err(|_| {
-            perr(
-                file,
-                header,
-                format!("expected an atom count, got {:?}", lines[pos].trim()),
-            )
-        })?;
+        let n: usize = lines[pos]
+            .trim()
+            .parse()
+            .map_err(|_| perr(file, header, format!("expected an atom count, got {:?}", lines[pos].trim())))?;
         if pos + 2 + n > lines.len() {
-            return Err(perr(
-                file,
-                header,
-                format!("frame declares {n} atoms but the file ends early"),
-            ));
+            return Err(perr(file, header, format!("frame declares {n} atoms but the file ends early")));
         }
         let kv = key_values(lines[pos + 1]);
         let get = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
@@ -96,10 +85,8 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
         };
         let pbc = match get("pbc") {
             Some(v) => {
-                let p: Vec<bool> = v
-                    .split_whitespace()
-                    .map(|t| matches!(t, "T" | "t" | "True" | "true" | "1"))
-                    .collect();
+                let p: Vec<bool> =
+                    v.split_whitespace().map(|t| matches!(t, "T" | "t" | "True" | "true" | "1")).collect();
                 if p.len() != 3 {
                     return Err(perr(file, header + 1, "pbc must hold 3 flags"));
                 }
@@ -117,9 +104,8 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
                 if chunk.len() != 3 {
                     return Err(perr(file, header + 1, "malformed Properties"));
                 }
-                let width: usize = chunk[2]
-                    .parse()
-                    .map_err(|_| perr(file, header + 1, "malformed Properties width"))?;
+                let width: usize =
+                    chunk[2].parse().map_err(|_| perr(file, header + 1, "malformed Properties width"))?;
                 match chunk[0] {
                     "species" => (species_col, found_s) = (col, true),
                     "pos" => (pos_col, found_p) = (col, true),
@@ -136,20 +122,15 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
         for a in 0..n {
             let ln = pos + 2 + a;
             let toks: Vec<&str> = lines[ln].split_whitespace().collect();
-            let sym = toks
-                .get(species_col)
-                .ok_or_else(|| perr(file, ln + 1, "missing species column"))?;
+            let sym = toks.get(species_col).ok_or_else(|| perr(file, ln + 1, "missing species column"))?;
             let z = species_to_z(sym)
                 .filter(|_| sym.chars().all(|c| c.is_ascii_alphabetic()))
                 .or_else(|| sym.parse::<u8>().ok().filter(|z| (1..=118).contains(z)))
                 .ok_or_else(|| perr(file, ln + 1, format!("unknown species {sym:?}")))?;
             let mut r = [0.0; 3];
             for (d, x) in r.iter_mut().enumerate() {
-                let t = toks
-                    .get(pos_col + d)
-                    .ok_or_else(|| perr(file, ln + 1, "missing coordinate column"))?;
-                *x = parse_number(t)
-                    .ok_or_else(|| perr(file, ln + 1, format!("invalid number {t:?}")))?;
+                let t = toks.get(pos_col + d).ok_or_else(|| perr(file, ln + 1, "missing coordinate column"))?;
+                *x = parse_number(t).ok_or_else(|| perr(file, ln + 1, format!("invalid number {t:?}")))?;
             }
             numbers.push(z);
             cart.push(r);
