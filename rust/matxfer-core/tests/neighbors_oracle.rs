@@ -11,9 +11,7 @@ use proptest::prelude::*;
 type Key = (i64, i64, [i32; 3]);
 
 fn keyed(nl: &NeighborList) -> Vec<(Key, f64)> {
-    let mut v: Vec<(Key, f64)> = (0..nl.len())
-        .map(|k| ((nl.i[k], nl.j[k], nl.shifts[k]), nl.distances[k]))
-        .collect();
+    let mut v: Vec<(Key, f64)> = (0..nl.len()).map(|k| ((nl.i[k], nl.j[k], nl.shifts[k]), nl.distances[k])).collect();
     v.sort_by_key(|a| a.0);
     v
 }
@@ -23,18 +21,9 @@ fn assert_same(s: &Structure, cutoff: f64) {
     let fast = neighbor_list(s, cutoff, true, Some(1)).expect("cell list");
     let slow = neighbor_list_brute_force(s, cutoff);
     let (a, b) = (keyed(&fast), keyed(&slow));
-    let strip = |v: &[(Key, f64)]| -> Vec<Key> {
-        v.iter()
-            .filter(|x| (x.1 - cutoff).abs() > 1e-9)
-            .map(|x| x.0)
-            .collect()
-    };
-    assert_eq!(
-        strip(&a),
-        strip(&b),
-        "pair sets differ for {:?} at {cutoff}",
-        s.id
-    );
+    let strip =
+        |v: &[(Key, f64)]| -> Vec<Key> { v.iter().filter(|x| (x.1 - cutoff).abs() > 1e-9).map(|x| x.0).collect() };
+    assert_eq!(strip(&a), strip(&b), "pair sets differ for {:?} at {cutoff}", s.id);
     for (x, y) in a.iter().zip(&b) {
         if x.0 == y.0 {
             assert!((x.1 - y.1).abs() < 1e-9);
@@ -53,10 +42,7 @@ fn assert_same(s: &Structure, cutoff: f64) {
 }
 
 fn shared(name: &str) -> Vec<Structure> {
-    let path = format!(
-        "{}/../../../shared/data/structures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/data/structures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("shared dataset present");
     parse_jsonl(&text, name).expect("parses")
 }
@@ -122,31 +108,22 @@ fn supercell_scales_pair_count_exactly() {
         sc.lattice[1][d] *= nb as f64;
         sc.lattice[2][d] *= nc as f64;
     }
-    assert_eq!(
-        neighbor_list(&sc, 6.0, false, None).unwrap().len(),
-        base * na * nb * nc
-    );
+    assert_eq!(neighbor_list(&sc, 6.0, false, None).unwrap().len(), base * na * nb * nc);
 }
 
 #[test]
 fn errors_name_the_structure() {
     let mut s = shared("perov5_valtest_cdvae.jsonl")[0].clone();
     s.frac_coords[2][1] = f64::NAN;
-    let err = neighbor_list_batch(&[s.clone()], 4.0, false, None, None)
-        .unwrap_err()
-        .to_string();
+    let err = neighbor_list_batch(&[s.clone()], 4.0, false, None, None).unwrap_err().to_string();
     assert!(err.contains("structure 0") && err.contains("NaN"), "{err}");
     let mut flat = s.clone();
     flat.frac_coords[2][1] = 0.1;
     flat.lattice[2] = flat.lattice[0];
-    let err = neighbor_list_batch(&[flat], 4.0, false, None, None)
-        .unwrap_err()
-        .to_string();
+    let err = neighbor_list_batch(&[flat], 4.0, false, None, None).unwrap_err().to_string();
     assert!(err.contains("volume"), "{err}");
     let ok = shared("perov5_valtest_cdvae.jsonl");
-    let err = neighbor_list_batch(&ok[..3], 8.0, false, Some(100), None)
-        .unwrap_err()
-        .to_string();
+    let err = neighbor_list_batch(&ok[..3], 8.0, false, Some(100), None).unwrap_err().to_string();
     assert!(err.contains("max_pairs"), "{err}");
 }
 
@@ -171,6 +148,34 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
     fn random_triclinic_cells_match_oracle(s in arb_structure(), cutoff in 0.5f64..7.0) {
+        assert_same(&s, cutoff);
+    }
+}
+
+/// Large periodic cells (where the bin width follows the atom density) over a range of densities
+/// and cutoffs, so that every bin divisor is exercised.
+fn arb_large_structure() -> impl Strategy<Value = Structure> {
+    (
+        prop::array::uniform3(prop::array::uniform3(-0.3f64..0.3)),
+        prop::collection::vec(prop::array::uniform3(0.0f64..1.0), 256..420),
+        4.0f64..14.0,
+    )
+        .prop_map(|(skew, coords, side)| {
+            let mut lat = [[0.0; 3]; 3];
+            for d in 0..3 {
+                for e in 0..3 {
+                    lat[d][e] = side * (if d == e { 1.0 } else { skew[d][e] });
+                }
+            }
+            let n = coords.len();
+            Structure::new(lat, coords, vec![8; n], [true; 3])
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn large_cells_match_oracle(s in arb_large_structure(), cutoff in 1.0f64..6.0) {
         assert_same(&s, cutoff);
     }
 }
