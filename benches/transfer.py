@@ -261,28 +261,11 @@ def run_section(section: str, quick: bool, threads: int):
 
 
 def perovskite_graphs(records, cutoff=5.0):
-    """Crystal graphs (CSR arrays in matxfer's layout) by a brute-force periodic neighbour search over
-    the 27 nearest images; adequate for perov_5's 5-atom cells (a ~ 4 A) at this cutoff.
-    A stand-in until matxfer's own graph builder is available in this tree."""
+    """Crystal graphs of the sampled perov_5 records (exact periodic radius graph, matxfer's builder)."""
     from matxfer.nn import GraphData
-    from pymatgen.core import Element
+    from matxfer.structures import StructureBatch
 
-    numbers = {}
-    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float)
-    zs, edges, dists, ptr, offset = [], [], [], [0], 0
-    for rec in records:
-        lattice = np.array(rec["lattice"], float)
-        cart = np.array(rec["frac_coords"], float) @ lattice
-        zs.extend(numbers.setdefault(sp, Element(sp).Z) for sp in rec["species"])
-        images = cart[None, :, :] + (shifts @ lattice)[:, None, :]
-        d = np.linalg.norm(images[None] - cart[:, None, None, :], axis=-1)  # [centre, image, neighbour]
-        keep = (d < cutoff) & (d > 1e-8)
-        centre, _, neighbour = np.nonzero(keep)
-        edges.append(np.stack([centre, neighbour]) + offset)
-        dists.append(d[keep])
-        offset += len(cart)
-        ptr.append(offset)
-    return GraphData(np.array(zs), np.concatenate(edges, 1), np.concatenate(dists), np.array(ptr))
+    return GraphData.from_structures(StructureBatch.from_structures(records), cutoff)
 
 
 def run_cromel(quick: bool):

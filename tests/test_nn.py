@@ -180,9 +180,9 @@ def test_composition_encoder_shapes(gap_data):
 
 
 def _graphs_from_jsonl(path: Path, n: int, cutoff: float = 5.0):
-    """Small crystal graphs from real structures with a brute-force periodic neighbour search
-    (test helper only; matxfer's own graph builder produces the same array layout)."""
-    from pymatgen.core import Element
+    """Crystal graphs of the first ``n`` real structures of a JSON-lines file, built by matxfer's
+    radius-graph builder, with each record's heat (or energy) as the target."""
+    from matxfer.structures import read_structures
 
     records = []
     with open(path) as fh:
@@ -190,23 +190,8 @@ def _graphs_from_jsonl(path: Path, n: int, cutoff: float = 5.0):
             records.append(json.loads(line))
             if len(records) == n:
                 break
-    zs, edges, dists, ptr, targets = [], [], [], [0], []
-    offset = 0
-    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float)
-    for rec in records:
-        lattice = np.array(rec["lattice"], float)
-        cart = np.array(rec["frac_coords"], float) @ lattice
-        n_atoms = len(cart)
-        zs.extend(Element(s).Z for s in rec["species"])
-        images = cart[None, :, :] + (shifts @ lattice)[:, None, :]  # [27, n, 3]
-        d = np.linalg.norm(images[None, :, :, :] - cart[:, None, None, :], axis=-1)  # [n, 27, n]
-        centre, _, neighbour = np.nonzero((d < cutoff) & (d > 1e-8))
-        edges.append(np.stack([centre, neighbour]) + offset)
-        dists.append(d[(d < cutoff) & (d > 1e-8)])
-        offset += n_atoms
-        ptr.append(offset)
-        targets.append(rec.get("heat_ref", rec.get("energy_per_atom_eV")))
-    return GraphData(np.array(zs), np.concatenate(edges, 1), np.concatenate(dists), np.array(ptr), y=np.array(targets))
+    targets = np.array([rec.get("heat_ref", rec.get("energy_per_atom_eV")) for rec in records], float)
+    return GraphData.from_structures(read_structures(path).select(range(n)), cutoff, y=targets)
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +201,19 @@ def perov_graphs():
         pytest.skip("perov_5 structures not found")
     pytest.importorskip("pymatgen")
     return _graphs_from_jsonl(path, 64)
+
+
+def test_graph_data_from_matxfer_graphs_keeps_every_edge():
+    from matxfer.structures import neighbor_list, read_structures
+
+    batch = read_structures(DATA / "structures" / "perov5_valtest_cdvae.jsonl").select(range(20))
+    g = GraphData.from_structures(batch, 5.0)
+    nl = neighbor_list(batch, 5.0)
+    assert len(g) == 20 and g.z.numel() == len(batch.numbers)
+    assert g.edge_index.shape[1] == len(nl)
+    np.testing.assert_allclose(np.sort(g.distances.numpy()), np.sort(nl.distances), rtol=1e-6)
+    # edges stay inside their own graph
+    assert bool((g.node_graph[g.edge_index[0]] == g.node_graph[g.edge_index[1]]).all())
 
 
 def test_graph_batch_matches_separate_graphs(perov_graphs):

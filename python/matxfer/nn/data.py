@@ -131,6 +131,29 @@ class GraphData:
         self.y = as_targets(y, self.n)
         self.weight = None if weight is None else torch.as_tensor(np.asarray(weight, dtype=np.float32))
 
+    @classmethod
+    def from_graphs(cls, graphs, y=None, weight=None) -> GraphData:
+        """Wrap a :class:`matxfer.graphs.BatchedGraph` (from :func:`matxfer.graphs.build_graphs`)
+        with one target row per structure; the arrays are shared, not copied, where dtypes allow."""
+        return cls(
+            torch.from_numpy(np.ascontiguousarray(graphs.numbers)),
+            torch.from_numpy(np.ascontiguousarray(graphs.edge_index)),
+            graphs.distances,
+            torch.from_numpy(np.ascontiguousarray(graphs.graph_ptr)),
+            y=y,
+            node_graph=torch.from_numpy(np.ascontiguousarray(graphs.node_graph)),
+            weight=weight,
+        )
+
+    @classmethod
+    def from_structures(cls, structures, cutoff: float = 5.0, y=None, weight=None, **graph_options) -> GraphData:
+        """Build crystal graphs of ``structures`` (anything :func:`matxfer.graphs.build_graphs`
+        accepts: a file, a StructureBatch, pymatgen/ASE objects) and wrap them for training.
+        ``graph_options`` go to ``build_graphs`` (e.g. ``max_neighbors=12``)."""
+        from matxfer.graphs import build_graphs
+
+        return cls.from_graphs(build_graphs(structures, cutoff, **graph_options), y=y, weight=weight)
+
     def __len__(self) -> int:
         return self.n
 
