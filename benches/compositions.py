@@ -240,9 +240,10 @@ def _reset_peak() -> bool:
 
 def big_child(data: Path, n: int, dtype: str, preset: str, repeat: int, n_threads: int) -> dict:
     """Runs in a fresh interpreter: `n` formulas in a polars column -> featurize; time + peak RSS."""
-    import matxfer
     import numpy as np
     import polars as pl
+
+    import matxfer
 
     base = pl.read_csv(data, columns=["formula"], schema_overrides={"formula": pl.String})["formula"]
     if base.null_count():
@@ -397,9 +398,10 @@ def main(argv=None) -> int:
     if not args.data.exists():
         print(f"data file not found: {args.data} (pass --data)", file=sys.stderr)
         return 2
-    import matxfer
     import numpy as np
     import polars as pl
+
+    import matxfer
 
     t_start = time.time()
     load_start = os.getloadavg()

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+
 from matxfer.graphs import build_graphs
 from matxfer.structures import StructureBatch, neighbor_list, read_structures
 

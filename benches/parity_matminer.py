@@ -13,9 +13,10 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import matxfer
 import numpy as np
 import pandas as pd
+
+import matxfer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "composition"
 SETS = {"mp_gap": DATA / "dft" / "mp_gap_matbench.csv", "expt_gap": DATA / "experimental" / "expt_gap_matbench.csv"}

@@ -193,6 +193,7 @@ def _load(quick):
 
 def run_section(section: str, quick: bool, threads: int):
     import torch
+
     from matxfer.transfer import cross_validate, learning_curve, matbench_kfold
 
     torch.set_num_threads(threads)

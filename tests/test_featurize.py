@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 
-import matxfer
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+
+import matxfer
 from matxfer.exceptions import FeaturizationError, FormulaError, InvalidArgumentError
 
 FORMULAS = ["Fe2O3", "NaCl", "CuSO4·5H2O", "NaN", "Ba0.5Sr0.5TiO3"]

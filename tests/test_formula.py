@@ -6,11 +6,12 @@ import glob
 import math
 import warnings
 
-import matxfer
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import matxfer
 from matxfer.exceptions import FormulaError
 
 from .conftest import SHARED_DATA

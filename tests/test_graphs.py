@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from matxfer.graphs import build_graphs
 from matxfer.structures import StructureError, neighbor_list, read_structures
 

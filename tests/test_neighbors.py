@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from matxfer.structures import StructureBatch, StructureError, neighbor_list, read_structures
 
 from .conftest import STRUCTURES

@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 import warnings
 
-import matxfer
 import numpy as np
 import pytest
+
+import matxfer
 
 RTOL = 1e-9
 ATOL = 1e-12  # only for values that are zero in one tool and ~1e-17 in the other

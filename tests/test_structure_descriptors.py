@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from matxfer.structures import (
     density_features,
     radial_distribution,

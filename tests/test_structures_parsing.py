@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from matxfer.structures import StructureBatch, StructureError, StructureParseError, read_structures
 
 from .conftest import CIFS, STRUCTURES

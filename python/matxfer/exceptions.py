@@ -50,7 +50,7 @@ class StructureError(MatxferError, ValueError):
     or would exceed a size limit."""
 
     index: int
-    name: "str | None"
+    name: str | None
     reason: str
 
 
