@@ -100,6 +100,7 @@ STRATEGIES = {
                                      target_config=target_config()),
     "delta": lambda: Delta(hidden=HIDDEN, target_config=target_config()),
     "delta_ridge": lambda: Delta(head="ridge", hidden=HIDDEN, target_config=target_config()),
+    "delta_gbm": lambda: Delta(head="gbm", hidden=HIDDEN, target_config=target_config()),
 }
 
 
@@ -193,6 +194,26 @@ def test_frozen_features_layers_and_sklearn_head(gap):
     assert s_all.transform(gap.X[:7]).shape == (7, sum(HIDDEN) + 1)
     mae = _test_mae(s, gap)
     assert np.isfinite(mae)
+
+
+def test_gbm_head_is_deterministic_l1_boosting_on_source_prediction(gap):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from matxfer.transfer.heads import gbm_regressor
+
+    fits = [Delta(head="gbm", seed=3).use_source(gap.source).adapt(gap.X[gap.train], gap.y[gap.train])
+            for _ in range(2)]
+    head = fits[0].target_
+    assert isinstance(head, HistGradientBoostingRegressor)
+    assert head.loss == "absolute_error" and head.random_state == 3 and not head.early_stopping
+    np.testing.assert_array_equal(fits[0].predict(gap.X[gap.test]), fits[1].predict(gap.X[gap.test]))
+    # the boosted trees see the source prediction as a feature (last column) and learn a correction
+    assert head.n_features_in_ == gap.X.shape[1] + 1
+    correction = fits[0].predict(gap.X[gap.test]) - fits[0].source_predict(gap.X[gap.test])
+    assert np.abs(correction).mean() > 1e-3
+    # as a frozen-feature head too
+    frozen = FrozenFeatures(head=gbm_regressor(max_iter=50)).use_source(gap.source).adapt(gap.X[gap.train], gap.y[gap.train])
+    assert np.isfinite(frozen.predict(gap.X[gap.test])).all()
 
 
 def test_finetune_freezes_first_layers_and_checks_layer_lrs(gap):

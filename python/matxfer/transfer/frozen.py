@@ -21,7 +21,8 @@ __all__ = ["FrozenFeatures"]
 class FrozenFeatures(TransferStrategy):
     """Parameters
     ----------
-    head : "ridge" (standardised RidgeCV, default), "linear", "mlp", or any scikit-learn regressor.
+    head : "ridge" (standardised RidgeCV, default), "linear", "mlp", "gbm" (gradient-boosted trees,
+        see :func:`matxfer.transfer.heads.gbm_regressor`), or any scikit-learn regressor.
     layers : which hidden layers to concatenate: "last", "all", or a sequence of indices
         (negative counts from the end).
     include_source_prediction : also pass the source model's prediction as a feature.
