@@ -6,6 +6,13 @@
 Sections
   gap_cv_overlap  matbench expt_gap, matbench 5-fold protocol, source = all of mp_gap
   gap_cv_clean    the same, source = mp_gap without any composition that occurs in expt_gap
+  gapmf_cv_overlap, gapmf_cv_clean, gapmf_cv_scratch
+                  matbench expt_gap again, with magpie_full descriptors (Ward et al. 2016: magpie plus
+                  stoichiometry, valence-orbital and ionic-character features) for source and target,
+                  and the stacked ensemble: mean of a 3-seed Delta-MLP ensemble and a Delta with a
+                  gradient-boosted head (source prediction as a feature); the from-scratch baselines
+                  (single MLP and its 3-seed ensemble, same descriptors and budget) run in
+                  gapmf_cv_scratch, which needs no source
   gap_n100        100 training rows of expt_gap, >= 5 random subsets, both sources
   gap_lc          learning curves over training-set size (25 ... all), clean source
   thermal         ESTM thermal conductivity at room temperature (log10 W/m/K), 5-fold CV,
@@ -14,7 +21,7 @@ Sections
                   are NOT in perov_5, given by formula only; against composition-only transfer from the
                   same source materials and against scratch
 
-Descriptors: matxfer.featurize(preset="magpie") for every data set. Every transfer strategy
+Descriptors: matxfer.featurize(preset="magpie") for every data set (gapmf_*: preset="magpie_full"). Every transfer strategy
 is adapted on exactly the rows the baseline sees, with the same target training budget.
 Results go to benches/out/transfer/ (JSON, PNG); the markdown table goes to stdout.
 """
@@ -34,7 +41,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MATXFER_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 OUT = HERE / "out" / "transfer"
-SECTIONS = ("gap_cv_overlap", "gap_cv_clean", "gap_n100", "gap_lc", "thermal", "cromel")
+SECTIONS = ("gap_cv_overlap", "gap_cv_clean", "gapmf_cv_overlap", "gapmf_cv_clean", "gapmf_cv_scratch", "gap_n100",
+            "gap_lc", "thermal", "cromel")
 
 
 def read_csv(path, value_columns):
@@ -43,10 +51,10 @@ def read_csv(path, value_columns):
     return pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in value_columns}, dtype={"formula": str})
 
 
-def featurize(formulas):
+def featurize(formulas, preset="magpie"):
     import matxfer
 
-    X, _ = matxfer.featurize(list(formulas), preset="magpie")
+    X, _ = matxfer.featurize(list(formulas), preset=preset)
     return np.asarray(X, dtype=np.float64)
 
 
@@ -113,6 +121,47 @@ CV_STRATEGIES = ("scratch", "frozen_ridge", "finetune", "multitask", "latent", "
 ENSEMBLE4 = ("finetune", "multitask", "latent", "delta")
 
 
+#: gapmf_*: members run through CV (seeds 0..N_SEEDS-1 of the MLP strategies) and the ensembles derived
+#: from their out-of-fold predictions (nested means; members are floored at 0 eV before averaging, as
+#: inside an ``Ensemble``).
+N_SEEDS = 3
+MF_TRANSFER = ("finetune", *(f"delta_s{k}" for k in range(N_SEEDS)), "delta_gbm")
+MF_SCRATCH = tuple(f"scratch_s{k}" for k in range(N_SEEDS))
+MF_DERIVED = {
+    "scratch_x3": (MF_SCRATCH,),
+    "delta_x3": (tuple(f"delta_s{k}" for k in range(N_SEEDS)),),
+    # = Ensemble([Ensemble([Delta(seed=k) for k in range(3)]), Delta(head="gbm")])
+    "stack": (tuple(f"delta_s{k}" for k in range(N_SEEDS)), ("delta_gbm",)),
+}
+#: median of the scratch seeds: robust to one diverged seed (added after seed 2 blew up on one fold, see RESULTS.md)
+MF_MEDIAN = {"scratch_median3": MF_SCRATCH}
+MF_ROWS = ("scratch_s0", "scratch_x3", "scratch_median3", "finetune", "delta_s0", "delta_x3", "delta_gbm", "stack")
+
+
+def mf_strategies(quick: bool, floor=0.0):
+    """name -> factory for the gapmf_* sections (same target budget as every other section)."""
+    from matxfer.transfer import Delta, FineTune, FromScratch
+
+    _, target, _ = configs(quick)
+    common = dict(target_config=target, output_floor=floor)
+    out = {"finetune": lambda: FineTune(**common), "delta_gbm": lambda: Delta(head="gbm", **common)}
+    for k in range(N_SEEDS):
+        out[f"scratch_s{k}"] = lambda k=k: FromScratch(seed=k, **common)
+        out[f"delta_s{k}"] = lambda k=k: Delta(seed=k, **common)
+    return out
+
+
+def derived_from_members(results, groups, y, cv, note, inner=np.mean):
+    """CV metrics of a nested ensemble: mean over ``groups`` of ``inner`` (mean or median) over each group."""
+    from matxfer.transfer import regression_metrics
+
+    pred = np.mean([inner([np.array(results[m]["predictions"]) for m in g], axis=0) for g in groups], axis=0)
+    folds = [regression_metrics(y[test], pred[test]) for _, test in cv.split(np.zeros((len(y), 1)))]
+    maes = [f["mae"] for f in folds]
+    summary = {m: float(np.mean([f[m] for f in folds])) for m in ("mae", "rmse", "r2")}
+    return {**summary, "mae_std": float(np.std(maes)), "folds": folds, "predictions": pred.tolist(), "note": note}
+
+
 def ensemble_from_members(results, members, y, cv):
     """CV of ``Ensemble([Delta(), FineTune()])`` without retraining: members are adapted on the same
     folds with the same seeds (deterministic on CPU), so the ensemble's out-of-fold prediction is
@@ -176,6 +225,10 @@ def prepare(quick: bool, retrain: bool):
     pretrained_source("mp_gap_all", Xs, sy, source_cfg, retrain)
     pretrained_source("mp_gap_clean", Xs[~overlap], sy[~overlap], source_cfg, retrain)
     pretrained_source("shear_clean", Xg[~g_overlap], gy[~g_overlap], source_cfg, retrain)
+    Xt_mf, Xs_mf = featurize(tf, "magpie_full"), featurize(sf, "magpie_full")
+    np.savez(OUT / f"arrays_magpie_full{'_quick' if quick else ''}.npz", Xt=Xt_mf, Xs=Xs_mf)
+    pretrained_source("mp_gap_all_magpie_full", Xs_mf, sy, source_cfg, retrain)
+    pretrained_source("mp_gap_clean_magpie_full", Xs_mf[~overlap], sy[~overlap], source_cfg, retrain)
     return info
 
 
@@ -220,6 +273,21 @@ def run_section(section: str, quick: bool, threads: int):
             results[name] = {**r.summary(), "folds": r.folds, "predictions": r.predictions.tolist()}
             print(f"[{section}] {name}: MAE {r.mean():.4f} ({r.seconds:.0f} s)", file=sys.stderr, flush=True)
         results["ensemble"] = ensemble_from_members(results, ("delta", "finetune"), a["ty"], cv)
+    elif section.startswith("gapmf_cv_"):
+        mf = dict(np.load(OUT / f"arrays_magpie_full{'_quick' if quick else ''}.npz"))
+        variant = section.rsplit("_", 1)[1]
+        factories = mf_strategies(quick)
+        if variant == "scratch":
+            model, Xs, ys, names = None, None, None, MF_SCRATCH
+        else:
+            keep = np.ones(len(ov), bool) if variant == "overlap" else ~ov
+            model = source(f"mp_gap_{'all' if variant == 'overlap' else 'clean'}_magpie_full", int(keep.sum()))
+            Xs, ys, names = mf["Xs"][keep], a["sy"][keep], MF_TRANSFER
+        for name in names:
+            strategy = factories[name]() if model is None else factories[name]().use_source(model, Xs, ys)
+            r = cross_validate(strategy, mf["Xt"], a["ty"], cv=cv, name=name)
+            results[name] = {**r.summary(), "folds": r.folds, "predictions": r.predictions.tolist()}
+            print(f"[{section}] {name}: MAE {r.mean():.4f} ({r.seconds:.0f} s)", file=sys.stderr, flush=True)
     elif section == "gap_n100":
         n_repeats = 2 if quick else 5
         for variant, (model, Xs, ys) in gap_sources.items():
@@ -389,6 +457,8 @@ def report(quick: bool, info: dict) -> str:
                             title=f"expt_gap, {best} ({s.split('_')[-1]} source), matbench CV", unit="eV")
                 parity_plot(a["ty"], np.array(res[s]["scratch"]["predictions"]), str(OUT / f"parity_{s}_scratch.png"),
                             title="expt_gap, from scratch, matbench CV", unit="eV")
+    if any(s in res for s in ("gapmf_cv_overlap", "gapmf_cv_clean", "gapmf_cv_scratch")):
+        lines += mf_report(res, a["ty"], cv, quick)
     if "gap_lc" in res:
         curves = {k: v for k, v in res["gap_lc"].items() if isinstance(v, dict)}
         learning_curve_plot(curves, str(OUT / "learning_curve_expt_gap.png"),
@@ -418,6 +488,44 @@ def report(quick: bool, info: dict) -> str:
             if n in t:
                 lines.append(f"| {n} | {t[n]['mae']:.4f} ± {t[n]['mae_std']:.4f} | {t[n]['rmse']:.4f} | {t[n]['r2']:.3f} |")
     return "\n".join(lines)
+
+
+def mf_report(res, y, cv, quick):
+    """Table of the gapmf_* sections: scratch rows beside every transfer row, both sources."""
+    from matxfer.transfer import parity_plot
+
+    scratch = res.get("gapmf_cv_scratch", {})
+    tables = {}
+    for variant in ("overlap", "clean"):
+        r = {**scratch, **res.get(f"gapmf_cv_{variant}", {})}
+        for name, groups in MF_DERIVED.items():
+            if all(m in r for g in groups for m in g):
+                r[name] = derived_from_members(r, groups, y, cv, " + ".join("mean(" + ", ".join(g) + ")" for g in groups))
+        for name, members in MF_MEDIAN.items():
+            if all(m in r for m in members):
+                r[name] = derived_from_members(r, (members,), y, cv, "median(" + ", ".join(members) + ")", np.median)
+        tables[variant] = r
+    lines = ["", "### matbench expt_gap, magpie_full descriptors (MAE in eV; matbench 5-fold protocol"
+             + (", first 2 folds only)" if quick else ")"), "",
+             "| strategy | MAE, source incl. overlap | MAE, source w/o overlap | RMSE (w/o overlap) | R2 (w/o overlap) |",
+             "|---|---|---|---|---|"]
+    for n in MF_ROWS:
+        o, c = tables["overlap"].get(n), tables["clean"].get(n)
+        if not (o or c):
+            continue
+        mae = [f"{r['mae']:.4f} ± {r['mae_std']:.4f}" if r else "-" for r in (o, c)]
+        lines.append(f"| {n} | {mae[0]} | {mae[1]} | {c['rmse']:.4f} | {c['r2']:.4f} |" if c else
+                     f"| {n} | {mae[0]} | {mae[1]} | - | - |")
+    for variant, r in tables.items():
+        if "stack" in r:
+            parity_plot(y, np.array(r["stack"]["predictions"]), str(OUT / f"parity_gapmf_cv_{variant}_stack.png"),
+                        title=f"expt_gap, stack, magpie_full ({variant} source), matbench CV", unit="eV")
+        if "stack" in r and "scratch_median3" in r:
+            lines.append(f"\nsource {variant}: stack {r['stack']['mae']:.4f} eV vs scratch_s0 {r['scratch_s0']['mae']:.4f} eV "
+                         f"and scratch_median3 {r['scratch_median3']['mae']:.4f} eV (ratio "
+                         f"{r['stack']['mae'] / r['scratch_median3']['mae']:.3f}); per-fold stack MAE: "
+                         + ", ".join(f"{f['mae']:.3f}" for f in r["stack"]["folds"]))
+    return lines
 
 
 def main(argv=None):
