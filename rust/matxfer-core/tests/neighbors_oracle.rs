@@ -112,6 +112,39 @@ fn supercell_scales_pair_count_exactly() {
 }
 
 #[test]
+fn one_large_structure_split_over_threads_equals_one_thread() {
+    // A 3x3x3 supercell of a bulk-moduli structure: large enough for the within-structure split.
+    let s = &shared("mp_bulk_moduli100_megnet.jsonl")[3];
+    let mut sc = s.clone();
+    sc.frac_coords.clear();
+    sc.numbers.clear();
+    for a in 0..3 {
+        for b in 0..3 {
+            for c in 0..3 {
+                for (f, &z) in s.frac_coords.iter().zip(&s.numbers) {
+                    sc.frac_coords.push([(f[0] + a as f64) / 3.0, (f[1] + b as f64) / 3.0, (f[2] + c as f64) / 3.0]);
+                    sc.numbers.push(z);
+                }
+            }
+        }
+    }
+    for row in sc.lattice.iter_mut() {
+        for x in row.iter_mut() {
+            *x *= 3.0;
+        }
+    }
+    for cutoff in [4.0, 7.0, 9.0] {
+        let one = neighbor_list(&sc, cutoff, true, Some(1)).unwrap();
+        assert!(one.len() > 10_000, "too small to be split: {} pairs", one.len());
+        for threads in [2, 3, 5] {
+            assert_eq!(neighbor_list(&sc, cutoff, true, Some(threads)).unwrap(), one, "{threads} threads");
+            let batch = neighbor_list_batch(std::slice::from_ref(&sc), cutoff, true, None, Some(threads)).unwrap();
+            assert_eq!(batch.pairs, one);
+        }
+    }
+}
+
+#[test]
 fn errors_name_the_structure() {
     let mut s = shared("perov5_valtest_cdvae.jsonl")[0].clone();
     s.frac_coords[2][1] = f64::NAN;
@@ -177,5 +210,6 @@ proptest! {
     #[test]
     fn large_cells_match_oracle(s in arb_large_structure(), cutoff in 1.0f64..6.0) {
         assert_same(&s, cutoff);
+        prop_assert_eq!(neighbor_list(&s, cutoff, true, Some(3)).unwrap(), neighbor_list(&s, cutoff, true, Some(1)).unwrap());
     }
 }

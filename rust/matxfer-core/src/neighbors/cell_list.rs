@@ -321,8 +321,12 @@ impl<'a> CellList<'a> {
     }
 }
 
-/// Atoms per parallel task in a single large structure.
-const ATOMS_PER_TASK: usize = 512;
+/// A single structure is split over threads when it has at least this many expected pairs
+/// (below, the ~10 us of task scheduling is not repaid)...
+const PARALLEL_MIN_PAIRS: f64 = 8192.0;
+/// ... into about this many tasks per thread (for balance), of at least this many atoms each.
+const TASKS_PER_THREAD: usize = 4;
+const MIN_ATOMS_PER_TASK: usize = 16;
 
 fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
     CoreError::Structure { index, name: s.id.clone(), reason: what }
@@ -373,12 +377,17 @@ pub fn append_neighbor_list_checked(
     }
     let n = s.n_sites();
     let before = out.len();
-    if parallel && n > 2 * ATOMS_PER_TASK && rayon::current_num_threads() > 1 {
-        let parts: Vec<NeighborList> = (0..n.div_ceil(ATOMS_PER_TASK))
+    let threads = rayon::current_num_threads();
+    if parallel && threads > 1 && n >= 2 * MIN_ATOMS_PER_TASK && estimate >= PARALLEL_MIN_PAIRS {
+        // Contiguous atom ranges, concatenated in order: the output does not depend on how
+        // many tasks there are.
+        let n_tasks = (TASKS_PER_THREAD * threads).min(n / MIN_ATOMS_PER_TASK).max(1);
+        let per_task = n.div_ceil(n_tasks);
+        let parts: Vec<NeighborList> = (0..n.div_ceil(per_task))
             .into_par_iter()
             .map(|t| {
-                let a = t * ATOMS_PER_TASK;
-                let b = (a + ATOMS_PER_TASK).min(n);
+                let a = t * per_task;
+                let b = (a + per_task).min(n);
                 let cap = (estimate * 1.1 * (b - a) as f64 / n as f64) as usize + 16;
                 let mut part = NeighborList::with_capacity(cap, want_vectors);
                 for i in a..b {
@@ -387,11 +396,7 @@ pub fn append_neighbor_list_checked(
                 part
             })
             .collect();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        out.reserve(total, want_vectors);
-        for p in &parts {
-            out.extend_from(p, 0);
-        }
+        out.append_parallel(&parts, want_vectors);
     } else {
         out.reserve((estimate * 1.1) as usize + 16, want_vectors);
         for i in 0..n {
@@ -541,18 +546,7 @@ pub fn neighbor_list_batch_checked(
         let mut parts = oks.into_iter().map(|p| p.0);
         let mut pairs = parts.next().unwrap_or_default();
         let rest: Vec<NeighborList> = parts.collect();
-        if !rest.is_empty() {
-            pairs.reserve(total - pairs.len(), want_vectors);
-            let NeighborList { i, j, shifts, distances, vectors } = &mut pairs;
-            rayon::scope(|scope| {
-                let rest = &rest;
-                scope.spawn(move |_| rest.iter().for_each(|p| i.extend_from_slice(&p.i)));
-                scope.spawn(move |_| rest.iter().for_each(|p| j.extend_from_slice(&p.j)));
-                scope.spawn(move |_| rest.iter().for_each(|p| shifts.extend_from_slice(&p.shifts)));
-                scope.spawn(move |_| rest.iter().for_each(|p| distances.extend_from_slice(&p.distances)));
-                scope.spawn(move |_| rest.iter().for_each(|p| vectors.extend_from_slice(&p.vectors)));
-            });
-        }
+        pairs.append_parallel(&rest, want_vectors);
         Ok(BatchNeighborList { pairs, edge_ptr })
     })?
 }

@@ -81,6 +81,18 @@ impl NeighborList {
         flatten3(std::mem::take(&mut self.vectors))
     }
 
+    /// Append every list of `parts` in order, copying in parallel on the current rayon pool
+    /// (the output is the same as appending them one after the other).
+    pub fn append_parallel(&mut self, parts: &[NeighborList], want_vectors: bool) {
+        append_slices_parallel(&mut self.i, parts.iter().map(|p| p.i.as_slice()));
+        append_slices_parallel(&mut self.j, parts.iter().map(|p| p.j.as_slice()));
+        append_slices_parallel(&mut self.shifts, parts.iter().map(|p| p.shifts.as_slice()));
+        append_slices_parallel(&mut self.distances, parts.iter().map(|p| p.distances.as_slice()));
+        if want_vectors {
+            append_slices_parallel(&mut self.vectors, parts.iter().map(|p| p.vectors.as_slice()));
+        }
+    }
+
     /// Append `other`, adding `offset` to its atom indices.
     pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
         if offset == 0 {
@@ -94,6 +106,35 @@ impl NeighborList {
         self.distances.extend_from_slice(&other.distances);
         self.vectors.extend_from_slice(&other.vectors);
     }
+}
+
+/// Elements per copy task of [`append_slices_parallel`] (large enough to amortise scheduling).
+const COPY_CHUNK: usize = 1 << 15;
+
+/// Append the slices to `dst` in order; the copies run as parallel tasks of up to
+/// [`COPY_CHUNK`] elements into disjoint parts of `dst`'s spare capacity.
+fn append_slices_parallel<'a, T: Copy + Send + Sync + 'a>(dst: &mut Vec<T>, srcs: impl Iterator<Item = &'a [T]>) {
+    use rayon::prelude::*;
+    let srcs: Vec<&[T]> = srcs.filter(|s| !s.is_empty()).collect();
+    let total: usize = srcs.iter().map(|s| s.len()).sum();
+    if total == 0 {
+        return;
+    }
+    dst.reserve(total);
+    let mut tasks = Vec::with_capacity(total / COPY_CHUNK + srcs.len());
+    let mut spare = &mut dst.spare_capacity_mut()[..total];
+    for src in srcs {
+        let (head, tail) = spare.split_at_mut(src.len());
+        tasks.extend(head.chunks_mut(COPY_CHUNK).zip(src.chunks(COPY_CHUNK)));
+        spare = tail;
+    }
+    tasks.into_par_iter().for_each(|(to, from)| {
+        // SAFETY: `to` and `from` have the same length (chunks of equal-length slices), `to` is
+        // spare capacity of `dst` (uninitialised, not aliased by the sources) and T is Copy.
+        unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), to.as_mut_ptr() as *mut T, from.len()) };
+    });
+    // SAFETY: the first `total` spare elements were all written above.
+    unsafe { dst.set_len(dst.len() + total) };
 }
 
 /// A neighbor list of many structures: indices local to each structure, `edge_ptr[s]..edge_ptr[s+1]`
