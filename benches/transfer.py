@@ -20,6 +20,10 @@ Sections
   cromel          cross-modality: perov_5 crystal graphs (heat of formation) -> Castelli perovskites that
                   are NOT in perov_5, given by formula only; against composition-only transfer from the
                   same source materials and against scratch
+  cromel_dielectric
+                  cross-modality across chemistries: 1,296 MP structures with DFPT dielectric constants
+                  (source property ln eps_electronic) -> matbench refractive index of the 3,625 compositions
+                  that are not among the source materials, formula only; same contenders
 
 Descriptors: matxfer.featurize(preset="magpie") for every data set (gapmf_*: preset="magpie_full"). Every transfer strategy
 is adapted on exactly the rows the baseline sees, with the same target training budget.
@@ -42,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MATXFER_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 OUT = HERE / "out" / "transfer"
 SECTIONS = ("gap_cv_overlap", "gap_cv_clean", "gapmf_cv_overlap", "gapmf_cv_clean", "gapmf_cv_scratch", "gap_n100",
-            "gap_lc", "thermal", "cromel")
+            "gap_lc", "thermal", "cromel", "cromel_dielectric")
 
 
 def read_csv(path, value_columns):
@@ -321,6 +325,8 @@ def run_section(section: str, quick: bool, threads: int):
         results["ensemble"] = ensemble_from_members(results, ("delta", "finetune"), a["hy"], cv)
     elif section == "cromel":
         results.update(run_cromel(quick))
+    elif section == "cromel_dielectric":
+        results.update(run_cromel_dielectric(quick))
     else:
         raise ValueError(f"unknown section {section!r}")
     results["seconds"] = time.perf_counter() - t0
@@ -329,44 +335,22 @@ def run_section(section: str, quick: bool, threads: int):
     return section
 
 
-def perovskite_graphs(records, cutoff=5.0):
-    """Crystal graphs of the sampled perov_5 records (exact periodic radius graph, matxfer's builder)."""
-    from matxfer.nn import GraphData
-    from matxfer.structures import StructureBatch
-
-    return GraphData.from_structures(StructureBatch.from_structures(records), cutoff)
-
-
-def run_cromel(quick: bool):
+def cross_modality_curves(records, y_source, X_target, y_target, quick: bool, sizes=(100, 500)):
+    """Learning curves on a formula-only target of CroMEL (structure encoder trained on ``records``
+    with ``y_source``, composition encoder aligned to it) against scratch and against the
+    composition-only alternative: an MLP pretrained on the *same* source materials' formulas."""
     from matxfer.nn import TrainConfig
     from matxfer.transfer import (
         CrossModality,
         FineTune,
         FromScratch,
         FrozenFeatures,
-        composition_keys,
         learning_curve,
         pretrain_mlp,
     )
 
-    with open(DATA / "structures/perov5_valtest_cdvae.jsonl") as fh:
-        records = [json.loads(line) for line in fh]
-    rng = np.random.default_rng(0)
-    n_source = 800 if quick else 4000
-    records = [records[i] for i in np.sort(rng.choice(len(records), size=n_source, replace=False))]
-    s_formulas = [r["formula"] for r in records]
-    y_source = np.array([r["heat_all"] for r in records], float)
-    graphs = perovskite_graphs(records)
-    X_source = featurize(s_formulas)
-    castelli = read_csv(DATA / "composition/dft/perovskites_castelli_matbench.csv", ["heat_of_formation_eV_per_cell"])
-    # every perov_5 material (val+test, not only the sampled ones) is removed from the target
-    with open(DATA / "structures/perov5_valtest_cdvae.jsonl") as fh:
-        all_perov5 = set(composition_keys([json.loads(line)["formula"] for line in fh]).tolist())
-    keys = composition_keys(castelli.formula.tolist())
-    pool = np.flatnonzero([k not in all_perov5 for k in keys])
-    pool = np.sort(rng.choice(pool, size=min(3000, len(pool)), replace=False))
-    X_target = featurize(castelli.formula.iloc[pool].tolist())
-    y_target = castelli.heat_of_formation_eV_per_cell.to_numpy(float)[pool]
+    graphs = crystal_graphs(records)
+    X_source = featurize([r["formula"] for r in records])
     _, target_cfg, _ = configs(quick)
     source_cfg = TrainConfig(epochs=5 if quick else 60, batch_size=128, lr=2e-3, patience=10, val_fraction=0.1)
     t0 = time.perf_counter()
@@ -379,7 +363,8 @@ def run_cromel(quick: bool):
         X_source, y_source, graphs=graphs, structure_encoder=paired.structure_encoder_)
     paired_ridge = paired.fresh()
     paired_ridge.head = "ridge"
-    out = {"n_source_structures": n_source, "n_target_pool": int(len(pool)),
+    out = {"n_source_structures": len(records), "n_target_pool": int(len(y_target)),
+           "n_source_edges": int(graphs.edge_index.shape[1]),
            "pretrain_seconds": time.perf_counter() - t0}
     contenders = {
         "scratch": FromScratch(target_config=target_cfg),
@@ -389,13 +374,65 @@ def run_cromel(quick: bool):
         "cromel_paired_ridge": paired_ridge,
         "cromel_wasserstein_finetune": wasserstein,
     }
-    sizes = (100, 500) if not quick else (100,)
+    sizes = sizes if not quick else sizes[:1]
     for name, strategy in contenders.items():
         curve = learning_curve(strategy, X_target, y_target, sizes=sizes, n_repeats=2 if quick else 3, seed=0,
                                name=name)
         out[name] = curve
-        print(f"[cromel] {name}: {dict(zip(curve['sizes'], np.round(curve['mae'], 4)))}", file=sys.stderr, flush=True)
+        print(f"[cross-modality] {name}: {dict(zip(curve['sizes'], np.round(curve['mae'], 4)))}", file=sys.stderr,
+              flush=True)
     return out
+
+
+def crystal_graphs(records, cutoff=5.0):
+    """Crystal graphs of the source records (exact periodic radius graph, matxfer's builder)."""
+    from matxfer.nn import GraphData
+    from matxfer.structures import StructureBatch
+
+    return GraphData.from_structures(StructureBatch.from_structures(records), cutoff)
+
+
+def _jsonl(name):
+    with open(DATA / "structures" / name) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def run_cromel(quick: bool):
+    """perov_5 structures (heat of formation) -> Castelli perovskites absent from perov_5, formula only."""
+    from matxfer.transfer import composition_keys
+
+    records = _jsonl("perov5_valtest_cdvae.jsonl")
+    # every perov_5 material (val+test, not only the sampled ones) is removed from the target
+    all_perov5 = set(composition_keys([r["formula"] for r in records]).tolist())
+    rng = np.random.default_rng(0)
+    n_source = 800 if quick else 4000
+    records = [records[i] for i in np.sort(rng.choice(len(records), size=n_source, replace=False))]
+    y_source = np.array([r["heat_all"] for r in records], float)
+    castelli = read_csv(DATA / "composition/dft/perovskites_castelli_matbench.csv", ["heat_of_formation_eV_per_cell"])
+    keys = composition_keys(castelli.formula.tolist())
+    pool = np.flatnonzero([k not in all_perov5 for k in keys])
+    pool = np.sort(rng.choice(pool, size=min(3000, len(pool)), replace=False))
+    X_target = featurize(castelli.formula.iloc[pool].tolist())
+    y_target = castelli.heat_of_formation_eV_per_cell.to_numpy(float)[pool]
+    return cross_modality_curves(records, y_source, X_target, y_target, quick)
+
+
+def run_cromel_dielectric(quick: bool):
+    """1,296 MP structures with DFPT dielectric constants (source: ln eps_electronic) -> matbench
+    refractive index of the compositions that are NOT among the source materials, formula only."""
+    from matxfer.transfer import composition_keys
+
+    records = _jsonl("mp_phonon_dielectric_matminer.jsonl")
+    if quick:
+        records = records[::3]
+    y_source = np.log(np.array([r["eps_electronic"] for r in records], float))
+    source_keys = set(composition_keys([r["formula"] for r in records]).tolist())
+    target = read_csv(DATA / "composition/dft/dielectric_matbench.csv", ["refractive_index"])
+    keys = composition_keys(target.formula.tolist())
+    pool = np.flatnonzero([k not in source_keys for k in keys])
+    X_target = featurize(target.formula.iloc[pool].tolist())
+    y_target = target.refractive_index.to_numpy(float)[pool]
+    return cross_modality_curves(records, y_source, X_target, y_target, quick)
 
 
 def report(quick: bool, info: dict) -> str:
@@ -468,12 +505,19 @@ def report(quick: bool, info: dict) -> str:
                   "| strategy | " + " | ".join(str(s) for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
         for n, c in curves.items():
             lines.append(f"| {n} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(c["mae"], c["mae_std"])) + " |")
-    if "cromel" in res:
-        c = res["cromel"]
+    titles = {
+        "cromel": "{n} perov_5 structures (heat of formation, eV/cell) -> Castelli perovskites absent from perov_5, "
+                  "formula only (test MAE, eV/cell",
+        "cromel_dielectric": "{n} MP structures (DFPT, source ln eps_electronic) -> matbench refractive index of "
+                             "compositions absent from the source, formula only (test MAE, refractive index",
+    }
+    for key, title in titles.items():
+        if key not in res:
+            continue
+        c = res[key]
         curves = {k: v for k, v in c.items() if isinstance(v, dict)}
         sizes = next(iter(curves.values()))["sizes"]
-        lines += ["", f"### Cross-modality (CroMEL-style): {c['n_source_structures']} perov_5 structures (heat of "
-                  "formation, eV/cell) -> Castelli perovskites absent from perov_5, formula only (test MAE, eV/cell; "
+        lines += ["", f"### Cross-modality (CroMEL-style): {title.format(n=c['n_source_structures'])}; "
                   "mean ± std over random training subsets)", "",
                   "| strategy | " + " | ".join(f"n={s}" for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
         for n, cv_ in curves.items():

@@ -380,22 +380,36 @@ pub fn append_neighbor_list_checked(
     let threads = rayon::current_num_threads();
     if parallel && threads > 1 && n >= 2 * MIN_ATOMS_PER_TASK && estimate >= PARALLEL_MIN_PAIRS {
         // Contiguous atom ranges, concatenated in order: the output does not depend on how
-        // many tasks there are.
-        let n_tasks = (TASKS_PER_THREAD * threads).min(n / MIN_ATOMS_PER_TASK).max(1);
-        let per_task = n.div_ceil(n_tasks);
-        let parts: Vec<NeighborList> = (0..n.div_ceil(per_task))
-            .into_par_iter()
-            .map(|t| {
-                let a = t * per_task;
-                let b = (a + per_task).min(n);
-                let cap = (estimate * 1.1 * (b - a) as f64 / n as f64) as usize + 16;
-                let mut part = NeighborList::with_capacity(cap, want_vectors);
-                for i in a..b {
-                    cl.query(i, &mut part, want_vectors);
+        // many tasks there are. This thread writes the first 1/threads of the atoms straight
+        // into `out`; the rest is split into smaller tasks (for balance) whose lists are copied
+        // in behind it in parallel.
+        let head = n / threads;
+        let rest = n - head;
+        let n_tasks = (TASKS_PER_THREAD * (threads - 1)).min(rest / MIN_ATOMS_PER_TASK).max(1);
+        let per_task = rest.div_ceil(n_tasks);
+        let share = |atoms: usize| (estimate * 1.1 * atoms as f64 / n as f64) as usize + 16;
+        let (_, parts) = rayon::join(
+            || {
+                out.reserve(share(head), want_vectors);
+                for i in 0..head {
+                    cl.query(i, out, want_vectors);
                 }
-                part
-            })
-            .collect();
+            },
+            || -> Vec<NeighborList> {
+                (0..rest.div_ceil(per_task))
+                    .into_par_iter()
+                    .map(|t| {
+                        let a = head + t * per_task;
+                        let b = (a + per_task).min(n);
+                        let mut part = NeighborList::with_capacity(share(b - a), want_vectors);
+                        for i in a..b {
+                            cl.query(i, &mut part, want_vectors);
+                        }
+                        part
+                    })
+                    .collect()
+            },
+        );
         out.append_parallel(&parts, want_vectors);
     } else {
         out.reserve((estimate * 1.1) as usize + 16, want_vectors);
