@@ -196,8 +196,13 @@ def pretrained_source(name, X, y, config, retrain=False):
     return model
 
 
-def prepare(quick: bool, retrain: bool):
-    """Featurise everything and pretrain the three source models (shared by all sections)."""
+#: sections that train their own source models (no pretrained composition source needed)
+OWN_SOURCES = ("cromel", "cromel_dielectric", "gapmf_cv_scratch")
+
+
+def prepare(quick: bool, retrain: bool, train_sources: bool = True):
+    """Featurise everything and pretrain the source MLPs shared by the sections (skipped with
+    ``train_sources=False`` when only sections of OWN_SOURCES run)."""
     from matxfer.transfer import composition_keys
 
     source_cfg, _, _ = configs(quick)
@@ -226,11 +231,13 @@ def prepare(quick: bool, retrain: bool):
         "shear_rows": len(gy),
         "shear_rows_removed_for_clean_source": int(g_overlap.sum()),
     }
+    Xt_mf, Xs_mf = featurize(tf, "magpie_full"), featurize(sf, "magpie_full")
+    np.savez(OUT / f"arrays_magpie_full{'_quick' if quick else ''}.npz", Xt=Xt_mf, Xs=Xs_mf)
+    if not train_sources:
+        return info
     pretrained_source("mp_gap_all", Xs, sy, source_cfg, retrain)
     pretrained_source("mp_gap_clean", Xs[~overlap], sy[~overlap], source_cfg, retrain)
     pretrained_source("shear_clean", Xg[~g_overlap], gy[~g_overlap], source_cfg, retrain)
-    Xt_mf, Xs_mf = featurize(tf, "magpie_full"), featurize(sf, "magpie_full")
-    np.savez(OUT / f"arrays_magpie_full{'_quick' if quick else ''}.npz", Xt=Xt_mf, Xs=Xs_mf)
     pretrained_source("mp_gap_all_magpie_full", Xs_mf, sy, source_cfg, retrain)
     pretrained_source("mp_gap_clean_magpie_full", Xs_mf[~overlap], sy[~overlap], source_cfg, retrain)
     return info
@@ -256,7 +263,7 @@ def run_section(section: str, quick: bool, threads: int):
     torch.set_num_threads(threads)
     a, source = _load(quick)
     ov = a["overlap"].astype(bool)
-    gap_sources = {
+    gap_sources = {} if section in OWN_SOURCES else {
         "overlap": (source("mp_gap_all", len(a["sy"])), a["Xs"], a["sy"]),
         "clean": (source("mp_gap_clean", int((~ov).sum())), a["Xs"][~ov], a["sy"][~ov]),
     }
@@ -584,7 +591,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     info_path = OUT / "info.json"
     if not args.report_only:
-        info = prepare(args.quick, args.retrain)
+        info = prepare(args.quick, args.retrain, train_sources=any(s not in OWN_SOURCES for s in sections))
         info_path.write_text(json.dumps(info))
         if args.jobs > 1:
             with ProcessPoolExecutor(args.jobs) as pool:

@@ -90,6 +90,29 @@ def test_mlp_nan_descriptors_are_imputed(gap_data):
     assert np.isfinite(out).all()
 
 
+def test_mlp_clips_descriptors_far_outside_the_training_range(gap_data):
+    """A test compound whose descriptor lies millions of training standard deviations out (as
+    Fe9Co7's "minimum GSmagmom" did for a matbench fold, where that column is nearly constant)
+    is clipped to the training range plus a 10 % margin; training rows are never changed."""
+    X, y = gap_data
+    model = MLP(X.shape[1], (32, 16)).fit_scaling(X).fit_target_scaling(y)
+    Trainer(_config(epochs=2)).fit(model, ArrayData(X, y))
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    torch.testing.assert_close(model.scale(Xt), model.scale(Xt, clip=False), rtol=0, atol=0)
+    z = model.scale(Xt, clip=False)
+    span = z.amax(0) - z.amin(0)
+    torch.testing.assert_close(model.z_hi, z.amax(0) + 0.1 * span)
+    far = X[:1].copy()
+    col = int(np.argmax(X.std(0) > 0))
+    far[0, col] = X[:, col].max() + 1e6 * X[:, col].std()
+    edge = far.copy()
+    edge[0, col] = float(model.x_mean[col] + model.z_hi[col] * model.x_std[col])
+    np.testing.assert_allclose(predict(model, far), predict(model, edge), rtol=1e-5)
+    assert abs(float(predict(model, far)[0]) - y.mean()) < 10 * y.std()
+    # saved and loaded with the weights
+    assert "z_lo" in model.state_dict() and "z_hi" in model.state_dict()
+
+
 def test_training_learns_and_is_reproducible(gap_data):
     X, y = gap_data
     preds = []

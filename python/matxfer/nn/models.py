@@ -7,6 +7,8 @@ Every model records the keyword arguments it was built with in ``init_args`` so 
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -60,6 +62,9 @@ class MLP(nn.Module):
         they are not standardised by the stored scaling.
     """
 
+    #: Scaled inputs may exceed the training range by this fraction of the range (see ``scale``).
+    INPUT_MARGIN = 0.1
+
     def __init__(
         self,
         n_in: int,
@@ -85,6 +90,10 @@ class MLP(nn.Module):
         self.n_in, self.n_out, self.n_extra = int(n_in), int(n_out), int(n_extra)
         self.register_buffer("x_mean", torch.zeros(n_in))
         self.register_buffer("x_std", torch.ones(n_in))
+        # Scaled descriptors are clipped to the range seen by ``fit_scaling`` (widened by
+        # INPUT_MARGIN of that range); unbounded until it is called.
+        self.register_buffer("z_lo", torch.full((n_in,), -math.inf))
+        self.register_buffer("z_hi", torch.full((n_in,), math.inf))
         # Output scaling: predictions are ``head(h) * y_std + y_mean`` so the head works in unit scale.
         self.register_buffer("y_mean", torch.zeros(n_out))
         self.register_buffer("y_std", torch.ones(n_out))
@@ -125,6 +134,16 @@ class MLP(nn.Module):
         std = torch.where(std > 1e-12, std, torch.ones_like(std))
         self.x_mean.copy_(mean.to(self.x_mean.dtype))
         self.x_std.copy_(std.to(self.x_std.dtype))
+        # The range the network is trained on, computed exactly as ``scale`` will compute it.
+        z = self.scale(x.to(self.x_mean.dtype), clip=False)
+        observed = ~torch.isnan(x)
+        lo = torch.where(observed, z, torch.full_like(z, math.inf)).amin(0)
+        hi = torch.where(observed, z, torch.full_like(z, -math.inf)).amax(0)
+        lo = torch.where(torch.isfinite(lo), lo, torch.zeros_like(lo))  # all-NaN columns scale to 0
+        hi = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))
+        margin = self.INPUT_MARGIN * (hi - lo)
+        self.z_lo.copy_(lo - margin)
+        self.z_hi.copy_(hi + margin)
         return self
 
     @torch.no_grad()
@@ -142,9 +161,14 @@ class MLP(nn.Module):
         self.y_std.copy_(std.to(self.y_std.dtype))
         return self
 
-    def scale(self, x: Tensor) -> Tensor:
-        z = (x - self.x_mean) / self.x_std
-        return torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+    def scale(self, x: Tensor, clip: bool = True) -> Tensor:
+        """Standardised descriptors; missing (NaN) values become 0 (the training mean), and each
+        column is clipped to its training range widened by ``INPUT_MARGIN`` of that range, so a
+        compound far outside the training data (e.g. a descriptor millions of standard deviations
+        out, where a column is nearly constant in training) cannot drive the network into wild
+        extrapolation. Training rows are inside the range, so clipping never changes them."""
+        z = torch.nan_to_num((x - self.x_mean) / self.x_std, nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.clamp(z, self.z_lo, self.z_hi) if clip else z
 
     def _trunk_input(self, x: Tensor, extra: Optional[Tensor]) -> Tensor:
         z = self.scale(x)
