@@ -8,7 +8,6 @@ Every model records the keyword arguments it was built with in ``init_args`` so 
 from __future__ import annotations
 
 import math
-
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
