@@ -31,7 +31,14 @@ pub fn resolve_threads(n_threads: Option<usize>) -> Result<Option<usize>, CoreEr
 
 /// The number of threads `n_threads` resolves to.
 pub fn effective_threads(n_threads: Option<usize>) -> Result<usize, CoreError> {
-    Ok(resolve_threads(n_threads)?.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+    Ok(resolve_threads(n_threads)?.unwrap_or_else(available_cores))
+}
+
+/// `std::thread::available_parallelism`, asked once per process: on Linux it reads the cgroup
+/// CPU quota from /sys each time (about 25 us, more than featurizing a few formulas).
+fn available_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 type PoolKey = (u32, usize); // (process id, threads)

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::{Featurizer, Scratch};
 use crate::error::{CoreError, FormulaError};
 use crate::formula::{Composition, FormulaParser};
-use crate::parallel::with_threads;
+use crate::parallel::{effective_threads, with_threads};
 
 /// Rows per parallel task: large enough to amortise scheduling, small enough to balance 2-64 cores.
 const CHUNK_ROWS: usize = 512;
@@ -170,34 +170,43 @@ pub fn featurize_batch<T: OutFloat, S: StrSource + ?Sized>(
         return Ok(Vec::new());
     }
     let chunk_len = CHUNK_ROWS * n_features;
-    let results: Vec<Vec<Rejected>> = with_threads(n_threads, || {
-        out.par_chunks_mut(chunk_len)
-            .enumerate()
-            .map_init(Worker::default, |w, (chunk_index, chunk)| {
-                let first = chunk_index * CHUNK_ROWS;
-                let mut rejected = Vec::new();
-                for (k, dst) in chunk.chunks_exact_mut(n_features).enumerate() {
-                    let in_place = T::as_f64_mut(dst).is_some();
-                    match w.row(f, src, first + k, T::as_f64_mut(dst)) {
-                        Ok(()) if in_place => {}
-                        Ok(()) => {
-                            for (d, &v) in dst.iter_mut().zip(&w.row) {
-                                *d = T::from_f64(v);
-                            }
-                        }
-                        Err(r) => {
-                            dst.fill(T::NAN);
-                            rejected.push(r);
-                            if mode == ErrorMode::Raise {
-                                break;
-                            }
-                        }
+    let run_chunk = |w: &mut Worker, chunk_index: usize, chunk: &mut [T]| {
+        let first = chunk_index * CHUNK_ROWS;
+        let mut rejected = Vec::new();
+        for (k, dst) in chunk.chunks_exact_mut(n_features).enumerate() {
+            let in_place = T::as_f64_mut(dst).is_some();
+            match w.row(f, src, first + k, T::as_f64_mut(dst)) {
+                Ok(()) if in_place => {}
+                Ok(()) => {
+                    for (d, &v) in dst.iter_mut().zip(&w.row) {
+                        *d = T::from_f64(v);
                     }
                 }
-                rejected
-            })
-            .collect()
-    })?;
+                Err(r) => {
+                    dst.fill(T::NAN);
+                    rejected.push(r);
+                    if mode == ErrorMode::Raise {
+                        break;
+                    }
+                }
+            }
+        }
+        rejected
+    };
+    let threads = effective_threads(n_threads)?;
+    let results: Vec<Vec<Rejected>> = if n_rows <= CHUNK_ROWS || threads == 1 {
+        // One chunk's work, or one thread: on the calling thread, without waking a pool (whose
+        // wake-up would cost more than featurizing a handful of formulas). Same rows, same bits.
+        let mut w = Worker::default();
+        out.chunks_mut(chunk_len).enumerate().map(|(c, chunk)| run_chunk(&mut w, c, chunk)).collect()
+    } else {
+        with_threads(n_threads, || {
+            out.par_chunks_mut(chunk_len)
+                .enumerate()
+                .map_init(Worker::default, |w, (chunk_index, chunk)| run_chunk(w, chunk_index, chunk))
+                .collect()
+        })?
+    };
     let rejected: Vec<Rejected> = results.into_iter().flatten().collect();
     match mode {
         ErrorMode::Raise => match rejected.into_iter().next() {

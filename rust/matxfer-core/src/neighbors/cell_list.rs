@@ -505,64 +505,78 @@ pub fn neighbor_list_batch_checked(
     min_distance: f64,
     n_threads: Option<usize>,
 ) -> Result<BatchNeighborList, CoreError> {
+    let threads = crate::parallel::effective_threads(n_threads)?;
+    let group = |c: usize, chunk: usize, group: &[Structure], parallel: bool| {
+        // Reserve for the whole group up front from the density estimate (virtual memory only
+        // until written), so the buffers are not regrown pair after pair. The first group's
+        // buffers are reserved for the whole batch and become the output.
+        let owner = if c == 0 { structures } else { group };
+        let estimate: f64 = owner.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+        let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
+        let mut counts = Vec::with_capacity(group.len());
+        for (k, s) in group.iter().enumerate() {
+            counts.push(append_neighbor_list_checked(
+                s,
+                c * chunk + k,
+                cutoff,
+                want_vectors,
+                max_pairs,
+                min_distance,
+                parallel,
+                &mut acc,
+            )?);
+        }
+        Ok::<_, CoreError>((acc, counts))
+    };
+    // One thread, or too little work to share: run on the calling thread, without waking a pool
+    // (its wake-up costs tens of microseconds, the whole job for a small cell).
+    let small = structures.iter().map(|s| rough_pair_estimate(s, cutoff)).sum::<f64>() < PARALLEL_MIN_PAIRS;
+    if threads == 1 || small {
+        let (pairs, counts) = group(0, structures.len().max(1), structures, false)?;
+        return finish_batch(vec![(pairs, counts)], max_pairs, want_vectors);
+    }
     with_threads(n_threads, || {
-        let n = structures.len();
-        let n_workers = rayon::current_num_threads();
-        // One group per thread. The first group's buffers are reserved for the whole batch
-        // (virtual memory until written) and become the output: only the other groups are
-        // copied in behind it.
-        let chunk = n.div_ceil(n_workers).max(1);
-        let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> = structures
-            .par_chunks(chunk)
-            .enumerate()
-            .map(|(c, group)| {
-                // Reserve for the whole group up front from the density estimate (virtual memory
-                // only until written), so the buffers are not regrown pair after pair.
-                let owner = if c == 0 { structures } else { group };
-                let estimate: f64 = owner.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
-                let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
-                let mut counts = Vec::with_capacity(group.len());
-                for (k, s) in group.iter().enumerate() {
-                    counts.push(append_neighbor_list_checked(
-                        s,
-                        c * chunk + k,
-                        cutoff,
-                        want_vectors,
-                        max_pairs,
-                        min_distance,
-                        true,
-                        &mut acc,
-                    )?);
-                }
-                Ok((acc, counts))
-            })
-            .collect();
+        // One group per thread; only the groups after the first are copied in behind it.
+        let chunk = structures.len().div_ceil(rayon::current_num_threads()).max(1);
+        let parts: Vec<Result<(NeighborList, Vec<usize>), CoreError>> =
+            structures.par_chunks(chunk).enumerate().map(|(c, g)| group(c, chunk, g, true)).collect();
         let mut oks = Vec::with_capacity(parts.len());
         for p in parts {
             oks.push(p?);
         }
-        let total: usize = oks.iter().map(|p| p.0.len()).sum();
-        if let Some(maxp) = max_pairs {
-            if total > maxp {
-                return Err(CoreError::InvalidArgument(format!(
-                    "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
-                )));
-            }
-        }
-        let mut edge_ptr = Vec::with_capacity(n + 1);
-        edge_ptr.push(0);
-        for (_, counts) in &oks {
-            for c in counts {
-                let last = *edge_ptr.last().unwrap_or(&0);
-                edge_ptr.push(last + c);
-            }
-        }
-        let mut parts = oks.into_iter().map(|p| p.0);
-        let mut pairs = parts.next().unwrap_or_default();
-        let rest: Vec<NeighborList> = parts.collect();
-        pairs.append_parallel(&rest, want_vectors);
-        Ok(BatchNeighborList { pairs, edge_ptr })
+        finish_batch(oks, max_pairs, want_vectors)
     })?
+}
+
+/// Join the groups of a batch (the first group's buffers become the output) and check the total.
+fn finish_batch(
+    groups: Vec<(NeighborList, Vec<usize>)>,
+    max_pairs: Option<usize>,
+    want_vectors: bool,
+) -> Result<BatchNeighborList, CoreError> {
+    let total: usize = groups.iter().map(|p| p.0.len()).sum();
+    if let Some(maxp) = max_pairs {
+        if total > maxp {
+            return Err(CoreError::InvalidArgument(format!(
+                "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
+            )));
+        }
+    }
+    let mut edge_ptr = Vec::with_capacity(groups.iter().map(|g| g.1.len()).sum::<usize>() + 1);
+    edge_ptr.push(0);
+    for (_, counts) in &groups {
+        for c in counts {
+            let last = *edge_ptr.last().unwrap_or(&0);
+            edge_ptr.push(last + c);
+        }
+    }
+    let mut parts = groups.into_iter().map(|p| p.0);
+    let mut pairs = parts.next().unwrap_or_default();
+    let rest: Vec<NeighborList> = parts.collect();
+    if !rest.is_empty() {
+        pairs.append_parallel(&rest, want_vectors);
+    }
+    Ok(BatchNeighborList { pairs, edge_ptr })
 }
 
 /// Expected pair count from the mean density, without binning (0 for invalid structures).
