@@ -322,8 +322,8 @@ impl<'a> CellList<'a> {
 }
 
 /// A single structure is split over threads when it has at least this many expected pairs
-/// (below, the ~10 us of task scheduling is not repaid)...
-const PARALLEL_MIN_PAIRS: f64 = 8192.0;
+/// (below, waking a second thread, tens of microseconds on a VM, is not repaid)...
+const PARALLEL_MIN_PAIRS: f64 = 16384.0;
 /// ... into about this many tasks per thread (for balance), of at least this many atoms each.
 const TASKS_PER_THREAD: usize = 4;
 const MIN_ATOMS_PER_TASK: usize = 16;
