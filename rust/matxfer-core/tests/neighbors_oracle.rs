@@ -71,13 +71,25 @@ fn batch_is_thread_count_independent_and_ordered() {
     let all = shared("carbon24_valtest_cdvae.jsonl");
     let some = &all[..300];
     let one = neighbor_list_batch(some, 6.0, true, None, Some(1)).unwrap();
-    let two = neighbor_list_batch(some, 6.0, true, None, Some(2)).unwrap();
-    assert_eq!(one, two);
+    for threads in [2, 3, 4] {
+        assert_eq!(neighbor_list_batch(some, 6.0, true, None, Some(threads)).unwrap(), one, "{threads} threads");
+    }
     for (k, s) in some.iter().enumerate().step_by(37) {
         let single = neighbor_list(s, 6.0, true, Some(1)).unwrap();
         let (a, b) = (one.edge_ptr[k], one.edge_ptr[k + 1]);
         assert_eq!(&one.pairs.i[a..b], &single.i[..]);
         assert_eq!(&one.pairs.distances[a..b], &single.distances[..]);
+    }
+}
+
+#[test]
+fn batch_reports_the_lowest_bad_structure_for_any_thread_count() {
+    let mut some = shared("carbon24_valtest_cdvae.jsonl")[..400].to_vec();
+    some[350].frac_coords[0][0] = f64::NAN; // near the end: claimed first by the back side
+    some[123].frac_coords[1][2] = f64::NAN;
+    for threads in [1, 2, 3, 4] {
+        let err = neighbor_list_batch(&some, 5.0, false, None, Some(threads)).unwrap_err().to_string();
+        assert!(err.contains("structure 123"), "{threads} threads: {err}");
     }
 }
 
