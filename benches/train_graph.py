@@ -15,6 +15,7 @@ mean of ``nvidia-smi`` samples every 50 ms during the timed epochs (blank withou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -82,7 +83,7 @@ def time_epochs(graphs, cutoff, device, epochs, batch_size, node_dim):
     if device == "cuda":
         torch.cuda.synchronize()
     trainer = Trainer(TrainConfig(epochs=epochs, **common))
-    with UtilisationSampler() if device == "cuda" else _Null() as sampler:
+    with UtilisationSampler() if device == "cuda" else contextlib.nullcontext() as sampler:
         t0 = time.perf_counter()
         trainer.fit(model, graphs)
         if device == "cuda":
@@ -90,14 +91,6 @@ def time_epochs(graphs, cutoff, device, epochs, batch_size, node_dim):
         wall = time.perf_counter() - t0
     per_epoch = min(r["seconds"] for r in trainer.history)
     return per_epoch, wall / epochs, sampler.mean() if device == "cuda" else float("nan")
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main():

@@ -358,14 +358,7 @@ fn build_radius_graphs(
             triplet_ptr: vec![0; structures.len() + 1],
             ..Default::default()
         };
-        if let Some(rbf) = &opts.rbf {
-            g.n_rbf = rbf.n;
-            if opts.rbf_float32 {
-                g.rbf_f32 = gaussian_rbf_generic(&g.distances, rbf, |x| x as f32);
-            } else {
-                g.rbf = gaussian_rbf(&g.distances, rbf);
-            }
-        }
+        attach_rbf(&mut g, opts);
         g
     })
 }
@@ -434,6 +427,12 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
         g.edge_ptr.push(edge_off as i64);
         g.triplet_ptr.push(trip_off as i64);
     }
+    attach_rbf(&mut g, opts);
+    Ok(g)
+}
+
+/// The Gaussian edge features of `opts.rbf` (if any) from the batch's distances, in the dtype asked.
+fn attach_rbf(g: &mut BatchedGraph, opts: &GraphOptions) {
     if let Some(rbf) = &opts.rbf {
         g.n_rbf = rbf.n;
         if opts.rbf_float32 {
@@ -442,7 +441,6 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
             g.rbf = gaussian_rbf(&g.distances, rbf);
         }
     }
-    Ok(g)
 }
 
 /// Gaussian features of `distances` (row-major `len x n`), computed in parallel.

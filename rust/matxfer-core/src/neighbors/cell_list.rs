@@ -506,12 +506,13 @@ pub fn neighbor_list_batch_checked(
     n_threads: Option<usize>,
 ) -> Result<BatchNeighborList, CoreError> {
     let threads = crate::parallel::effective_threads(n_threads)?;
+    let batch_estimate: f64 = structures.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
     let group = |c: usize, chunk: usize, group: &[Structure], parallel: bool| {
         // Reserve for the whole group up front from the density estimate (virtual memory only
         // until written), so the buffers are not regrown pair after pair. The first group's
         // buffers are reserved for the whole batch and become the output.
-        let owner = if c == 0 { structures } else { group };
-        let estimate: f64 = owner.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+        let estimate: f64 =
+            if c == 0 { batch_estimate } else { group.iter().map(|s| rough_pair_estimate(s, cutoff)).sum() };
         let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
         let mut counts = Vec::with_capacity(group.len());
         for (k, s) in group.iter().enumerate() {
@@ -530,8 +531,7 @@ pub fn neighbor_list_batch_checked(
     };
     // One thread, or too little work to share: run on the calling thread, without waking a pool
     // (its wake-up costs tens of microseconds, the whole job for a small cell).
-    let small = structures.iter().map(|s| rough_pair_estimate(s, cutoff)).sum::<f64>() < PARALLEL_MIN_PAIRS;
-    if threads == 1 || small {
+    if threads == 1 || batch_estimate < PARALLEL_MIN_PAIRS {
         let (pairs, counts) = group(0, structures.len().max(1), structures, false)?;
         return finish_batch(vec![(pairs, counts)], max_pairs, want_vectors);
     }

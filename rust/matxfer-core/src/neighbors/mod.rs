@@ -92,20 +92,6 @@ impl NeighborList {
             append_slices_parallel(&mut self.vectors, parts.iter().map(|p| p.vectors.as_slice()));
         }
     }
-
-    /// Append `other`, adding `offset` to its atom indices.
-    pub fn extend_from(&mut self, other: &NeighborList, offset: i64) {
-        if offset == 0 {
-            self.i.extend_from_slice(&other.i);
-            self.j.extend_from_slice(&other.j);
-        } else {
-            self.i.extend(other.i.iter().map(|x| x + offset));
-            self.j.extend(other.j.iter().map(|x| x + offset));
-        }
-        self.shifts.extend_from_slice(&other.shifts);
-        self.distances.extend_from_slice(&other.distances);
-        self.vectors.extend_from_slice(&other.vectors);
-    }
 }
 
 /// Elements per copy task of [`append_slices_parallel`] (large enough to amortise scheduling).
