@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from matxfer._core import __version__
 from matxfer.exceptions import (
+    ArgumentTypeError,
     FeaturizationError,
     FormulaError,
     InternalError,
     InvalidArgumentError,
+    LimitExceededError,
     MatxferError,
+    StructureError,
+    StructureParseError,
 )
 from matxfer.featurize import (
     PRESETS,
@@ -47,6 +51,10 @@ __all__ = [
     "FormulaError",
     "FeaturizationError",
     "InvalidArgumentError",
+    "LimitExceededError",
+    "ArgumentTypeError",
+    "StructureError",
+    "StructureParseError",
     "InternalError",
 ]
 

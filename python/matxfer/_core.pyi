@@ -47,33 +47,37 @@ def element_tables() -> list[tuple[str, str]]: ...
 def element_table(name: str) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 
 # --- crystal structures (rust/matxfer-py/src/structures.rs) ---
-# Structures cross as flat arrays: lattices (S, 3, 3) float64, frac_coords (N, 3) float64,
-# numbers (N,) int64, pbc (S, 3) bool, ptr (S + 1,) int64.
+# A StructureBatch crosses as one typed object, Structures, built from its flat arrays:
+# lattices (S, 3, 3) float64, frac_coords (N, 3) float64, numbers (N,) int64, pbc (S, 3) bool,
+# ptr (S + 1,) int64, ids (S,) or None. The layout is checked once there.
+
+class Structures:
+    def __init__(
+        self,
+        lattices: npt.NDArray[np.float64],
+        frac_coords: npt.NDArray[np.float64],
+        numbers: npt.NDArray[np.int64],
+        pbc: npt.NDArray[np.bool_],
+        ptr: npt.NDArray[np.int64],
+        ids: Optional[list[Optional[str]]] = None,
+    ) -> None: ...
+    def __len__(self) -> int: ...
 
 def parse_structures(text: str, format: str, file: str = "<string>", occupancy_policy: str = "error") -> dict[str, Any]: ...
 def atomic_numbers(symbols: list[str]) -> npt.NDArray[np.int64]: ...
 def neighbor_list(
-    lattices: npt.NDArray[np.float64],
-    frac_coords: npt.NDArray[np.float64],
-    numbers: npt.NDArray[np.int64],
-    pbc: npt.NDArray[np.bool_],
-    ptr: npt.NDArray[np.int64],
+    structures: Structures,
     cutoff: float,
     vectors: bool = False,
     max_pairs: Optional[int] = None,
     n_threads: Optional[int] = None,
-    ids: Optional[list[Optional[str]]] = None,
-    min_distance: float = 0.0,
+    min_distance: Optional[float] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def build_graph_batch(
-    lattices: npt.NDArray[np.float64],
-    frac_coords: npt.NDArray[np.float64],
-    numbers: npt.NDArray[np.int64],
-    pbc: npt.NDArray[np.bool_],
-    ptr: npt.NDArray[np.int64],
+    structures: Structures,
     cutoff: float,
     selection: str = "radius",
-    k: int = 12,
+    k: Optional[int] = None,
     tie_tolerance: float = 1e-6,
     cutoff_step: float = 1.0,
     max_cutoff: float = 16.0,
@@ -83,37 +87,15 @@ def build_graph_batch(
     vectors: bool = False,
     max_edges: Optional[int] = None,
     n_threads: Optional[int] = None,
-    ids: Optional[list[Optional[str]]] = None,
     rbf_float32: bool = False,
-    min_distance: float = 0.0,
+    min_distance: Optional[float] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
-def density_features(
-    lattices: npt.NDArray[np.float64],
-    frac_coords: npt.NDArray[np.float64],
-    numbers: npt.NDArray[np.int64],
-    pbc: npt.NDArray[np.bool_],
-    ptr: npt.NDArray[np.int64],
-    n_threads: Optional[int] = None,
-    ids: Optional[list[Optional[str]]] = None,
-) -> npt.NDArray[np.float64]: ...
+def density_features(structures: Structures, n_threads: Optional[int] = None) -> npt.NDArray[np.float64]: ...
 def radial_distribution(
-    lattices: npt.NDArray[np.float64],
-    frac_coords: npt.NDArray[np.float64],
-    numbers: npt.NDArray[np.int64],
-    pbc: npt.NDArray[np.bool_],
-    ptr: npt.NDArray[np.int64],
-    edges: list[float],
+    structures: Structures,
+    cutoff: float,
+    bin_size: float,
     elements: Optional[list[int]] = None,
     n_threads: Optional[int] = None,
-    ids: Optional[list[Optional[str]]] = None,
 ) -> npt.NDArray[np.float64]: ...
-def sine_coulomb_eigenvalues(
-    lattices: npt.NDArray[np.float64],
-    frac_coords: npt.NDArray[np.float64],
-    numbers: npt.NDArray[np.int64],
-    pbc: npt.NDArray[np.bool_],
-    ptr: npt.NDArray[np.int64],
-    n_max: int,
-    n_threads: Optional[int] = None,
-    ids: Optional[list[Optional[str]]] = None,
-) -> npt.NDArray[np.float64]: ...
+def sine_coulomb_eigenvalues(structures: Structures, n_max: int, n_threads: Optional[int] = None) -> npt.NDArray[np.float64]: ...

@@ -8,7 +8,12 @@ class                      raised when
                            ``.reason`` code, ``.offset`` into the string)
 ``FeaturizationError``     a parsed entry cannot be featurized, or an entry is
                            missing/not a string (``.index``, ``.input``, ``.reason``)
-``InvalidArgumentError``   arguments do not fit together (unknown preset, bad shape)
+``InvalidArgumentError``   arguments do not fit together or are outside their documented
+                           bounds (unknown preset, bad shape, NaN cutoff, n_threads=0)
+``LimitExceededError``     a batch would exceed a ceiling (``max_pairs``, ``max_edges``,
+                           the memory budget); an ``InvalidArgumentError``
+``ArgumentTypeError``      an argument of the wrong type (``n_threads=True``); a
+                           ``TypeError``
 ``StructureError``         a crystal structure is invalid or too large (``.index``,
                            ``.name`` id or file, ``.reason``)
 ``StructureParseError``    a structure file cannot be parsed (``.file``, ``.line``,
@@ -45,6 +50,16 @@ class InvalidArgumentError(MatxferError, ValueError):
     """Arguments that do not fit together."""
 
 
+class LimitExceededError(InvalidArgumentError):
+    """A batch as a whole would exceed a ceiling: ``max_pairs`` / ``max_edges``, or the memory
+    budget (half the available memory unless ``MATXFER_MAX_MEMORY`` is set). A single structure
+    over a ceiling raises :class:`StructureError` naming it instead."""
+
+
+class ArgumentTypeError(MatxferError, TypeError):
+    """An argument of the wrong type (for example ``n_threads=True`` or a float count)."""
+
+
 class StructureError(MatxferError, ValueError):
     """A structure is invalid (cell volume, NaN coordinates, unknown species, overlapping atoms)
     or would exceed a size limit."""
@@ -71,6 +86,8 @@ __all__ = [
     "FormulaError",
     "FeaturizationError",
     "InvalidArgumentError",
+    "LimitExceededError",
+    "ArgumentTypeError",
     "StructureError",
     "StructureParseError",
     "InternalError",

@@ -22,6 +22,7 @@ from typing import Optional, Union
 import numpy as np
 
 from matxfer import _core
+from matxfer.exceptions import InvalidArgumentError
 from matxfer.structures import StructuresLike, as_batch
 
 
@@ -117,25 +118,23 @@ def build_graphs(
     overlapping atoms.
     """
     if max_neighbors is not None and k is not None:
-        raise ValueError("pass at most one of max_neighbors and k")
+        raise InvalidArgumentError("pass at most one of max_neighbors and k")
     if max_neighbors is not None:
-        selection, kk = "max_neighbors", int(max_neighbors)
+        selection, kk = "max_neighbors", max_neighbors
     elif k is not None:
-        selection, kk = "knn", int(k)
+        selection, kk = "knn", k
     else:
-        selection, kk = "radius", 1
-    if kk < 1:
-        raise ValueError("max_neighbors / k must be at least 1")
+        selection, kk = "radius", None
     rbf_arg = None
     if rbf is not None:
         if isinstance(rbf, dict):
-            rbf_arg = (float(rbf.get("start", 0.0)), float(rbf.get("stop", cutoff)), int(rbf["n"]), rbf.get("width"))
+            rbf_arg = (rbf.get("start", 0.0), rbf.get("stop", cutoff), rbf["n"], rbf.get("width"))
         else:
-            rbf_arg = (0.0, float(cutoff), int(rbf), None)
+            rbf_arg = (0.0, cutoff, rbf, None)
     batch = as_batch(structures)
     d = _core.build_graph_batch(
-        *batch._arrays(),
-        float(cutoff),
+        batch._native(),
+        cutoff,
         selection,
         kk,
         float(tie_tolerance),
@@ -143,13 +142,12 @@ def build_graphs(
         float(max_cutoff),
         few_neighbors,
         rbf_arg,
-        None if three_body_cutoff is None else float(three_body_cutoff),
+        three_body_cutoff,
         vectors,
         max_edges,
         n_threads,
-        batch._ids(),
         _float32(rbf_dtype),
-        0.0 if min_distance is None else float(min_distance),
+        min_distance,
     )
     return BatchedGraph(**d)
 
@@ -157,7 +155,7 @@ def build_graphs(
 def _float32(dtype) -> bool:
     name = np.dtype(dtype).name
     if name not in ("float32", "float64"):
-        raise ValueError(f"rbf_dtype must be float32 or float64, got {dtype!r}")
+        raise InvalidArgumentError(f"rbf_dtype must be float32 or float64, got {dtype!r}")
     return name == "float32"
 
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from matxfer import _core
-from matxfer.exceptions import StructureError, StructureParseError
+from matxfer.exceptions import InvalidArgumentError, StructureError, StructureParseError
 
 _FORMATS = {
     ".cif": "cif",
@@ -185,8 +185,9 @@ class StructureBatch:
     def _ids(self):
         return None if all(i is None for i in self.ids) else [None if i is None else str(i) for i in self.ids]
 
-    def _arrays(self):
-        return (self.lattices, self.frac_coords, self.numbers, self.pbc, self.ptr)
+    def _native(self) -> _core.Structures:
+        """The batch as the one typed object the Rust functions take (layout checked there)."""
+        return _core.Structures(self.lattices, self.frac_coords, self.numbers, self.pbc, self.ptr, self._ids())
 
 
 def _guess_format(path: Path) -> str:
@@ -207,8 +208,10 @@ def _species_numbers(species, k) -> np.ndarray:
         return np.asarray(species, dtype=np.int64)
     try:
         return _core.atomic_numbers([str(s) for s in species])
-    except StructureError as exc:
-        raise StructureError(f"structure {k}: {exc}") from None
+    except InvalidArgumentError as exc:
+        err = StructureError(f"structure {k}: {exc}")
+        err.index, err.name, err.reason = k, None, str(exc)
+        raise err from None
 
 
 def _one(item, k):
@@ -308,8 +311,7 @@ def neighbor_list(
     same for every thread count.
     """
     batch = as_batch(structures)
-    md = 0.0 if min_distance is None else float(min_distance)
-    d = _core.neighbor_list(*batch._arrays(), float(cutoff), vectors, max_pairs, n_threads, batch._ids(), md)
+    d = _core.neighbor_list(batch._native(), cutoff, vectors, max_pairs, n_threads, min_distance)
     return NeighborList(d["i"], d["j"], d["shifts"], d["distances"], d.get("vectors"), d["edge_ptr"])
 
 
@@ -317,7 +319,7 @@ def density_features(structures: StructuresLike, *, n_threads: Optional[int] = N
     """``(S, 3)``: density (g/cm^3), volume per atom (A^3), packing fraction (atomic radii of the
     Magpie table; NaN where a radius is unknown), as matminer ``DensityFeatures``."""
     batch = as_batch(structures)
-    return _core.density_features(*batch._arrays(), n_threads, batch._ids())
+    return _core.density_features(batch._native(), n_threads)
 
 
 def radial_distribution(
@@ -339,14 +341,13 @@ def radial_distribution(
     ``a``.
     """
     batch = as_batch(structures)
-    edges = np.arange(0, cutoff + bin_size, bin_size).tolist()
     el = None
     if partial:
         if elements is None:
             el = sorted(set(int(z) for z in batch.numbers))
         else:
             el = [int(e) if isinstance(e, (int, np.integer)) else int(_core.atomic_numbers([str(e)])[0]) for e in elements]
-    return _core.radial_distribution(*batch._arrays(), edges, el, n_threads, batch._ids())
+    return _core.radial_distribution(batch._native(), cutoff, bin_size, el, n_threads)
 
 
 def sine_coulomb_eigenvalues(structures: StructuresLike, n_max: Optional[int] = None, *, n_threads: Optional[int] = None) -> np.ndarray:
@@ -355,7 +356,7 @@ def sine_coulomb_eigenvalues(structures: StructuresLike, n_max: Optional[int] = 
     batch = as_batch(structures)
     if n_max is None:
         n_max = int(batch.n_sites.max()) if len(batch) else 0
-    return _core.sine_coulomb_eigenvalues(*batch._arrays(), int(n_max), n_threads, batch._ids())
+    return _core.sine_coulomb_eigenvalues(batch._native(), n_max, n_threads)
 
 
 __all__ = [

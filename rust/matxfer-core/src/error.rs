@@ -82,9 +82,17 @@ pub enum CoreError {
     /// A structure file could not be parsed; `line` is 1-based (0 when the whole file is at fault).
     #[error("{file}:{line}: {reason}")]
     Parse { file: String, line: usize, reason: String },
-    /// A caller passed arguments that do not fit together.
+    /// A caller passed arguments that do not fit together, or a value outside its documented
+    /// bounds (non-finite cutoff, zero bin size, too many threads...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A batch as a whole would exceed a ceiling (pairs, edges, output bytes); single structures
+    /// over a ceiling are [`CoreError::Structure`] errors naming the structure.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The work was cancelled (Ctrl-C in Python) before it finished; no output is returned.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 fn name_suffix(name: &Option<String>) -> String {

@@ -20,7 +20,12 @@
 use rayon::prelude::*;
 
 use crate::error::CoreError;
-use crate::neighbors::cell_list::{neighbor_list_batch_checked, neighbor_list_one_checked};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::limits::{check_cutoff, check_non_negative, MAX_K, MAX_RBF};
+use crate::neighbors::cell_list::{
+    bytes_per_pair, neighbor_list_batch_with, neighbor_list_one_with, rough_pair_estimate, NeighborOptions, PairLimit,
+};
 use crate::neighbors::NeighborList;
 use crate::parallel::with_threads;
 use crate::structure::Structure;
@@ -32,11 +37,55 @@ pub enum EdgeSelection {
     Knn { k: usize, tie_tolerance: f64, cutoff_step: f64, max_cutoff: f64 },
 }
 
+/// The name of an edge selection (`radius`, `max_neighbors`, `knn`), parsed with `FromStr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectionKind {
+    Radius,
+    MaxNeighbors,
+    Knn,
+}
+
+impl std::str::FromStr for SelectionKind {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "radius" => Ok(Self::Radius),
+            "max_neighbors" => Ok(Self::MaxNeighbors),
+            "knn" => Ok(Self::Knn),
+            o => Err(CoreError::InvalidArgument(format!(
+                "selection must be 'radius', 'max_neighbors' or 'knn', got {o:?}"
+            ))),
+        }
+    }
+}
+
+impl SelectionKind {
+    /// The selection with its parameters (`k` and the k-NN radius schedule).
+    pub fn with(self, k: usize, tie_tolerance: f64, cutoff_step: f64, max_cutoff: f64) -> EdgeSelection {
+        match self {
+            Self::Radius => EdgeSelection::Radius,
+            Self::MaxNeighbors => EdgeSelection::MaxNeighbors { k },
+            Self::Knn => EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FewNeighbors {
     #[default]
     Keep,
     Error,
+}
+
+impl std::str::FromStr for FewNeighbors {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "keep" => Ok(Self::Keep),
+            "error" => Ok(Self::Error),
+            o => Err(CoreError::InvalidArgument(format!("few_neighbors must be 'keep' or 'error', got {o:?}"))),
+        }
+    }
 }
 
 /// Gaussian radial basis: `exp(-((d - mu_k) / width)^2)` for `n` centers `mu_k` evenly spaced
@@ -95,6 +144,69 @@ impl Default for GraphOptions {
             rbf_float32: false,
             min_distance: 0.0,
         }
+    }
+}
+
+/// Largest number of radius steps of a k-nearest-neighbor search (`(max_cutoff - cutoff) / cutoff_step`).
+pub const MAX_CUTOFF_STEPS: f64 = 10_000.0;
+
+impl GraphOptions {
+    /// Check every option against its documented bounds (before anything is computed).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let bad = |m: String| Err(CoreError::InvalidArgument(m));
+        check_cutoff("cutoff", self.cutoff)?;
+        check_non_negative("min_distance", self.min_distance)?;
+        if let Some(r3) = self.three_body_cutoff {
+            check_cutoff("three_body_cutoff", r3)?;
+        }
+        if let Some(rbf) = &self.rbf {
+            if rbf.n == 0 || rbf.n > MAX_RBF {
+                return bad(format!("rbf needs between 1 and {MAX_RBF} basis functions, got {}", rbf.n));
+            }
+            if !(rbf.start.is_finite() && rbf.stop.is_finite() && rbf.start.abs() <= 1e6 && rbf.stop.abs() <= 1e6) {
+                return bad(format!("rbf start and stop must be finite, got {} and {}", rbf.start, rbf.stop));
+            }
+            let w = rbf.width();
+            if !(w.is_finite() && w > 0.0) {
+                return bad(format!("rbf width must be positive and finite (stop > start when n > 1), got {w}"));
+            }
+        }
+        match self.selection {
+            EdgeSelection::Radius => {}
+            EdgeSelection::MaxNeighbors { k } => {
+                if k == 0 || k > MAX_K {
+                    return bad(format!("k must be between 1 and {MAX_K}, got {k}"));
+                }
+            }
+            EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff } => {
+                if k == 0 || k > MAX_K {
+                    return bad(format!("k must be between 1 and {MAX_K}, got {k}"));
+                }
+                check_non_negative("tie_tolerance", tie_tolerance)?;
+                check_non_negative("cutoff_step", cutoff_step)?;
+                check_cutoff("max_cutoff", max_cutoff)?;
+                if cutoff_step > 0.0 && (max_cutoff - self.cutoff) / cutoff_step > MAX_CUTOFF_STEPS {
+                    return bad(format!(
+                        "cutoff_step {cutoff_step} A would take more than {MAX_CUTOFF_STEPS} steps from {} to {max_cutoff} A",
+                        self.cutoff
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest radius any search of these options uses.
+    fn search_radius(&self) -> f64 {
+        match self.selection {
+            EdgeSelection::Knn { max_cutoff, .. } => self.cutoff.max(max_cutoff),
+            _ => self.cutoff,
+        }
+    }
+
+    /// Bytes per edge of the output beyond the pair list (edge index, RBF features).
+    fn extra_bytes_per_edge(&self) -> usize {
+        16 + self.rbf.map_or(0, |r| r.n * if self.rbf_float32 { 4 } else { 8 })
     }
 }
 
@@ -187,9 +299,27 @@ fn select(nl: &NeighborList, n: usize, k: usize, ties: Option<f64>) -> (Neighbor
     (out, counts)
 }
 
-fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGraph, CoreError> {
+fn build_one(
+    s: &Structure,
+    index: usize,
+    opts: &GraphOptions,
+    limit: PairLimit,
+    used: &AtomicUsize,
+) -> Result<OneGraph, CoreError> {
+    crate::parallel::check_cancelled()?;
     let n = s.n_sites();
     let need_vectors = opts.want_vectors || opts.three_body_cutoff.is_some();
+    let search = |r: f64, max_pairs: Option<usize>| {
+        let nopts = NeighborOptions {
+            cutoff: r,
+            vectors: need_vectors,
+            max_pairs: max_pairs.or(Some(limit.max)),
+            min_distance: opts.min_distance,
+            extra_bytes_per_pair: 0,
+            limit_name: "max_edges",
+        };
+        neighbor_list_one_with(s, index, &nopts, true)
+    };
     let few = |i: usize, got: usize, k: usize, r: f64| {
         structure_error(
             index,
@@ -200,11 +330,9 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
         )
     };
     let edges = match opts.selection {
-        EdgeSelection::Radius => {
-            neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, opts.max_edges, opts.min_distance, true)?
-        }
+        EdgeSelection::Radius => search(opts.cutoff, opts.max_edges)?,
         EdgeSelection::MaxNeighbors { k } => {
-            let nl = neighbor_list_one_checked(s, index, opts.cutoff, need_vectors, None, opts.min_distance, true)?;
+            let nl = search(opts.cutoff, None)?;
             let (sel, counts) = select(&nl, n, k, None);
             if opts.few_neighbors == FewNeighbors::Error {
                 if let Some((i, &c)) = counts.iter().enumerate().find(|(_, &c)| c < k) {
@@ -216,7 +344,7 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
         EdgeSelection::Knn { k, tie_tolerance, cutoff_step, max_cutoff } => {
             let mut r = opts.cutoff;
             loop {
-                let nl = neighbor_list_one_checked(s, index, r, need_vectors, None, opts.min_distance, true)?;
+                let nl = search(r, None)?;
                 let (sel, counts) = select(&nl, n, k, Some(tie_tolerance));
                 let short = counts.iter().enumerate().find(|(_, &c)| c < k).map(|(i, &c)| (i, c));
                 match short {
@@ -243,10 +371,37 @@ fn build_one(s: &Structure, index: usize, opts: &GraphOptions) -> Result<OneGrap
             ));
         }
     }
+    let charge = |items: usize, what: &str| -> Result<(), CoreError> {
+        let total = used.fetch_add(items, Ordering::Relaxed) + items;
+        if total > limit.max {
+            return Err(CoreError::LimitExceeded(format!("the batch has more than {} {what}", limit.describe())));
+        }
+        Ok(())
+    };
+    charge(edges.len(), "edges")?;
     let mut triplets = Vec::new();
     let mut cos = Vec::new();
     if let Some(r3) = opts.three_body_cutoff {
-        for (a, b) in center_ranges(&edges, n) {
+        let ranges = center_ranges(&edges, n);
+        // Count before allocating: every ordered pair of short edges of a center.
+        let n_triplets: usize = ranges
+            .iter()
+            .map(|&(a, b)| {
+                let m = (a..b).filter(|&e| edges.distances[e] <= r3).count();
+                m * m.saturating_sub(1)
+            })
+            .sum();
+        if n_triplets > limit.max {
+            return Err(structure_error(
+                index,
+                s,
+                format!("{n_triplets} bond-angle triplets, above {}", limit.describe()),
+            ));
+        }
+        charge(n_triplets, "edges and triplets")?;
+        triplets.reserve_exact(n_triplets);
+        cos.reserve_exact(n_triplets);
+        for (a, b) in ranges {
             for e1 in a..b {
                 if edges.distances[e1] > r3 {
                     continue;
@@ -272,20 +427,34 @@ pub fn build_graphs(
     opts: &GraphOptions,
     n_threads: Option<usize>,
 ) -> Result<BatchedGraph, CoreError> {
-    if let Some(rbf) = &opts.rbf {
-        if rbf.n == 0 || rbf.width().is_nan() || rbf.width() <= 0.0 || !rbf.start.is_finite() || !rbf.stop.is_finite() {
-            return Err(CoreError::InvalidArgument("rbf needs n >= 1 and a positive width".into()));
-        }
-    }
-    if let EdgeSelection::MaxNeighbors { k: 0 } | EdgeSelection::Knn { k: 0, .. } = opts.selection {
-        return Err(CoreError::InvalidArgument("k must be at least 1".into()));
-    }
+    opts.validate()?;
+    crate::parallel::effective_threads(n_threads)?;
     if opts.selection == EdgeSelection::Radius && opts.three_body_cutoff.is_none() {
         return build_radius_graphs(structures, opts, n_threads);
     }
+    // Every structure is checked at the largest search radius before any work (O(sites)).
+    let radius = opts.search_radius();
+    let per_edge = bytes_per_pair(opts.want_vectors || opts.three_body_cutoff.is_some()) + opts.extra_bytes_per_edge();
+    let limit = PairLimit::new(opts.max_edges, per_edge, "max_edges")?;
+    for (index, s) in structures.iter().enumerate() {
+        s.validate_for_cutoff(index, radius)?;
+        let e = rough_pair_estimate(s, radius);
+        if !(e <= 1.5 * limit.max as f64 + 1000.0) {
+            return Err(structure_error(
+                index,
+                s,
+                format!("about {e:.0} neighbor pairs expected within {radius} A, above {}", limit.describe()),
+            ));
+        }
+    }
+    let used = AtomicUsize::new(0);
     with_threads(n_threads, || {
-        let parts: Vec<Result<OneGraph, CoreError>> =
-            structures.par_iter().with_min_len(16).enumerate().map(|(k, s)| build_one(s, k, opts)).collect();
+        let parts: Vec<Result<OneGraph, CoreError>> = structures
+            .par_iter()
+            .with_min_len(16)
+            .enumerate()
+            .map(|(k, s)| build_one(s, k, opts, limit, &used))
+            .collect();
         let mut graphs = Vec::with_capacity(parts.len());
         for p in parts {
             graphs.push(p?);
@@ -301,14 +470,16 @@ fn build_radius_graphs(
     opts: &GraphOptions,
     n_threads: Option<usize>,
 ) -> Result<BatchedGraph, CoreError> {
-    let batch = neighbor_list_batch_checked(
-        structures,
-        opts.cutoff,
-        opts.want_vectors,
-        opts.max_edges,
-        opts.min_distance,
-        n_threads,
-    )?;
+    let nopts = NeighborOptions {
+        cutoff: opts.cutoff,
+        vectors: opts.want_vectors,
+        max_pairs: opts.max_edges,
+        min_distance: opts.min_distance,
+        extra_bytes_per_pair: opts.extra_bytes_per_edge(),
+        limit_name: "max_edges",
+    };
+    let batch = neighbor_list_batch_with(structures, &nopts, n_threads)?;
+    check_rbf_bytes(batch.pairs.len(), opts)?;
     with_threads(n_threads, || {
         let mut pairs = batch.pairs;
         let n_edges = pairs.len();
@@ -369,11 +540,12 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
     let n_nodes: usize = structures.iter().map(|s| s.n_sites()).sum();
     if let Some(maxe) = opts.max_edges {
         if n_edges > maxe {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::LimitExceeded(format!(
                 "the batch has {n_edges} edges, above the limit of {maxe} (max_edges)"
             )));
         }
     }
+    check_rbf_bytes(n_edges, opts)?;
     let keep_vectors = opts.want_vectors;
     let mut g = BatchedGraph {
         numbers: Vec::with_capacity(n_nodes),
@@ -429,6 +601,17 @@ fn pack(structures: &[Structure], graphs: Vec<OneGraph>, opts: &GraphOptions) ->
     }
     attach_rbf(&mut g, opts);
     Ok(g)
+}
+
+/// Refuse RBF features that would not fit the memory budget (before they are allocated).
+fn check_rbf_bytes(n_edges: usize, opts: &GraphOptions) -> Result<(), CoreError> {
+    if let Some(rbf) = &opts.rbf {
+        let size = if opts.rbf_float32 { 4.0 } else { 8.0 };
+        crate::limits::check_output_bytes(n_edges as f64 * rbf.n as f64 * size, || {
+            format!("{n_edges} edges x {} Gaussian features", rbf.n)
+        })?;
+    }
+    Ok(())
 }
 
 /// The Gaussian edge features of `opts.rbf` (if any) from the batch's distances, in the dtype asked.

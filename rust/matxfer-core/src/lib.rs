@@ -10,6 +10,7 @@ pub mod elements;
 pub mod error;
 pub mod formula;
 pub mod graph;
+pub mod limits;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;

@@ -21,7 +21,8 @@ use rayon::prelude::*;
 
 use crate::elements::embedded_table;
 use crate::error::CoreError;
-use crate::neighbors::cell_list::neighbor_list_one;
+use crate::limits::{MAX_RDF_BINS, MAX_SINE_COULOMB_SITES};
+use crate::neighbors::cell_list::{neighbor_list_one_with, NeighborOptions};
 use crate::parallel::with_threads;
 use crate::structure::linalg::frac_to_cart;
 use crate::structure::Structure;
@@ -70,11 +71,43 @@ fn bin_of(edges: &[f64], x: f64) -> Option<usize> {
     Some(edges.partition_point(|&e| e <= x) - 1)
 }
 
-fn check_edges(edges: &[f64]) -> Result<(), CoreError> {
-    if edges.len() < 2 || edges.windows(2).any(|w| w[1].is_nan() || w[1] <= w[0]) || edges[0] < 0.0 {
-        return Err(CoreError::InvalidArgument("bin edges must be >= 0 and strictly increasing (at least 2)".into()));
+/// Bin edges: 2 to `MAX_RDF_BINS + 1` finite values, `>= 0`, strictly increasing, the last a valid
+/// cutoff.
+pub fn check_edges(edges: &[f64]) -> Result<(), CoreError> {
+    if edges.len() < 2 || edges.len() > MAX_RDF_BINS + 1 {
+        return Err(CoreError::InvalidArgument(format!(
+            "radial distributions need between 1 and {MAX_RDF_BINS} bins, got {}",
+            edges.len().saturating_sub(1)
+        )));
     }
+    if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[1] <= w[0]) || edges[0] < 0.0 {
+        return Err(CoreError::InvalidArgument("bin edges must be finite, >= 0 and strictly increasing".into()));
+    }
+    crate::limits::check_cutoff("cutoff (last bin edge)", edges[edges.len() - 1])?;
     Ok(())
+}
+
+/// The bin edges matminer uses, `numpy.arange(0, cutoff + bin_size, bin_size)`: `k * bin_size`
+/// for `k < ceil((cutoff + bin_size) / bin_size)`, after checking both lengths.
+pub fn rdf_edges(cutoff: f64, bin_size: f64) -> Result<Vec<f64>, CoreError> {
+    crate::limits::check_cutoff("cutoff", cutoff)?;
+    if !(bin_size.is_finite() && bin_size > 0.0) {
+        return Err(CoreError::InvalidArgument(format!("bin_size must be a positive finite length, got {bin_size}")));
+    }
+    let n = ((cutoff + bin_size) / bin_size).ceil();
+    if !(n <= (MAX_RDF_BINS + 1) as f64) {
+        return Err(CoreError::InvalidArgument(format!(
+            "cutoff {cutoff} A / bin_size {bin_size} A gives {n:.0} bins, above the limit of {MAX_RDF_BINS}"
+        )));
+    }
+    let edges: Vec<f64> = (0..n as usize).map(|k| k as f64 * bin_size).collect();
+    check_edges(&edges)?;
+    Ok(edges)
+}
+
+/// Pairs within `cutoff` for a descriptor (default ceiling, no overlap check, one thread).
+fn pairs_within(s: &Structure, index: usize, cutoff: f64) -> Result<crate::neighbors::NeighborList, CoreError> {
+    neighbor_list_one_with(s, index, &NeighborOptions::new(cutoff), false)
 }
 
 fn shell_volumes(edges: &[f64]) -> Vec<f64> {
@@ -84,7 +117,7 @@ fn shell_volumes(edges: &[f64]) -> Vec<f64> {
 /// Radial distribution function of one structure over `edges` (angstrom).
 pub fn radial_distribution(s: &Structure, index: usize, edges: &[f64]) -> Result<Vec<f64>, CoreError> {
     check_edges(edges)?;
-    let nl = neighbor_list_one(s, index, edges[edges.len() - 1], false, None, false)?;
+    let nl = pairs_within(s, index, edges[edges.len() - 1])?;
     let mut hist = vec![0.0; edges.len() - 1];
     for &d in &nl.distances {
         if let Some(b) = bin_of(edges, d) {
@@ -109,7 +142,7 @@ pub fn partial_radial_distribution(
     let n_bins = edges.len() - 1;
     let n_el = elements.len();
     let slot = |z: u8| elements.iter().position(|&e| e == z);
-    let nl = neighbor_list_one(s, index, edges[n_bins], false, None, false)?;
+    let nl = pairs_within(s, index, edges[n_bins])?;
     // Ordered-pair histograms (a, b).
     let mut hist = vec![0.0; n_el * n_el * n_bins];
     for k in 0..nl.len() {
@@ -135,6 +168,9 @@ pub fn partial_radial_distribution(
 /// Eigenvalues of a symmetric matrix (row-major `n x n`) by cyclic Jacobi rotations.
 pub fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
     for _sweep in 0..100 {
+        if crate::parallel::cancelled() {
+            break;
+        }
         let off: f64 = (0..n)
             .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q)))
             .map(|(p, q)| a[p * n + q].powi(2))
@@ -176,6 +212,13 @@ pub fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
 pub fn sine_coulomb_eigenvalues(s: &Structure, index: usize) -> Result<Vec<f64>, CoreError> {
     s.validate(index)?;
     let n = s.n_sites();
+    if n > MAX_SINE_COULOMB_SITES {
+        return Err(err(
+            index,
+            s,
+            format!("{n} sites, above the limit of {MAX_SINE_COULOMB_SITES} for the (dense) sine Coulomb matrix"),
+        ));
+    }
     let mut m = vec![0.0; n * n];
     for i in 0..n {
         let zi = s.numbers[i] as f64;
@@ -205,7 +248,17 @@ pub fn batch<T: Send>(
     f: impl Fn(&Structure, usize) -> Result<T, CoreError> + Sync + Send,
 ) -> Result<Vec<T>, CoreError> {
     with_threads(n_threads, || {
-        structures.par_iter().enumerate().map(|(k, s)| f(s, k)).collect::<Result<Vec<T>, CoreError>>()
+        structures
+            .par_iter()
+            .enumerate()
+            .map(|(k, s)| {
+                crate::parallel::check_cancelled()?;
+                let row = f(s, k)?;
+                // A structure's result may be cut short by a cancellation: never return it.
+                crate::parallel::check_cancelled()?;
+                Ok(row)
+            })
+            .collect::<Result<Vec<T>, CoreError>>()
     })?
 }
 

@@ -10,6 +10,7 @@ use numpy::{Element, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
+use crate::args;
 use crate::errors::{detach_core, dict_from, to_py_err};
 
 /// Strings copied out of a Python list into one buffer (so the GIL can be released).
@@ -73,14 +74,6 @@ impl StrSource for ArrowStrings<'_> {
     }
 }
 
-fn error_mode(errors: &str) -> Result<ErrorMode, CoreError> {
-    match errors {
-        "raise" => Ok(ErrorMode::Raise),
-        "nan" => Ok(ErrorMode::Nan),
-        other => Err(CoreError::InvalidArgument(format!("errors must be 'raise' or 'nan', got {other:?}"))),
-    }
-}
-
 type RejectedRow = (usize, String, String);
 
 fn rejected_rows(rejected: Vec<Rejected>) -> Vec<RejectedRow> {
@@ -96,11 +89,14 @@ fn run<'py, T: OutFloat + Element, S: StrSource + Send + Sync>(
     n_threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyAny>, Vec<RejectedRow>)> {
     let shape = [src.len(), featurizer.n_features()];
+    let bytes = shape[0] as f64 * shape[1] as f64 * std::mem::size_of::<T>() as f64;
+    matxfer_core::limits::check_output_bytes(bytes, || format!("a {} x {} feature matrix", shape[0], shape[1]))
+        .map_err(|e| to_py_err(py, e))?;
     // SAFETY: every element is written by `featurize_batch` (a value or NaN) before Python sees
     // the array; on error the array is dropped without being read.
     let array = unsafe { PyArray2::<T>::new(py, shape, false) };
     let out: &mut [T] = unsafe { array.as_slice_mut() }
-        .map_err(|e| PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(e.to_string()))?;
+        .map_err(|e| to_py_err(py, CoreError::InvalidArgument(format!("output array: {e}"))))?;
     let rejected = detach_core(py, || featurize_batch(featurizer, src, out, mode, n_threads))?;
     Ok((array.into_any(), rejected_rows(rejected)))
 }
@@ -114,6 +110,12 @@ fn not_a_string(item: &Bound<'_, PyAny>) -> BadEntry {
     }
     let type_name = item.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
     BadEntry { code: "not_a_string", message: format!("not a string (got {type_name})"), input }
+}
+
+/// A `str` holding a lone surrogate (not encodable as UTF-8).
+fn invalid_unicode(item: &Bound<'_, PyAny>) -> BadEntry {
+    let input = item.repr().map(|r| r.to_string()).unwrap_or_default();
+    BadEntry { code: "invalid_unicode", message: "not valid Unicode (lone surrogate)".into(), input }
 }
 
 /// A composition featurizer (immutable, shareable between threads).
@@ -144,10 +146,12 @@ impl PyFeaturizer {
     ) -> PyResult<Self> {
         let build = || -> Result<Featurizer, CoreError> {
             let shape = values.shape();
-            if shape[1] != columns.len() {
+            if shape[0] != 118 || shape[1] != columns.len() {
                 return Err(CoreError::InvalidArgument(format!(
-                    "{} columns named for a table with {}",
+                    "the table must be 118 x {} (one row per element, {} columns named), got {} x {}",
                     columns.len(),
+                    columns.len(),
+                    shape[0],
                     shape[1]
                 )));
             }
@@ -160,16 +164,7 @@ impl PyFeaturizer {
                     Stat::from_name(s).ok_or_else(|| CoreError::InvalidArgument(format!("unknown statistic {s:?}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let policy = match missing {
-                "impute" => MissingPolicy::ImputeMean,
-                "nan" => MissingPolicy::Propagate,
-                "reject" => MissingPolicy::Reject,
-                other => {
-                    return Err(CoreError::InvalidArgument(format!(
-                        "missing must be 'impute', 'nan' or 'reject', got {other:?}"
-                    )))
-                }
-            };
+            let policy: MissingPolicy = missing.parse()?;
             Featurizer::from_table(table, stats, policy)
         };
         build().map(|inner| Self { inner }).map_err(|e| to_py_err(py, e))
@@ -192,10 +187,11 @@ impl PyFeaturizer {
         py: Python<'py>,
         formulas: &Bound<'py, PyList>,
         errors: &str,
-        n_threads: Option<usize>,
+        n_threads: Option<&Bound<'py, PyAny>>,
         float32: bool,
     ) -> PyResult<(Bound<'py, PyAny>, Vec<RejectedRow>)> {
-        let mode = error_mode(errors).map_err(|e| to_py_err(py, e))?;
+        let mode: ErrorMode = errors.parse().map_err(|e| to_py_err(py, e))?;
+        let n_threads = args::threads(py, n_threads)?;
         let n = formulas.len();
         let mut packed = PackedStrings {
             data: Vec::with_capacity(n * 12),
@@ -205,7 +201,11 @@ impl PyFeaturizer {
         packed.offsets.push(0);
         for (i, item) in formulas.iter().enumerate() {
             match item.cast::<PyString>() {
-                Ok(s) => packed.data.extend_from_slice(s.to_str()?.as_bytes()),
+                Ok(s) => match s.to_str() {
+                    Ok(text) => packed.data.extend_from_slice(text.as_bytes()),
+                    // A str that is not valid Unicode (a lone surrogate): a bad row, not a failed batch.
+                    Err(_) => packed.not_strings.push((i, invalid_unicode(&item))),
+                },
                 Err(_) => packed.not_strings.push((i, not_a_string(&item))),
             }
             packed.offsets.push(packed.data.len());
@@ -229,10 +229,11 @@ impl PyFeaturizer {
         validity: Option<PyReadonlyArray1<'py, u8>>,
         validity_offset: usize,
         errors: &str,
-        n_threads: Option<usize>,
+        n_threads: Option<&Bound<'py, PyAny>>,
         float32: bool,
     ) -> PyResult<(Bound<'py, PyAny>, Vec<RejectedRow>)> {
-        let mode = error_mode(errors).map_err(|e| to_py_err(py, e))?;
+        let mode: ErrorMode = errors.parse().map_err(|e| to_py_err(py, e))?;
+        let n_threads = args::threads(py, n_threads)?;
         let invalid =
             |what: &str| to_py_err(py, CoreError::InvalidArgument(format!("{what} must be a contiguous 1-d array")));
         let src = ArrowStrings {

@@ -1,83 +1,114 @@
 //! Core errors -> the Python exception classes of `matxfer.exceptions`, and the one helper that
-//! runs core work with the GIL released and no panic escaping.
+//! runs core work with the GIL released, no panic escaping and Ctrl-C honoured.
+//!
+//! | core error | Python exception |
+//! |---|---|
+//! | `Formula` | `FormulaError` (ValueError): `.index`, `.input`, `.reason`, `.offset` |
+//! | `Descriptor`, `Null` | `FeaturizationError` (ValueError): `.index`, `.input`, `.reason` |
+//! | `Structure` | `StructureError` (ValueError): `.index`, `.name`, `.reason` |
+//! | `Parse` | `StructureParseError` (ValueError): `.file`, `.line`, `.reason` |
+//! | `InvalidArgument` | `InvalidArgumentError` (ValueError) |
+//! | `LimitExceeded` | `LimitExceededError` (InvalidArgumentError) |
+//! | `Interrupted` | `KeyboardInterrupt` |
+//! | a caught panic | `InternalError` (RuntimeError) |
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use matxfer_core::CoreError;
+use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
-/// Instantiate `matxfer.exceptions.<class_name>(message)` and set extra attributes on it.
-pub fn raise(py: Python<'_>, class_name: &str, message: String, attrs: &[(&str, Py<PyAny>)]) -> PyErr {
-    let build = || -> PyResult<PyErr> {
-        let module = py.import("matxfer.exceptions")?;
-        let cls = module.getattr(class_name)?;
-        let exc = cls.call1((message.clone(),))?;
-        for (k, v) in attrs {
-            exc.setattr(*k, v.bind(py))?;
+// The classes live in Python (python/matxfer/exceptions.py) so they can subclass builtins and be
+// documented there; these handles are checked by the compiler at every use.
+pyo3::import_exception!(matxfer.exceptions, FormulaError);
+pyo3::import_exception!(matxfer.exceptions, FeaturizationError);
+pyo3::import_exception!(matxfer.exceptions, StructureError);
+pyo3::import_exception!(matxfer.exceptions, StructureParseError);
+pyo3::import_exception!(matxfer.exceptions, InvalidArgumentError);
+pyo3::import_exception!(matxfer.exceptions, ArgumentTypeError);
+pyo3::import_exception!(matxfer.exceptions, LimitExceededError);
+pyo3::import_exception!(matxfer.exceptions, InternalError);
+
+/// `err` with extra attributes set on its value.
+fn with_attrs<'py>(py: Python<'py>, err: PyErr, attrs: Vec<(&'static str, Bound<'py, PyAny>)>) -> PyErr {
+    let value = err.value(py);
+    for (k, v) in attrs {
+        if let Err(e) = value.setattr(k, v) {
+            return e;
         }
-        Ok(PyErr::from_value(exc))
-    };
-    build().unwrap_or_else(|e| e)
+    }
+    err
 }
 
-fn attr<'py>(
-    py: Python<'py>,
-    key: &'static str,
-    value: impl IntoPyObjectExt<'py>,
-) -> Option<(&'static str, Py<PyAny>)> {
-    value.into_py_any(py).ok().map(|v| (key, v))
+fn a<'py>(py: Python<'py>, key: &'static str, value: impl IntoPyObjectExt<'py>) -> (&'static str, Bound<'py, PyAny>) {
+    (key, value.into_bound_py_any(py).unwrap_or_else(|_| py.None().into_bound(py)))
 }
 
-/// Map every core error variant explicitly.
+/// An `InvalidArgumentError` (a `ValueError`).
+pub fn invalid_argument(py: Python<'_>, message: String) -> PyErr {
+    to_py_err(py, CoreError::InvalidArgument(message))
+}
+
+/// An `ArgumentTypeError` (a `TypeError`): an argument of the wrong type.
+pub fn argument_type(message: String) -> PyErr {
+    ArgumentTypeError::new_err(message)
+}
+
+/// Map every core error variant explicitly (the match has no catch-all arm).
 pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
     let message = err.to_string();
     match err {
-        CoreError::Formula { index, input, source } => {
-            let attrs: Vec<_> = [
-                attr(py, "index", index),
-                attr(py, "input", input),
-                attr(py, "reason", source.kind.code()),
-                attr(py, "offset", source.offset),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            raise(py, "FormulaError", message, &attrs)
-        }
-        CoreError::Descriptor { index, input, reason } => {
-            let attrs: Vec<_> = [attr(py, "index", index), attr(py, "input", input), attr(py, "reason", reason)]
-                .into_iter()
-                .flatten()
-                .collect();
-            raise(py, "FeaturizationError", message, &attrs)
-        }
-        CoreError::Null { index } => {
-            let attrs: Vec<_> = [attr(py, "index", index)].into_iter().flatten().collect();
-            raise(py, "FeaturizationError", message, &attrs)
-        }
-        CoreError::Structure { index, name, reason } => {
-            let attrs: Vec<_> = [attr(py, "index", index), attr(py, "name", name), attr(py, "reason", reason)]
-                .into_iter()
-                .flatten()
-                .collect();
-            raise(py, "StructureError", message, &attrs)
-        }
-        CoreError::Parse { file, line, reason } => {
-            let attrs: Vec<_> = [attr(py, "file", file), attr(py, "line", line), attr(py, "reason", reason)]
-                .into_iter()
-                .flatten()
-                .collect();
-            raise(py, "StructureParseError", message, &attrs)
-        }
-        CoreError::InvalidArgument(_) => raise(py, "InvalidArgumentError", message, &[]),
+        CoreError::Formula { index, input, source } => with_attrs(
+            py,
+            FormulaError::new_err(message),
+            vec![
+                a(py, "index", index),
+                a(py, "input", input),
+                a(py, "reason", source.kind.code()),
+                a(py, "offset", source.offset),
+            ],
+        ),
+        CoreError::Descriptor { index, input, reason } => with_attrs(
+            py,
+            FeaturizationError::new_err(message),
+            vec![a(py, "index", index), a(py, "input", input), a(py, "reason", reason)],
+        ),
+        CoreError::Null { index } => with_attrs(
+            py,
+            FeaturizationError::new_err(message),
+            vec![a(py, "index", index), a(py, "input", py.None()), a(py, "reason", "null")],
+        ),
+        CoreError::Structure { index, name, reason } => with_attrs(
+            py,
+            StructureError::new_err(message),
+            vec![a(py, "index", index), a(py, "name", name), a(py, "reason", reason)],
+        ),
+        CoreError::Parse { file, line, reason } => with_attrs(
+            py,
+            StructureParseError::new_err(message),
+            vec![a(py, "file", file), a(py, "line", line), a(py, "reason", reason)],
+        ),
+        CoreError::InvalidArgument(_) => InvalidArgumentError::new_err(message),
+        CoreError::LimitExceeded(_) => LimitExceededError::new_err(message),
+        CoreError::Interrupted => PyKeyboardInterrupt::new_err(()),
     }
 }
 
-/// Run `f` with the GIL released; a panic inside becomes `matxfer.exceptions.InternalError`.
+/// Run `f` with the GIL released. A panic inside becomes `InternalError`; Ctrl-C during the work
+/// cancels it (the core polls the flag between chunks) and raises `KeyboardInterrupt`.
 pub fn detach_core<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
+    let guard = sigint::Guard::install(py);
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    let interrupted = guard.finish();
+    if interrupted {
+        // Tell Python a SIGINT arrived, then let its handler raise (KeyboardInterrupt by default).
+        // SAFETY: called with the GIL held (`py`); PyErr_SetInterrupt only sets a flag.
+        unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+        py.check_signals()?;
+        return Err(PyKeyboardInterrupt::new_err(()));
+    }
     match outcome {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_py_err(py, e)),
@@ -87,7 +118,112 @@ pub fn detach_core<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreEr
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(raise(py, "InternalError", format!("internal error in matxfer core (please report): {what}"), &[]))
+            Err(InternalError::new_err(format!("internal error in matxfer core (please report): {what}")))
+        }
+    }
+}
+
+/// While core work runs with the GIL released, Python cannot run its SIGINT handler. On the main
+/// thread, while Python's default handler is installed, a C handler takes its place for the
+/// duration of the call: it only asks the core to stop (async-signal-safe atomic stores); the
+/// previous handler is restored afterwards and the interrupt handed back to Python.
+#[cfg(target_os = "linux")]
+mod sigint {
+    use std::sync::Mutex;
+
+    use pyo3::prelude::*;
+
+    /// (active guards, the handler to restore).
+    static STATE: Mutex<(usize, Option<libc::sigaction>)> = Mutex::new((0, None));
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        matxfer_core::parallel::request_cancel();
+    }
+
+    pub struct Guard {
+        active: bool,
+    }
+
+    fn python_default_handler(py: Python<'_>) -> bool {
+        let check = || -> PyResult<bool> {
+            let signal = py.import("signal")?;
+            let current = signal.call_method1("getsignal", (libc::SIGINT,))?;
+            Ok(current.is(&signal.getattr("default_int_handler")?))
+        };
+        check().unwrap_or(false)
+    }
+
+    impl Guard {
+        pub fn install(py: Python<'_>) -> Self {
+            // SAFETY: plain system calls without memory arguments.
+            let main_thread = unsafe { libc::getpid() == libc::gettid() };
+            if !main_thread || !python_default_handler(py) {
+                return Self { active: false };
+            }
+            let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+            if state.0 == 0 {
+                matxfer_core::parallel::clear_cancel();
+                // SAFETY: sigaction with a zeroed, then filled struct; the handler only performs
+                // atomic stores.
+                unsafe {
+                    let mut new: libc::sigaction = std::mem::zeroed();
+                    new.sa_sigaction = on_sigint as *const () as libc::sighandler_t;
+                    libc::sigemptyset(&mut new.sa_mask);
+                    let mut old: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(libc::SIGINT, &new, &mut old) != 0 {
+                        return Self { active: false };
+                    }
+                    state.1 = Some(old);
+                }
+            }
+            state.0 += 1;
+            Self { active: true }
+        }
+
+        /// Restore Python's handler (last guard out); whether Ctrl-C was pressed meanwhile.
+        pub fn finish(mut self) -> bool {
+            self.release()
+        }
+
+        fn release(&mut self) -> bool {
+            if !self.active {
+                return false;
+            }
+            self.active = false;
+            let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+            state.0 -= 1;
+            let interrupted = matxfer_core::parallel::cancelled();
+            if state.0 == 0 {
+                if let Some(old) = state.1.take() {
+                    // SAFETY: restores the action saved by `install`.
+                    unsafe { libc::sigaction(libc::SIGINT, &old, std::ptr::null_mut()) };
+                }
+                matxfer_core::parallel::clear_cancel();
+            }
+            interrupted
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.release();
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sigint {
+    use pyo3::prelude::*;
+
+    /// Ctrl-C during core work is handled on Linux only; elsewhere it arrives after the call.
+    pub struct Guard;
+
+    impl Guard {
+        pub fn install(_py: Python<'_>) -> Self {
+            Guard
+        }
+        pub fn finish(self) -> bool {
+            false
         }
     }
 }

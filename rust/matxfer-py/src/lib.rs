@@ -2,6 +2,7 @@
 //! Only conversions live here: extract inputs, release the GIL, call the core, map errors.
 use pyo3::prelude::*;
 
+mod args;
 mod composition;
 mod errors;
 mod structures;
@@ -9,6 +10,9 @@ mod structures;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Load numpy's C API now: rust-numpy loads it on first use and panics if that import fails,
+    // e.g. when Ctrl-C lands in the middle of it during a call.
+    numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
     composition::register(m)?;
     structures::register(m)?;
     Ok(())

@@ -13,6 +13,17 @@ use crate::parallel::{effective_threads, with_threads};
 /// Rows per parallel task: large enough to amortise scheduling, small enough to balance 2-64 cores.
 const CHUNK_ROWS: usize = 512;
 
+impl std::str::FromStr for ErrorMode {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "raise" => Ok(Self::Raise),
+            "nan" => Ok(Self::Nan),
+            o => Err(CoreError::InvalidArgument(format!("errors must be 'raise' or 'nan', got {o:?}"))),
+        }
+    }
+}
+
 /// A read-only column of (possibly missing) strings.
 pub trait StrSource: Sync {
     fn len(&self) -> usize;
@@ -142,7 +153,18 @@ impl Worker {
                 &mut self.row
             }
         };
-        f.featurize_into(&self.comp, out, &mut self.scratch).map_err(|why| reject(text, "missing_element_data", why))
+        f.featurize_into(&self.comp, out, &mut self.scratch)
+            .map_err(|why| reject(text, "missing_element_data", why))?;
+        // Amounts near the float range (`Li1e308O`) overflow weighted statistics: such a row is
+        // rejected, never returned with infinities. (NaN is a legitimate value: missing data.)
+        if out.iter().any(|v| v.is_infinite()) {
+            return Err(reject(
+                text,
+                "non_finite_feature",
+                "a feature overflows to infinity (element amounts too large or too small)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -171,6 +193,8 @@ pub fn featurize_batch<T: OutFloat, S: StrSource + ?Sized>(
     }
     let chunk_len = CHUNK_ROWS * n_features;
     let run_chunk = |w: &mut Worker, chunk_index: usize, chunk: &mut [T]| {
+        // Between chunks (about a millisecond of work each), stop on Ctrl-C.
+        crate::parallel::check_cancelled()?;
         let first = chunk_index * CHUNK_ROWS;
         let mut rejected = Vec::new();
         for (k, dst) in chunk.chunks_exact_mut(n_features).enumerate() {
@@ -191,10 +215,10 @@ pub fn featurize_batch<T: OutFloat, S: StrSource + ?Sized>(
                 }
             }
         }
-        rejected
+        Ok::<_, CoreError>(rejected)
     };
     let threads = effective_threads(n_threads)?;
-    let results: Vec<Vec<Rejected>> = if n_rows <= CHUNK_ROWS || threads == 1 {
+    let results: Result<Vec<Vec<Rejected>>, CoreError> = if n_rows <= CHUNK_ROWS || threads == 1 {
         // One chunk's work, or one thread: on the calling thread, without waking a pool (whose
         // wake-up would cost more than featurizing a handful of formulas). Same rows, same bits.
         let mut w = Worker::default();
@@ -207,7 +231,7 @@ pub fn featurize_batch<T: OutFloat, S: StrSource + ?Sized>(
                 .collect()
         })?
     };
-    let rejected: Vec<Rejected> = results.into_iter().flatten().collect();
+    let rejected: Vec<Rejected> = results?.into_iter().flatten().collect();
     match mode {
         ErrorMode::Raise => match rejected.into_iter().next() {
             Some(r) => Err(r.into_error()),

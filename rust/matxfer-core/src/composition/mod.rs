@@ -62,6 +62,18 @@ pub enum MissingPolicy {
     Reject,
 }
 
+impl std::str::FromStr for MissingPolicy {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "impute" => Ok(Self::ImputeMean),
+            "nan" => Ok(Self::Propagate),
+            "reject" => Ok(Self::Reject),
+            o => Err(CoreError::InvalidArgument(format!("missing must be 'impute', 'nan' or 'reject', got {o:?}"))),
+        }
+    }
+}
+
 /// How the labels of a statistics block are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {

@@ -12,15 +12,15 @@ use rayon::prelude::*;
 
 use super::{push_candidates, BatchNeighborList, NeighborList, PairSink};
 use crate::error::CoreError;
+use crate::limits::MAX_ABS_FRAC;
 use crate::parallel::with_threads;
 use crate::structure::linalg::{face_distances, frac_to_cart, norm, Mat3, Vec3};
 use crate::structure::Structure;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Cap on the number of bins relative to the atom count (sparse boxes would otherwise allocate
 /// many empty bins).
 const MAX_BINS_PER_ATOM: usize = 4;
-/// Fractional coordinates beyond this magnitude are rejected (image shifts are int32).
-const MAX_ABS_FRAC: f64 = 1e6;
 /// Structures with at least this many atoms choose their bin width from the atom density.
 const ADAPTIVE_MIN_ATOMS: usize = 256;
 /// Atoms per bin aimed at in large periodic structures.
@@ -187,6 +187,9 @@ impl<'a> CellList<'a> {
         let reach = cutoff + 2.0 * bin_radius;
         let mut offsets = Vec::new();
         for dx in -search[0]..=search[0] {
+            if crate::parallel::cancelled() {
+                return Err("interrupted".into());
+            }
             for dy in -search[1]..=search[1] {
                 for dz in -search[2]..=search[2] {
                     let f = [dx as f64 * h[0], dy as f64 * h[1], dz as f64 * h[2]];
@@ -229,20 +232,6 @@ impl<'a> CellList<'a> {
             atom_pos,
             atom_wrap,
         })
-    }
-
-    /// Rough count of pairs (used to refuse a job before allocating): atoms times the mean number
-    /// of atoms in a sphere of the cutoff.
-    pub fn estimate_pairs(&self) -> f64 {
-        let s = self.structure;
-        let n = s.n_sites() as f64;
-        let sphere = 4.0 / 3.0 * std::f64::consts::PI * self.cutoff.powi(3);
-        let density = n / s.volume().max(1e-12);
-        if s.pbc.iter().all(|&p| p) {
-            n * density * sphere
-        } else {
-            (n * density * sphere).min(n * (n - 1.0).max(0.0))
-        }
     }
 
     /// Call `visit(image, start, end)` for every non-empty bin image that can hold a neighbor of
@@ -332,52 +321,175 @@ fn too_many(index: usize, s: &Structure, what: String) -> CoreError {
     CoreError::Structure { index, name: s.id.clone(), reason: what }
 }
 
-/// Append the neighbor list of one structure to `out` (pairs grouped by `i`, atoms in order).
-/// `max_pairs` refuses the job, naming the structure, when the estimate or the actual count
-/// exceeds it. Parallel over atoms for large structures when `parallel` (same output either way).
-/// Returns the number of pairs appended.
-pub fn append_neighbor_list(
-    s: &Structure,
-    index: usize,
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    parallel: bool,
-    out: &mut NeighborList,
-) -> Result<usize, CoreError> {
-    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel, out)
+/// Bytes stored per pair: i, j (int64), shift (3 x int32), distance (f64), optional vector.
+pub fn bytes_per_pair(want_vectors: bool) -> usize {
+    8 + 8 + 12 + 8 + if want_vectors { 24 } else { 0 }
 }
 
-/// [`append_neighbor_list`] that also refuses the structure when two atoms (or an atom and a
-/// periodic image of itself) are closer than `min_distance` angstrom (0 disables the check).
+/// What a neighbor search computes and the limits it runs under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeighborOptions {
+    /// Radius, angstrom (`0 < cutoff <= limits::MAX_CUTOFF`).
+    pub cutoff: f64,
+    /// Also return `r_ij` vectors.
+    pub vectors: bool,
+    /// Ceiling on the pairs of any structure and of the batch; `None`: the memory budget
+    /// ([`crate::limits::memory_budget`]) divided by the bytes per pair.
+    pub max_pairs: Option<usize>,
+    /// Refuse structures with two atoms closer than this, angstrom (0 disables).
+    pub min_distance: f64,
+    /// Bytes the caller stores per pair beyond the list itself (graph edge index, RBF features),
+    /// counted in the default ceiling.
+    pub extra_bytes_per_pair: usize,
+    /// The caller's name of `max_pairs`, used in errors (`max_pairs`, `max_edges`).
+    pub limit_name: &'static str,
+}
+
+impl NeighborOptions {
+    pub fn new(cutoff: f64) -> Self {
+        Self {
+            cutoff,
+            vectors: false,
+            max_pairs: None,
+            min_distance: 0.0,
+            extra_bytes_per_pair: 0,
+            limit_name: "max_pairs",
+        }
+    }
+
+    /// Check every option; returns the effective pair ceiling.
+    pub fn validate(&self) -> Result<PairLimit, CoreError> {
+        crate::limits::check_cutoff("cutoff", self.cutoff)?;
+        crate::limits::check_non_negative("min_distance", self.min_distance)?;
+        PairLimit::new(self.max_pairs, bytes_per_pair(self.vectors) + self.extra_bytes_per_pair, self.limit_name)
+    }
+}
+
+/// The pair ceiling of one call and whether the caller chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairLimit {
+    pub max: usize,
+    pub explicit: bool,
+    pub name: &'static str,
+}
+
+impl PairLimit {
+    /// `max` as given, else the default ceiling from the memory budget.
+    pub fn new(max: Option<usize>, bytes_per_item: usize, name: &'static str) -> Result<Self, CoreError> {
+        Ok(match max {
+            Some(m) => Self { max: m, explicit: true, name },
+            None => Self { max: crate::limits::default_max_items(bytes_per_item)?, explicit: false, name },
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        if self.explicit {
+            format!("the limit of {} ({})", self.max, self.name)
+        } else {
+            format!(
+                "the default ceiling of {} (half the available memory; pass {} or set MATXFER_MAX_MEMORY)",
+                self.max, self.name
+            )
+        }
+    }
+
+    /// Refuse an estimate far above the ceiling before anything is allocated.
+    fn check_estimate(&self, estimate: f64) -> Result<(), String> {
+        if !(estimate <= 1.5 * self.max as f64 + 1000.0) {
+            return Err(format!("about {estimate:.0} neighbor pairs expected, above {}", self.describe()));
+        }
+        Ok(())
+    }
+}
+
+/// Running pair counts of one structure and of the whole batch, checked as they grow.
+struct Tally<'a> {
+    limit: PairLimit,
+    structure: AtomicUsize,
+    batch: &'a AtomicUsize,
+}
+
+/// Atoms between two updates of the shared counts (and cancellation checks).
+const TALLY_ATOMS: usize = 32;
+
+impl Tally<'_> {
+    /// Add `n` pairs; `Err(true)` when the structure, `Err(false)` when the batch is over.
+    fn charge(&self, n: usize) -> Result<(), Option<bool>> {
+        let s = self.structure.fetch_add(n, Ordering::Relaxed) + n;
+        if s > self.limit.max {
+            return Err(Some(true));
+        }
+        let b = self.batch.fetch_add(n, Ordering::Relaxed) + n;
+        if b > self.limit.max {
+            return Err(Some(false));
+        }
+        if crate::parallel::cancelled() {
+            return Err(None);
+        }
+        Ok(())
+    }
+}
+
+/// Query atoms `a..b` into `out`, charging the tally as it grows.
+fn query_range(
+    cl: &CellList,
+    a: usize,
+    b: usize,
+    out: &mut NeighborList,
+    want_vectors: bool,
+    tally: &Tally,
+) -> Result<(), Option<bool>> {
+    let mut last = out.len();
+    for i in a..b {
+        cl.query(i, out, want_vectors);
+        // The ceiling is checked after every atom; the shared counts every few atoms.
+        if out.len() - last > tally.limit.max {
+            return Err(Some(true));
+        }
+        if (i - a) % TALLY_ATOMS == TALLY_ATOMS - 1 || i + 1 == b {
+            tally.charge(out.len() - last)?;
+            last = out.len();
+        }
+    }
+    Ok(())
+}
+
+/// Append the neighbor list of one structure to `out` (pairs grouped by `i`, atoms in order).
+/// `s` must have passed [`Structure::validate_for_cutoff`]; `estimate` is its pair estimate.
+/// Refuses the structure, naming it, when its pairs exceed the ceiling or two atoms are closer
+/// than `min_distance`. Parallel over atoms for large structures when `parallel` (same output
+/// either way). Returns the number of pairs appended.
 #[allow(clippy::too_many_arguments)]
-pub fn append_neighbor_list_checked(
+fn append_pairs(
     s: &Structure,
     index: usize,
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    min_distance: f64,
+    opts: &NeighborOptions,
+    estimate: f64,
+    limit: PairLimit,
+    batch_count: &AtomicUsize,
     parallel: bool,
     out: &mut NeighborList,
 ) -> Result<usize, CoreError> {
-    s.validate(index)?;
-    let cl = CellList::new(s, cutoff).map_err(|r| too_many(index, s, r))?;
-    let estimate = cl.estimate_pairs();
-    if let Some(maxp) = max_pairs {
-        if estimate > 1.5 * maxp as f64 + 1000.0 {
-            return Err(too_many(
-                index,
-                s,
-                format!(
-                    "about {estimate:.0} neighbor pairs expected at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
-                ),
-            ));
+    let cutoff = opts.cutoff;
+    let want_vectors = opts.vectors;
+    limit.check_estimate(estimate).map_err(|r| too_many(index, s, format!("{r} at cutoff {cutoff} A")))?;
+    let cl = CellList::new(s, cutoff).map_err(|r| {
+        if crate::parallel::cancelled() {
+            CoreError::Interrupted
+        } else {
+            too_many(index, s, r)
         }
-    }
+    })?;
+    let tally = Tally { limit, structure: AtomicUsize::new(0), batch: batch_count };
+    let over = |which: Option<bool>| match which {
+        Some(true) => too_many(index, s, format!("more than {} neighbor pairs at cutoff {cutoff} A", limit.describe())),
+        Some(false) => batch_over(limit, cutoff),
+        None => CoreError::Interrupted,
+    };
     let n = s.n_sites();
     let before = out.len();
     let threads = rayon::current_num_threads();
+    let room = |e: f64| (e * 1.1).min(limit.max as f64) as usize + 16;
     if parallel && threads > 1 && n >= 2 * MIN_ATOMS_PER_TASK && estimate >= PARALLEL_MIN_PAIRS {
         // Contiguous atom ranges, concatenated in order: the output does not depend on how
         // many tasks there are. This thread writes the first 1/threads of the atoms straight
@@ -387,37 +499,34 @@ pub fn append_neighbor_list_checked(
         let rest = n - head;
         let n_tasks = (TASKS_PER_THREAD * (threads - 1)).min(rest / MIN_ATOMS_PER_TASK).max(1);
         let per_task = rest.div_ceil(n_tasks);
-        let share = |atoms: usize| (estimate * 1.1 * atoms as f64 / n as f64) as usize + 16;
-        let (_, parts) = rayon::join(
+        let share = |atoms: usize| room(estimate * atoms as f64 / n as f64);
+        let (first, parts) = rayon::join(
             || {
                 out.reserve(share(head), want_vectors);
-                for i in 0..head {
-                    cl.query(i, out, want_vectors);
-                }
+                query_range(&cl, 0, head, out, want_vectors, &tally)
             },
-            || -> Vec<NeighborList> {
+            || -> Result<Vec<NeighborList>, Option<bool>> {
                 (0..rest.div_ceil(per_task))
                     .into_par_iter()
                     .map(|t| {
                         let a = head + t * per_task;
                         let b = (a + per_task).min(n);
                         let mut part = NeighborList::with_capacity(share(b - a), want_vectors);
-                        for i in a..b {
-                            cl.query(i, &mut part, want_vectors);
-                        }
-                        part
+                        query_range(&cl, a, b, &mut part, want_vectors, &tally)?;
+                        Ok(part)
                     })
                     .collect()
             },
         );
+        first.map_err(over)?;
+        let parts = parts.map_err(over)?;
         out.append_parallel(&parts, want_vectors);
     } else {
-        out.reserve((estimate * 1.1) as usize + 16, want_vectors);
-        for i in 0..n {
-            cl.query(i, out, want_vectors);
-        }
+        out.reserve(room(estimate), want_vectors);
+        query_range(&cl, 0, n, out, want_vectors, &tally).map_err(over)?;
     }
     let added = out.len() - before;
+    let min_distance = opts.min_distance;
     if min_distance > 0.0 {
         if let Some(k) = (before..out.len()).find(|&k| out.distances[k] < min_distance) {
             return Err(too_many(
@@ -430,62 +539,68 @@ pub fn append_neighbor_list_checked(
             ));
         }
     }
-    if let Some(maxp) = max_pairs {
-        if added > maxp {
-            return Err(too_many(
-                index,
-                s,
-                format!(
-                    "{added} neighbor pairs at cutoff {cutoff} A, above the limit of {maxp} (max_pairs / max_edges)"
-                ),
-            ));
-        }
-    }
     Ok(added)
 }
 
-/// Neighbor list of one structure (see [`append_neighbor_list`]).
-pub fn neighbor_list_one(
-    s: &Structure,
-    index: usize,
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    parallel: bool,
-) -> Result<NeighborList, CoreError> {
-    neighbor_list_one_checked(s, index, cutoff, want_vectors, max_pairs, 0.0, parallel)
+fn batch_over(limit: PairLimit, cutoff: f64) -> CoreError {
+    CoreError::LimitExceeded(format!(
+        "the batch has more than {} neighbor pairs at cutoff {cutoff} A",
+        limit.describe()
+    ))
 }
 
-/// [`neighbor_list_one`] with the overlap check of [`append_neighbor_list_checked`].
-pub fn neighbor_list_one_checked(
+/// Validate a batch for a search at `opts`: every structure (in index order, so the lowest bad
+/// one is reported), the per-structure and whole-batch pair estimates against the ceiling.
+/// O(sites) in all, nothing allocated but the estimates. Returns them.
+pub fn validate_batch(structures: &[Structure], opts: &NeighborOptions) -> Result<(Vec<f64>, PairLimit), CoreError> {
+    let limit = opts.validate()?;
+    let mut estimates = Vec::with_capacity(structures.len());
+    let mut total = 0.0;
+    for (index, s) in structures.iter().enumerate() {
+        s.validate_for_cutoff(index, opts.cutoff)?;
+        let e = rough_pair_estimate(s, opts.cutoff);
+        limit.check_estimate(e).map_err(|r| too_many(index, s, format!("{r} at cutoff {} A", opts.cutoff)))?;
+        total += e;
+        estimates.push(e);
+    }
+    if !(total <= 1.5 * limit.max as f64 + 1000.0) {
+        return Err(CoreError::LimitExceeded(format!(
+            "the batch would have about {total:.0} neighbor pairs at cutoff {} A, above {}",
+            opts.cutoff,
+            limit.describe()
+        )));
+    }
+    Ok((estimates, limit))
+}
+
+/// Neighbor list of one structure (index `index` in error messages); validates it first.
+pub fn neighbor_list_one_with(
     s: &Structure,
     index: usize,
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    min_distance: f64,
+    opts: &NeighborOptions,
     parallel: bool,
 ) -> Result<NeighborList, CoreError> {
+    let limit = opts.validate()?;
+    s.validate_for_cutoff(index, opts.cutoff)?;
+    let estimate = rough_pair_estimate(s, opts.cutoff);
+    let count = AtomicUsize::new(0);
     let mut out = NeighborList::default();
-    append_neighbor_list_checked(s, index, cutoff, want_vectors, max_pairs, min_distance, parallel, &mut out)?;
+    append_pairs(s, index, opts, estimate, limit, &count, parallel, &mut out)?;
     Ok(out)
 }
 
-/// Neighbor list of one structure, on `n_threads` threads.
+/// Neighbor list of one structure, on `n_threads` threads (default ceiling, no overlap check).
 pub fn neighbor_list(
     s: &Structure,
     cutoff: f64,
     want_vectors: bool,
     n_threads: Option<usize>,
 ) -> Result<NeighborList, CoreError> {
-    with_threads(n_threads, || neighbor_list_one(s, 0, cutoff, want_vectors, None, true))?
+    let opts = NeighborOptions { vectors: want_vectors, ..NeighborOptions::new(cutoff) };
+    with_threads(n_threads, || neighbor_list_one_with(s, 0, &opts, true))?
 }
 
-/// Neighbor lists of many structures, concatenated in input order with local atom indices.
-/// Consecutive structures are grouped into tasks (no per-structure scheduling cost for small
-/// cells); the groups are joined with a parallel copy into one buffer per array. The result does
-/// not depend on the thread count. `max_pairs` bounds the pairs of each structure and of the
-/// whole batch.
+/// Neighbor lists of many structures (see [`neighbor_list_batch_with`]).
 pub fn neighbor_list_batch(
     structures: &[Structure],
     cutoff: f64,
@@ -493,39 +608,38 @@ pub fn neighbor_list_batch(
     max_pairs: Option<usize>,
     n_threads: Option<usize>,
 ) -> Result<BatchNeighborList, CoreError> {
-    neighbor_list_batch_checked(structures, cutoff, want_vectors, max_pairs, 0.0, n_threads)
+    let opts = NeighborOptions { vectors: want_vectors, max_pairs, ..NeighborOptions::new(cutoff) };
+    neighbor_list_batch_with(structures, &opts, n_threads)
 }
 
-/// [`neighbor_list_batch`] with the overlap check of [`append_neighbor_list_checked`].
-pub fn neighbor_list_batch_checked(
+/// Neighbor lists of many structures, concatenated in input order with local atom indices.
+/// Everything is validated first (options, every structure, the pair estimates against the
+/// ceiling); then consecutive structures are grouped into tasks (no per-structure scheduling cost
+/// for small cells) and the groups are joined with a parallel copy into one buffer per array.
+/// The result does not depend on the thread count. The ceiling bounds the pairs of each
+/// structure and of the whole batch, and is checked while the lists grow.
+pub fn neighbor_list_batch_with(
     structures: &[Structure],
-    cutoff: f64,
-    want_vectors: bool,
-    max_pairs: Option<usize>,
-    min_distance: f64,
+    opts: &NeighborOptions,
     n_threads: Option<usize>,
 ) -> Result<BatchNeighborList, CoreError> {
     let threads = crate::parallel::effective_threads(n_threads)?;
-    let batch_estimate: f64 = structures.iter().map(|s| rough_pair_estimate(s, cutoff)).sum();
+    let (estimates, limit) = validate_batch(structures, opts)?;
+    let batch_estimate: f64 = estimates.iter().sum();
+    let batch_count = AtomicUsize::new(0);
     let group = |c: usize, chunk: usize, group: &[Structure], parallel: bool| {
         // Reserve for the whole group up front from the density estimate (virtual memory only
-        // until written), so the buffers are not regrown pair after pair. The first group's
-        // buffers are reserved for the whole batch and become the output.
-        let estimate: f64 =
-            if c == 0 { batch_estimate } else { group.iter().map(|s| rough_pair_estimate(s, cutoff)).sum() };
-        let mut acc = NeighborList::with_capacity((estimate * 1.25) as usize + 64, want_vectors);
+        // until written, and never beyond the ceiling), so the buffers are not regrown pair after
+        // pair. The first group's buffers are reserved for the whole batch and become the output.
+        let first = c * chunk;
+        let estimate: f64 = if c == 0 { batch_estimate } else { estimates[first..first + group.len()].iter().sum() };
+        let room = (estimate * 1.25).min(limit.max as f64) as usize + 64;
+        let mut acc = NeighborList::with_capacity(room, opts.vectors);
         let mut counts = Vec::with_capacity(group.len());
         for (k, s) in group.iter().enumerate() {
-            counts.push(append_neighbor_list_checked(
-                s,
-                c * chunk + k,
-                cutoff,
-                want_vectors,
-                max_pairs,
-                min_distance,
-                parallel,
-                &mut acc,
-            )?);
+            crate::parallel::check_cancelled()?;
+            let e = estimates[first + k];
+            counts.push(append_pairs(s, first + k, opts, e, limit, &batch_count, parallel, &mut acc)?);
         }
         Ok::<_, CoreError>((acc, counts))
     };
@@ -533,7 +647,7 @@ pub fn neighbor_list_batch_checked(
     // (its wake-up costs tens of microseconds, the whole job for a small cell).
     if threads == 1 || batch_estimate < PARALLEL_MIN_PAIRS {
         let (pairs, counts) = group(0, structures.len().max(1), structures, false)?;
-        return finish_batch(vec![(pairs, counts)], max_pairs, want_vectors);
+        return finish_batch(vec![(pairs, counts)], opts.vectors);
     }
     with_threads(n_threads, || {
         // One group per thread; only the groups after the first are copied in behind it.
@@ -544,24 +658,12 @@ pub fn neighbor_list_batch_checked(
         for p in parts {
             oks.push(p?);
         }
-        finish_batch(oks, max_pairs, want_vectors)
+        finish_batch(oks, opts.vectors)
     })?
 }
 
-/// Join the groups of a batch (the first group's buffers become the output) and check the total.
-fn finish_batch(
-    groups: Vec<(NeighborList, Vec<usize>)>,
-    max_pairs: Option<usize>,
-    want_vectors: bool,
-) -> Result<BatchNeighborList, CoreError> {
-    let total: usize = groups.iter().map(|p| p.0.len()).sum();
-    if let Some(maxp) = max_pairs {
-        if total > maxp {
-            return Err(CoreError::InvalidArgument(format!(
-                "the batch has {total} neighbor pairs, above the limit of {maxp} (max_pairs / max_edges)"
-            )));
-        }
-    }
+/// Join the groups of a batch (the first group's buffers become the output).
+fn finish_batch(groups: Vec<(NeighborList, Vec<usize>)>, want_vectors: bool) -> Result<BatchNeighborList, CoreError> {
     let mut edge_ptr = Vec::with_capacity(groups.iter().map(|g| g.1.len()).sum::<usize>() + 1);
     edge_ptr.push(0);
     for (_, counts) in &groups {
@@ -579,18 +681,16 @@ fn finish_batch(
     Ok(BatchNeighborList { pairs, edge_ptr })
 }
 
-/// Expected pair count from the mean density, without binning (0 for invalid structures).
-fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
+/// Expected pair count of a valid structure from the mean density, without binning.
+pub fn rough_pair_estimate(s: &Structure, cutoff: f64) -> f64 {
     let v = s.volume();
-    if v.is_nan() || v <= 0.0 || !v.is_finite() {
-        return 0.0;
-    }
     let n = s.n_sites() as f64;
-    // A cutoff sphere at the crystal's mean density; at most all pairs for non-periodic boxes.
+    // A cutoff sphere at the crystal's mean density; for boxes that are not periodic along all
+    // axes, at most every pair within the images the cutoff spans.
     let est = n * n / v * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
     if s.pbc.iter().all(|&p| p) {
-        est.min(1e12)
+        est
     } else {
-        est.min(n * n)
+        est.min(n * n * s.periodic_images(cutoff))
     }
 }

@@ -15,7 +15,7 @@ pub const CUTOFF_TOLERANCE: f64 = 1e-8;
 pub mod brute_force;
 pub mod cell_list;
 
-pub use cell_list::{neighbor_list, neighbor_list_batch, CellList};
+pub use cell_list::{neighbor_list, neighbor_list_batch, neighbor_list_batch_with, CellList, NeighborOptions};
 
 /// A flat neighbor list. `vectors` is empty unless requested.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -13,6 +13,7 @@ pub mod poscar;
 pub mod xyz;
 
 use crate::error::CoreError;
+use crate::limits::{MAX_ABS_FRAC, MAX_IMAGES, MAX_LATTICE_ENTRY};
 use linalg::{det3, frac_to_cart, inv3, Mat3, Vec3};
 
 /// One structure: lattice, fractional coordinates, atomic numbers and periodicity.
@@ -72,7 +73,7 @@ impl Structure {
 
     /// Check the invariants the algorithms rely on. `index` names the structure in errors.
     ///
-    /// Rejects: non-finite lattice, |volume| below [`MIN_VOLUME`] (left-handed cells are accepted,
+    /// Rejects: non-finite lattice or entries above [`MAX_LATTICE_ENTRY`], infinite volume, |volume| below [`MIN_VOLUME`] (left-handed cells are accepted,
     /// negative volume is reported only when `allow_left_handed` is false), NaN/inf coordinates,
     /// atomic numbers outside 1..=118, and site/number count mismatch.
     pub fn validate(&self, index: usize) -> Result<(), CoreError> {
@@ -83,7 +84,13 @@ impl Structure {
         if self.lattice.iter().flatten().any(|x| !x.is_finite()) {
             return Err(err("lattice has NaN or infinite entries".into()));
         }
+        if let Some(x) = self.lattice.iter().flatten().find(|x| x.abs() > MAX_LATTICE_ENTRY) {
+            return Err(err(format!("lattice entry {x:e} A is larger than {MAX_LATTICE_ENTRY:e} A in magnitude")));
+        }
         let v = self.signed_volume();
+        if !v.is_finite() {
+            return Err(err(format!("cell volume {v} is not finite")));
+        }
         if v.abs() < MIN_VOLUME {
             return Err(err(format!("cell volume {v:.3e} A^3 is zero or too small")));
         }
@@ -96,11 +103,42 @@ impl Structure {
             if f.iter().any(|x| !x.is_finite()) {
                 return Err(err(format!("site {k} has NaN or infinite coordinates")));
             }
+            if f.iter().any(|x| x.abs() > MAX_ABS_FRAC) {
+                return Err(err(format!("site {k} has a fractional coordinate beyond {MAX_ABS_FRAC:e} ({f:?})")));
+            }
         }
         for (k, &z) in self.numbers.iter().enumerate() {
             if z == 0 || z as usize > crate::elements::N_ELEMENTS {
                 return Err(err(format!("site {k} has unknown species (Z = {z})")));
             }
+        }
+        Ok(())
+    }
+
+    /// Periodic images of the cell that a sphere of radius `cutoff` spans:
+    /// `prod_k (2 ceil(r_c / d_k) + 1)` over periodic axes, `d_k` the distance between the cell
+    /// faces (an upper bound of the lattice translations a neighbor search visits).
+    pub fn periodic_images(&self, cutoff: f64) -> f64 {
+        let d = linalg::face_distances(&self.lattice);
+        (0..3).filter(|&k| self.pbc[k]).map(|k| 2.0 * (cutoff / d[k]).ceil() + 1.0).product()
+    }
+
+    /// [`Structure::validate`] plus the geometry checks of a neighbor search at `cutoff`: the
+    /// number of periodic images within the cutoff is at most [`MAX_IMAGES`] (a nearly singular
+    /// or tiny cell is refused here, in O(1), instead of being enumerated).
+    pub fn validate_for_cutoff(&self, index: usize, cutoff: f64) -> Result<(), CoreError> {
+        self.validate(index)?;
+        let images = self.periodic_images(cutoff);
+        if !(images <= MAX_IMAGES) {
+            let d = linalg::face_distances(&self.lattice);
+            return Err(CoreError::Structure {
+                index,
+                name: self.id.clone(),
+                reason: format!(
+                    "cutoff {cutoff} A spans about {images:.3e} periodic images of the cell (perpendicular widths {:.3e}, {:.3e}, {:.3e} A), above the limit of {MAX_IMAGES:e}",
+                    d[0], d[1], d[2]
+                ),
+            });
         }
         Ok(())
     }
