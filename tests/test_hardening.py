@@ -164,7 +164,7 @@ def test_sigint_stops_a_large_featurize_within_half_a_second(mp_gap_formulas):
     import pandas as pd
     import matxfer
     formulas = pd.read_csv("{SHARED_DATA}/composition/dft/mp_gap_matbench.csv", keep_default_na=False, dtype={{"formula": str}})["formula"].tolist()
-    rows = (formulas * (4_000_000 // len(formulas) + 1))[:4_000_000]
+    rows = (formulas * (6_000_000 // len(formulas) + 1))[:6_000_000]
     print("ready", flush=True)
     try:
         matxfer.featurize(rows, "magpie", dtype="float32", n_threads=1)
@@ -178,7 +178,7 @@ def test_sigint_stops_a_large_featurize_within_half_a_second(mp_gap_formulas):
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
+        time.sleep(2.0)
         sent = time.time()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

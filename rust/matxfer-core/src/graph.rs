@@ -439,7 +439,7 @@ pub fn build_graphs(
     for (index, s) in structures.iter().enumerate() {
         s.validate_for_cutoff(index, radius)?;
         let e = rough_pair_estimate(s, radius);
-        if !(e <= 1.5 * limit.max as f64 + 1000.0) {
+        if !crate::limits::at_most(e, 1.5 * limit.max as f64 + 1000.0) {
             return Err(structure_error(
                 index,
                 s,

@@ -34,6 +34,12 @@ pub const MAX_K: usize = 100_000;
 /// Below this many bytes an output is never checked against the memory budget (no system call).
 const SMALL_OUTPUT: f64 = 256.0 * 1024.0 * 1024.0;
 
+/// `x <= bound`, false when either is NaN (so a NaN estimate is always refused).
+#[inline]
+pub fn at_most(x: f64, bound: f64) -> bool {
+    matches!(x.partial_cmp(&bound), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+}
+
 /// Bytes one call may use for its output: `MATXFER_MAX_MEMORY` (bytes, optional suffix `K`, `M`,
 /// `G`) if set, else half of `MemAvailable` (Linux), else 8 GiB.
 pub fn memory_budget() -> Result<f64, CoreError> {
@@ -66,9 +72,9 @@ fn available_memory() -> Option<f64> {
 
 /// Refuse an output of `bytes` above the memory budget; `what` describes it in the error.
 pub fn check_output_bytes(bytes: f64, what: impl FnOnce() -> String) -> Result<(), CoreError> {
-    if !(bytes <= SMALL_OUTPUT) {
+    if !at_most(bytes, SMALL_OUTPUT) {
         let budget = memory_budget()?;
-        if !(bytes <= budget) {
+        if !at_most(bytes, budget) {
             return Err(CoreError::LimitExceeded(format!(
                 "{} would need about {:.3} GB, above the memory ceiling of {:.3} GB (set MATXFER_MAX_MEMORY to change it)",
                 what(),
@@ -97,7 +103,7 @@ pub fn check_cutoff(name: &str, value: f64) -> Result<f64, CoreError> {
 
 /// A non-negative finite length such as `min_distance` (0 disables the check it controls).
 pub fn check_non_negative(name: &str, value: f64) -> Result<f64, CoreError> {
-    if !(value.is_finite() && value >= 0.0 && value <= MAX_CUTOFF) {
+    if !(value.is_finite() && (0.0..=MAX_CUTOFF).contains(&value)) {
         return Err(CoreError::InvalidArgument(format!(
             "{name} must be a finite number of angstrom in [0, {MAX_CUTOFF}], got {value}"
         )));

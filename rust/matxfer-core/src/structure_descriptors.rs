@@ -22,7 +22,8 @@ use rayon::prelude::*;
 use crate::elements::embedded_table;
 use crate::error::CoreError;
 use crate::limits::{MAX_RDF_BINS, MAX_SINE_COULOMB_SITES};
-use crate::neighbors::cell_list::{neighbor_list_one_with, NeighborOptions};
+use crate::neighbors::cell_list::{rough_pair_estimate, CellList, NeighborOptions};
+use crate::neighbors::PairSink;
 use crate::parallel::with_threads;
 use crate::structure::linalg::frac_to_cart;
 use crate::structure::Structure;
@@ -95,7 +96,7 @@ pub fn rdf_edges(cutoff: f64, bin_size: f64) -> Result<Vec<f64>, CoreError> {
         return Err(CoreError::InvalidArgument(format!("bin_size must be a positive finite length, got {bin_size}")));
     }
     let n = ((cutoff + bin_size) / bin_size).ceil();
-    if !(n <= (MAX_RDF_BINS + 1) as f64) {
+    if !crate::limits::at_most(n, (MAX_RDF_BINS + 1) as f64) {
         return Err(CoreError::InvalidArgument(format!(
             "cutoff {cutoff} A / bin_size {bin_size} A gives {n:.0} bins, above the limit of {MAX_RDF_BINS}"
         )));
@@ -105,9 +106,87 @@ pub fn rdf_edges(cutoff: f64, bin_size: f64) -> Result<Vec<f64>, CoreError> {
     Ok(edges)
 }
 
-/// Pairs within `cutoff` for a descriptor (default ceiling, no overlap check, one thread).
-fn pairs_within(s: &Structure, index: usize, cutoff: f64) -> Result<crate::neighbors::NeighborList, CoreError> {
-    neighbor_list_one_with(s, index, &NeighborOptions::new(cutoff), false)
+/// Stream every pair within `cutoff` of structure `s` into `sink` without storing the list
+/// (descriptors only histogram the distances, so memory does not grow with the pair count).
+/// The pair estimate and the running count are held to the default pair ceiling, which bounds
+/// the time; Ctrl-C is polled every few atoms.
+fn stream_pairs<S: PairSink + Counted>(
+    s: &Structure,
+    index: usize,
+    cutoff: f64,
+    sink: &mut S,
+) -> Result<(), CoreError> {
+    let limit = NeighborOptions::new(cutoff).validate()?;
+    s.validate_for_cutoff(index, cutoff)?;
+    let refuse = |r: String| err(index, s, format!("{r} at cutoff {cutoff} A"));
+    limit.check_estimate(rough_pair_estimate(s, cutoff)).map_err(refuse)?;
+    let cl = CellList::new(s, cutoff).map_err(|r| err(index, s, r))?;
+    for i in 0..s.n_sites() {
+        cl.query(i, sink, false);
+        if i % 16 == 15 {
+            crate::parallel::check_cancelled()?;
+            if sink.count() > limit.max {
+                return Err(refuse(format!("more than {} neighbor pairs", limit.describe())));
+            }
+        }
+    }
+    crate::parallel::check_cancelled()
+}
+
+/// A pair sink that knows how many pairs it has seen.
+trait Counted {
+    fn count(&self) -> usize;
+}
+
+/// Histogram of pair distances over `edges` (numpy bins).
+struct DistanceHistogram<'a> {
+    edges: &'a [f64],
+    hist: Vec<f64>,
+    seen: usize,
+}
+
+impl PairSink for DistanceHistogram<'_> {
+    #[inline]
+    fn push_pair(&mut self, _i: i64, _j: i64, _shift: [i32; 3], distance: f64, _vector: [f64; 3], _want: bool) {
+        self.seen += 1;
+        if let Some(b) = bin_of(self.edges, distance) {
+            self.hist[b] += 1.0;
+        }
+    }
+}
+
+impl Counted for DistanceHistogram<'_> {
+    fn count(&self) -> usize {
+        self.seen
+    }
+}
+
+/// Histograms per ordered element pair `(a, b)` (slots of `slot_of_site`).
+struct PairHistogram<'a> {
+    edges: &'a [f64],
+    slot_of_site: Vec<Option<usize>>,
+    n_el: usize,
+    hist: Vec<f64>,
+    seen: usize,
+}
+
+impl PairSink for PairHistogram<'_> {
+    #[inline]
+    fn push_pair(&mut self, i: i64, j: i64, _shift: [i32; 3], distance: f64, _vector: [f64; 3], _want: bool) {
+        self.seen += 1;
+        let n_bins = self.edges.len() - 1;
+        if let (Some(x), Some(y), Some(bin)) =
+            (self.slot_of_site[i as usize], self.slot_of_site[j as usize], bin_of(self.edges, distance))
+        {
+            self.hist[(x * self.n_el + y) * n_bins + bin] += 1.0;
+        }
+    }
+}
+
+impl Counted for PairHistogram<'_> {
+    fn count(&self) -> usize {
+        self.seen
+    }
 }
 
 fn shell_volumes(edges: &[f64]) -> Vec<f64> {
@@ -117,13 +196,9 @@ fn shell_volumes(edges: &[f64]) -> Vec<f64> {
 /// Radial distribution function of one structure over `edges` (angstrom).
 pub fn radial_distribution(s: &Structure, index: usize, edges: &[f64]) -> Result<Vec<f64>, CoreError> {
     check_edges(edges)?;
-    let nl = pairs_within(s, index, edges[edges.len() - 1])?;
-    let mut hist = vec![0.0; edges.len() - 1];
-    for &d in &nl.distances {
-        if let Some(b) = bin_of(edges, d) {
-            hist[b] += 1.0;
-        }
-    }
+    let mut sink = DistanceHistogram { edges, hist: vec![0.0; edges.len() - 1], seen: 0 };
+    stream_pairs(s, index, edges[edges.len() - 1], &mut sink)?;
+    let mut hist = sink.hist;
     let density = s.n_sites() as f64 / s.volume();
     for (h, v) in hist.iter_mut().zip(shell_volumes(edges)) {
         *h = *h / v / density;
@@ -141,16 +216,20 @@ pub fn partial_radial_distribution(
     check_edges(edges)?;
     let n_bins = edges.len() - 1;
     let n_el = elements.len();
+    crate::limits::check_output_bytes((n_el * n_el * n_bins) as f64 * 8.0, || {
+        format!("{n_el} x {n_el} element-pair histograms of {n_bins} bins")
+    })?;
     let slot = |z: u8| elements.iter().position(|&e| e == z);
-    let nl = pairs_within(s, index, edges[n_bins])?;
     // Ordered-pair histograms (a, b).
-    let mut hist = vec![0.0; n_el * n_el * n_bins];
-    for k in 0..nl.len() {
-        let (a, b) = (s.numbers[nl.i[k] as usize], s.numbers[nl.j[k] as usize]);
-        if let (Some(x), Some(y), Some(bin)) = (slot(a), slot(b), bin_of(edges, nl.distances[k])) {
-            hist[(x * n_el + y) * n_bins + bin] += 1.0;
-        }
-    }
+    let mut sink = PairHistogram {
+        edges,
+        slot_of_site: s.numbers.iter().map(|&z| slot(z)).collect(),
+        n_el,
+        hist: vec![0.0; n_el * n_el * n_bins],
+        seen: 0,
+    };
+    stream_pairs(s, index, edges[n_bins], &mut sink)?;
+    let hist = sink.hist;
     let shells = shell_volumes(edges);
     let mut out = Vec::with_capacity(n_el * (n_el + 1) / 2 * n_bins);
     for x in 0..n_el {

@@ -99,7 +99,10 @@ pub fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
 /// Run `f` with the GIL released. A panic inside becomes `InternalError`; Ctrl-C during the work
 /// cancels it (the core polls the flag between chunks) and raises `KeyboardInterrupt`.
 pub fn detach_core<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
-    let guard = sigint::Guard::install(py);
+    // A Ctrl-C that arrived while the inputs were being read (GIL held) is raised now, before the
+    // work starts, instead of being lost.
+    py.check_signals()?;
+    let guard = sigint::Guard::install(py)?;
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
     let interrupted = guard.finish();
     if interrupted {
@@ -144,21 +147,19 @@ mod sigint {
         active: bool,
     }
 
-    fn python_default_handler(py: Python<'_>) -> bool {
-        let check = || -> PyResult<bool> {
-            let signal = py.import("signal")?;
-            let current = signal.call_method1("getsignal", (libc::SIGINT,))?;
-            Ok(current.is(&signal.getattr("default_int_handler")?))
-        };
-        check().unwrap_or(false)
+    /// Whether Python's own SIGINT handler is installed (not a user handler, SIG_IGN or SIG_DFL).
+    fn python_default_handler(py: Python<'_>) -> PyResult<bool> {
+        let signal = py.import("signal")?;
+        let current = signal.call_method1("getsignal", (libc::SIGINT,))?;
+        Ok(current.is(&signal.getattr("default_int_handler")?))
     }
 
     impl Guard {
-        pub fn install(py: Python<'_>) -> Self {
+        pub fn install(py: Python<'_>) -> PyResult<Self> {
             // SAFETY: plain system calls without memory arguments.
             let main_thread = unsafe { libc::getpid() == libc::gettid() };
-            if !main_thread || !python_default_handler(py) {
-                return Self { active: false };
+            if !main_thread || !python_default_handler(py)? {
+                return Ok(Self { active: false });
             }
             let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
             if state.0 == 0 {
@@ -171,13 +172,13 @@ mod sigint {
                     libc::sigemptyset(&mut new.sa_mask);
                     let mut old: libc::sigaction = std::mem::zeroed();
                     if libc::sigaction(libc::SIGINT, &new, &mut old) != 0 {
-                        return Self { active: false };
+                        return Ok(Self { active: false });
                     }
                     state.1 = Some(old);
                 }
             }
             state.0 += 1;
-            Self { active: true }
+            Ok(Self { active: true })
         }
 
         /// Restore Python's handler (last guard out); whether Ctrl-C was pressed meanwhile.
@@ -219,8 +220,8 @@ mod sigint {
     pub struct Guard;
 
     impl Guard {
-        pub fn install(_py: Python<'_>) -> Self {
-            Guard
+        pub fn install(_py: Python<'_>) -> PyResult<Self> {
+            Ok(Guard)
         }
         pub fn finish(self) -> bool {
             false

@@ -394,8 +394,8 @@ impl PairLimit {
     }
 
     /// Refuse an estimate far above the ceiling before anything is allocated.
-    fn check_estimate(&self, estimate: f64) -> Result<(), String> {
-        if !(estimate <= 1.5 * self.max as f64 + 1000.0) {
+    pub fn check_estimate(&self, estimate: f64) -> Result<(), String> {
+        if !crate::limits::at_most(estimate, 1.5 * self.max as f64 + 1000.0) {
             return Err(format!("about {estimate:.0} neighbor pairs expected, above {}", self.describe()));
         }
         Ok(())
@@ -430,24 +430,55 @@ impl Tally<'_> {
     }
 }
 
-/// Query atoms `a..b` into `out`, charging the tally as it grows.
+/// Why a range of atoms stopped early.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// The structure's pairs are over the ceiling.
+    StructureOver,
+    /// The batch's pairs are over the ceiling.
+    BatchOver,
+    Cancelled,
+    /// Pair `k` of the list is closer than `min_distance`.
+    Overlap(usize),
+}
+
+impl From<Option<bool>> for Stop {
+    fn from(which: Option<bool>) -> Self {
+        match which {
+            Some(true) => Stop::StructureOver,
+            Some(false) => Stop::BatchOver,
+            None => Stop::Cancelled,
+        }
+    }
+}
+
+/// Query atoms `a..b` into `out`, charging the tally as it grows; stops at the first pair closer
+/// than `min_distance` (so an overlapping or collapsed cell is refused after one atom, not after
+/// its whole list).
 fn query_range(
     cl: &CellList,
     a: usize,
     b: usize,
     out: &mut NeighborList,
     want_vectors: bool,
+    min_distance: f64,
     tally: &Tally,
-) -> Result<(), Option<bool>> {
+) -> Result<(), Stop> {
     let mut last = out.len();
     for i in a..b {
+        let start = out.len();
         cl.query(i, out, want_vectors);
+        if min_distance > 0.0 {
+            if let Some(k) = (start..out.len()).find(|&k| out.distances[k] < min_distance) {
+                return Err(Stop::Overlap(k));
+            }
+        }
         // The ceiling is checked after every atom; the shared counts every few atoms.
         if out.len() - last > tally.limit.max {
-            return Err(Some(true));
+            return Err(Stop::StructureOver);
         }
         if (i - a) % TALLY_ATOMS == TALLY_ATOMS - 1 || i + 1 == b {
-            tally.charge(out.len() - last)?;
+            tally.charge(out.len() - last).map_err(Stop::from)?;
             last = out.len();
         }
     }
@@ -481,10 +512,24 @@ fn append_pairs(
         }
     })?;
     let tally = Tally { limit, structure: AtomicUsize::new(0), batch: batch_count };
-    let over = |which: Option<bool>| match which {
-        Some(true) => too_many(index, s, format!("more than {} neighbor pairs at cutoff {cutoff} A", limit.describe())),
-        Some(false) => batch_over(limit, cutoff),
-        None => CoreError::Interrupted,
+    let min_distance = opts.min_distance;
+    let overlap = |list: &NeighborList, k: usize| {
+        too_many(
+            index,
+            s,
+            format!(
+                "atoms {} and {} (image {:?}) are {:.4} A apart, closer than min_distance = {min_distance} A (overlapping atoms)",
+                list.i[k], list.j[k], list.shifts[k], list.distances[k]
+            ),
+        )
+    };
+    let over = |stop: Stop, list: &NeighborList| match stop {
+        Stop::StructureOver => {
+            too_many(index, s, format!("more than {} neighbor pairs at cutoff {cutoff} A", limit.describe()))
+        }
+        Stop::BatchOver => batch_over(limit, cutoff),
+        Stop::Cancelled => CoreError::Interrupted,
+        Stop::Overlap(k) => overlap(list, k),
     };
     let n = s.n_sites();
     let before = out.len();
@@ -503,43 +548,34 @@ fn append_pairs(
         let (first, parts) = rayon::join(
             || {
                 out.reserve(share(head), want_vectors);
-                query_range(&cl, 0, head, out, want_vectors, &tally)
+                query_range(&cl, 0, head, out, want_vectors, min_distance, &tally)
             },
-            || -> Result<Vec<NeighborList>, Option<bool>> {
+            || -> Vec<(NeighborList, Result<(), Stop>)> {
                 (0..rest.div_ceil(per_task))
                     .into_par_iter()
                     .map(|t| {
                         let a = head + t * per_task;
                         let b = (a + per_task).min(n);
                         let mut part = NeighborList::with_capacity(share(b - a), want_vectors);
-                        query_range(&cl, a, b, &mut part, want_vectors, &tally)?;
-                        Ok(part)
+                        let r = query_range(&cl, a, b, &mut part, want_vectors, min_distance, &tally);
+                        (part, r)
                     })
                     .collect()
             },
         );
-        first.map_err(over)?;
-        let parts = parts.map_err(over)?;
+        // The first problem in atom order is reported (the same for any thread count when it
+        // is an overlap).
+        first.map_err(|e| over(e, out))?;
+        for (part, r) in &parts {
+            r.map_err(|e| over(e, part))?;
+        }
+        let parts: Vec<NeighborList> = parts.into_iter().map(|p| p.0).collect();
         out.append_parallel(&parts, want_vectors);
     } else {
         out.reserve(room(estimate), want_vectors);
-        query_range(&cl, 0, n, out, want_vectors, &tally).map_err(over)?;
+        query_range(&cl, 0, n, out, want_vectors, min_distance, &tally).map_err(|e| over(e, out))?;
     }
-    let added = out.len() - before;
-    let min_distance = opts.min_distance;
-    if min_distance > 0.0 {
-        if let Some(k) = (before..out.len()).find(|&k| out.distances[k] < min_distance) {
-            return Err(too_many(
-                index,
-                s,
-                format!(
-                    "atoms {} and {} (image {:?}) are {:.4} A apart, closer than min_distance = {min_distance} A (overlapping atoms)",
-                    out.i[k], out.j[k], out.shifts[k], out.distances[k]
-                ),
-            ));
-        }
-    }
-    Ok(added)
+    Ok(out.len() - before)
 }
 
 fn batch_over(limit: PairLimit, cutoff: f64) -> CoreError {
@@ -563,7 +599,7 @@ pub fn validate_batch(structures: &[Structure], opts: &NeighborOptions) -> Resul
         total += e;
         estimates.push(e);
     }
-    if !(total <= 1.5 * limit.max as f64 + 1000.0) {
+    if !crate::limits::at_most(total, 1.5 * limit.max as f64 + 1000.0) {
         return Err(CoreError::LimitExceeded(format!(
             "the batch would have about {total:.0} neighbor pairs at cutoff {} A, above {}",
             opts.cutoff,

@@ -129,7 +129,7 @@ impl Structure {
     pub fn validate_for_cutoff(&self, index: usize, cutoff: f64) -> Result<(), CoreError> {
         self.validate(index)?;
         let images = self.periodic_images(cutoff);
-        if !(images <= MAX_IMAGES) {
+        if !crate::limits::at_most(images, MAX_IMAGES) {
             let d = linalg::face_distances(&self.lattice);
             return Err(CoreError::Structure {
                 index,
