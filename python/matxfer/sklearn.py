@@ -40,6 +40,15 @@ class CompositionFeaturizer(TransformerMixin, BaseEstimator):
             return X[:, 0]
         return X
 
+    def __sklearn_tags__(self):
+        # Like scikit-learn's text vectorizers: the input is a column of strings, not a numeric
+        # 2-d array, so the numeric-matrix checks of `parametrize_with_checks` do not apply.
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = False
+        return tags
+
     def fit(self, X: Any, y: Any = None) -> CompositionFeaturizer:
         self.feature_names_out_ = np.asarray(feature_names(self.preset), dtype=object)
         self.n_features_in_ = 1
