@@ -871,3 +871,85 @@ pub fn parse_cif(text: &str, file: &str, opts: &CifOptions) -> Result<Vec<Struct
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CELL: &str = "data_t\n_cell_length_a 4.2\n_cell_length_b 4.2\n_cell_length_c 4.2\n_cell_angle_alpha 90\n\
+                        _cell_angle_beta 90\n_cell_angle_gamma 90\n";
+    const NACL: &str = "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n\
+                        _atom_site_fract_z\nNa1 Na 0 0 0\nCl1 Cl 0.5 0.5 0.5\n";
+
+    fn parse(text: &str) -> Result<Vec<Structure>, CoreError> {
+        parse_cif(text, "t.cif", &CifOptions::default())
+    }
+
+    fn reason(r: Result<Vec<Structure>, CoreError>) -> (usize, String) {
+        match r {
+            Err(CoreError::Parse { file, line, reason }) => {
+                assert_eq!(file, "t.cif");
+                (line, reason)
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rock_salt_from_each_kind_of_symbol() {
+        for header in [
+            "_symmetry_space_group_name_H-M 'F m -3 m'\n",
+            "_space_group.name_H-M_alt 'Fm-3m'\n",
+            "_space_group_name_Hall '-F 4 2 3'\n",
+            "_symmetry_Int_Tables_number 225\n",
+            "_space_group_IT_number 225\n_symmetry_space_group_name_H-M 'F m 3 m'\n",
+        ] {
+            let s = parse(&format!("{CELL}{header}{NACL}")).unwrap();
+            assert_eq!(s[0].n_sites(), 8, "{header}");
+        }
+        assert_eq!(parse(&format!("{CELL}{NACL}")).unwrap()[0].n_sites(), 2);
+    }
+
+    #[test]
+    fn magnetic_operations_times_centerings() {
+        let ops = "loop_\n_space_group_symop_magn_operation.id\n_space_group_symop_magn_operation.xyz\n1 x,y,z,+1\n\
+                   loop_\n_space_group_symop_magn_centering.id\n_space_group_symop_magn_centering.xyz\n\
+                   1 x,y,z,+1\n2 x+1/2,y+1/2,z,-1\n3 x+1/2,y,z+1/2,-1\n4 x,y+1/2,z+1/2,+1\n";
+        assert_eq!(parse(&format!("{CELL}{ops}{NACL}")).unwrap()[0].n_sites(), 8);
+    }
+
+    #[test]
+    fn refusals_name_the_line_and_reason() {
+        let (line, r) = reason(parse(&format!("{CELL}_cell_modulation_dimension 1\n{NACL}")));
+        assert!(line == 8 && r.contains("superspace"), "{line} {r}");
+        let (_, r) = reason(parse(&format!(
+            "{CELL}loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x,-y,-z\n\
+                                           _symmetry_space_group_name_H-M 'P 1'\n{NACL}"
+        )));
+        assert!(r.contains("names space group 1") && r.contains("form space group 2"), "{r}");
+        let (_, r) = reason(parse(&format!("{CELL}_symmetry_space_group_name_H-M 'P 6/m m m'\n{NACL}")));
+        assert!(r.contains("do not fit the cell"), "{r}");
+        let (_, r) = reason(parse(&format!("{CELL}_symmetry_space_group_name_H-M 'Q 42'\n{NACL}")));
+        assert!(r.contains("unknown space-group symbol"), "{r}");
+        let (_, r) = reason(parse(&format!("{CELL}_parent_space_group.name_H-M_alt 'P m -3 m'\n{NACL}")));
+        assert!(r.contains("parent space group"), "{r}");
+        let (_, r) = reason(parse(&format!("{CELL}loop_\n_symmetry_equiv_pos_as_xyz\nx1,x2,x3,x4\n{NACL}")));
+        assert!(r.contains("superspace"), "{r}");
+    }
+
+    #[test]
+    fn dot_coordinates_and_multiline_quotes() {
+        let text = format!(
+            "{CELL}_chemical_name_common 'sodium\n chloride'\n_space_group_IT_number 225\n\
+             loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa1 . . .\nCl1 0.5 0.5 0.5\n"
+        );
+        assert_eq!(parse(&text).unwrap()[0].n_sites(), 8);
+        let unclosed = format!("{CELL}_chemical_name_common 'sodium\n_space_group_IT_number 225\n{NACL}");
+        let (line, r) = reason(parse(&unclosed));
+        assert_eq!((line, r.as_str()), (8, "unterminated quoted value"));
+        let unknown = format!(
+            "{CELL}loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa1 ? 0 0\n"
+        );
+        assert!(reason(parse(&unknown)).1.contains("not a number"));
+    }
+}

@@ -9,6 +9,8 @@
 //! lattice has one vector per row, so the metric is `G = L L^T` and `R` is an isometry when
 //! `R^T G R = G`.
 
+use std::collections::HashMap;
+
 use moyo::base::{Cell, Lattice};
 use moyo::data::{hall_symbol_entry, HallSymbol, HallSymbolEntry, Setting};
 use moyo::MoyoDataset;
@@ -24,6 +26,10 @@ const N_HALL: i32 = 530;
 /// of the cell. Refined cells written with symmetry constraints fit to ~1e-6; a wrong setting (b-
 /// versus c-unique monoclinic, hexagonal versus rhombohedral axes) misfits by 1e-2 or more.
 pub const METRIC_TOLERANCE: f64 = 1e-3;
+
+/// Most distinct operations accepted in one operation list: 192 (Fm-3m) times 8, room for a
+/// 2x2x2 supercell of any group. Beyond it a file is refused before the quadratic closure check.
+pub const MAX_OPERATIONS: usize = 1536;
 
 /// Tolerance on translations (fractional) when comparing operations, e.g. `x+0.3333` vs `x+1/3`.
 const TRANSLATION_TOLERANCE: f64 = 1e-3;
@@ -326,8 +332,19 @@ fn canonical(ops: &[SymOp]) -> Result<Vec<([[i32; 3]; 3], Vec3)>, String> {
 /// list). A list with a missing or extra operation does not describe a crystal.
 pub fn check_closed(ops: &[SymOp]) -> Result<(), String> {
     let ops = canonical(ops)?;
+    if ops.len() > MAX_OPERATIONS {
+        return Err(format!(
+            "{} distinct operations; a space group in any sensible cell has at most {MAX_OPERATIONS}",
+            ops.len()
+        ));
+    }
     if !ops.iter().any(|(r, t)| *r == [[1, 0, 0], [0, 1, 0], [0, 0, 1]] && same_translation(t, &[0.0; 3])) {
         return Err("the operations do not include the identity x,y,z".into());
+    }
+    // Translations by rotation, so each product is looked up among a few candidates.
+    let mut by_rotation: HashMap<[[i32; 3]; 3], Vec<Vec3>> = HashMap::new();
+    for (r, t) in &ops {
+        by_rotation.entry(*r).or_default().push(*t);
     }
     for (r1, t1) in &ops {
         for (r2, t2) in &ops {
@@ -339,7 +356,7 @@ pub fn check_closed(ops: &[SymOp]) -> Result<(), String> {
                     t[i] += r1[i][j] as f64 * t2[j];
                 }
             }
-            if !ops.iter().any(|(r3, t3)| *r3 == r && same_translation(t3, &t)) {
+            if !by_rotation.get(&r).is_some_and(|ts| ts.iter().any(|t3| same_translation(t3, &t))) {
                 return Err(format!(
                     "the {} operations do not form a group (the product of two of them is not listed)",
                     ops.len()

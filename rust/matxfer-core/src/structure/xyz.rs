@@ -103,7 +103,10 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
             return Err(perr(
                 file,
                 header,
-                format!("frame declares {n} atoms but the file has {} lines after its comment line", left.saturating_sub(1)),
+                format!(
+                    "frame declares {n} atoms but the file has {} lines after its comment line",
+                    left.saturating_sub(1)
+                ),
             ));
         }
         let kv = key_values(lines[pos + 1]);
