@@ -487,8 +487,8 @@ impl<'a> Symbols<'a> {
         if let Some((v, line, tag)) = self.hall {
             out.push(
                 symmetry::hall_candidate(v)
-                    .and_then(|(h, _)| symmetry::ops_of(h, None))
-                    .map(|s| (tag, v, line, s.number))
+                    .and_then(|(h, _)| symmetry::number_of(h))
+                    .map(|n| (tag, v, line, n))
                     .ok_or_else(|| perr(file, line, format!("{tag}: unknown Hall symbol {v:?}"))),
             );
         }
@@ -497,8 +497,8 @@ impl<'a> Symbols<'a> {
                 Err(e) => Err(perr(file, line, format!("{tag}: {e}"))),
                 Ok(c) => c
                     .first()
-                    .and_then(|h| symmetry::ops_of(*h, None))
-                    .map(|s| (tag, v, line, s.number))
+                    .and_then(|h| symmetry::number_of(*h))
+                    .map(|n| (tag, v, line, n))
                     .ok_or_else(|| perr(file, line, format!("{tag}: unknown space-group symbol {v:?}"))),
             });
         }
@@ -531,8 +531,11 @@ fn block_symmetry(block: &Block, file: &str, lattice: &Mat3) -> Result<Vec<(Stri
         let claims: Vec<Claim> = symbols.each_claim(file).into_iter().filter_map(Result::ok).collect();
         // Most files list a tabulated setting of the group they name; only the others need
         // moyo's identification (1-100 ms).
-        let untabulated: Vec<&Claim> =
-            claims.iter().filter(|c| !symmetry::is_tabulated_setting_of(&ops, c.3)).collect();
+        let mut numbers: Vec<i32> = claims.iter().map(|c| c.3).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let tabulated: Vec<i32> = numbers.into_iter().filter(|n| symmetry::is_tabulated_setting_of(&ops, *n)).collect();
+        let untabulated: Vec<&Claim> = claims.iter().filter(|c| !tabulated.contains(&c.3)).collect();
         if !untabulated.is_empty() {
             let found =
                 symmetry::identify_number(&ops, lattice).map_err(|e| perr(file, line, format!("{tag}: {e}")))?;

@@ -9,7 +9,7 @@
 //! lattice has one vector per row, so the metric is `G = L L^T` and `R` is an isometry when
 //! `R^T G R = G`.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use moyo::base::{Cell, Lattice};
 use moyo::data::{hall_symbol_entry, HallSymbol, HallSymbolEntry, Setting};
@@ -99,7 +99,11 @@ fn setting_ops(hall_number: i32, shift: Option<Vec3>) -> Option<SettingOps> {
 }
 
 fn wrap(x: f64) -> f64 {
-    let w = x - x.floor();
+    // floor by truncation: `f64::floor` is a library call on baseline x86-64, and this runs in the
+    // quadratic closure check. Values here are small (|x| < 1e6), far inside the i64 range.
+    let t = x as i64 as f64;
+    let floor = if t > x { t - 1.0 } else { t };
+    let w = x - floor;
     if w >= 1.0 - 1e-12 {
         0.0
     } else {
@@ -167,6 +171,24 @@ fn code_matches(setting: &str, code: &str) -> bool {
     s == c || ((c == "1" || c == "2") && s.starts_with(&c))
 }
 
+/// Every database entry with its keys, built once.
+fn keyed_entries() -> &'static [(HallSymbolEntry, Vec<String>)] {
+    static KEYED: OnceLock<Vec<(HallSymbolEntry, Vec<String>)>> = OnceLock::new();
+    KEYED.get_or_init(|| {
+        all_entries()
+            .map(|e| {
+                let k = entry_keys(&e);
+                (e, k)
+            })
+            .collect()
+    })
+}
+
+/// International Tables number of a Hall setting.
+pub fn number_of(hall_number: i32) -> Option<i32> {
+    entry(hall_number).map(|e| e.number)
+}
+
 /// Hall settings a Hermann-Mauguin symbol can name, in database order, after the setting code
 /// (`:1`, `:H`, `_space_group.IT_coordinate_system_code`) is applied. Empty when the symbol is
 /// unknown; `Err` when the symbol is known but no setting has the code.
@@ -176,8 +198,8 @@ pub fn hm_candidates(symbol: &str, code: Option<&str>) -> Result<Vec<i32>, Strin
     if key.is_empty() {
         return Ok(Vec::new());
     }
-    let matched: Vec<HallSymbolEntry> =
-        all_entries().filter(|e| entry_keys(e).iter().any(|k| key_matches(k, &key))).collect();
+    let matched: Vec<&HallSymbolEntry> =
+        keyed_entries().iter().filter(|(_, keys)| keys.iter().any(|k| key_matches(k, &key))).map(|(e, _)| e).collect();
     let code = own_code.as_deref().or(code);
     let Some(code) = code else {
         return Ok(matched.iter().map(|e| e.hall_number).collect());
@@ -289,10 +311,12 @@ pub fn metric_misfit(ops: &[SymOp], lattice: &Mat3) -> f64 {
     worst
 }
 
+/// Equal modulo 1, for translations already wrapped into [0, 1) (no rounding call: this runs in
+/// the quadratic closure check).
 fn same_translation(a: &Vec3, b: &Vec3) -> bool {
     (0..3).all(|d| {
-        let x = a[d] - b[d];
-        (x - x.round()).abs() <= TRANSLATION_TOLERANCE
+        let x = (a[d] - b[d]).abs();
+        x <= TRANSLATION_TOLERANCE || x >= 1.0 - TRANSLATION_TOLERANCE
     })
 }
 
@@ -314,7 +338,9 @@ type IntOp = ([[i32; 3]; 3], Vec3);
 
 /// Operations as (integer rotation, translation in [0, 1)), deduplicated.
 fn canonical(ops: &[SymOp]) -> Result<Vec<IntOp>, String> {
-    let mut out: Vec<IntOp> = Vec::with_capacity(ops.len());
+    // Grouped by rotation while deduplicating, so the cost is linear in the number of operations
+    // times the (few) translations that share a rotation.
+    let mut groups: Vec<([[i32; 3]; 3], Vec<Vec3>)> = Vec::new();
     for op in ops {
         let r = integer_rotation(op).ok_or("an operation has a non-integer rotation part")?;
         let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
@@ -323,11 +349,16 @@ fn canonical(ops: &[SymOp]) -> Result<Vec<IntOp>, String> {
             return Err(format!("an operation has a rotation part of determinant {det}, not +-1"));
         }
         let t = op.translation.map(wrap);
-        if !out.iter().any(|(r2, t2)| *r2 == r && same_translation(t2, &t)) {
-            out.push((r, t));
+        match groups.iter_mut().find(|g| g.0 == r) {
+            Some(g) => {
+                if !g.1.iter().any(|t2| same_translation(t2, &t)) {
+                    g.1.push(t);
+                }
+            }
+            None => groups.push((r, vec![t])),
         }
     }
-    Ok(out)
+    Ok(groups.into_iter().flat_map(|(r, ts)| ts.into_iter().map(move |t| (r, t))).collect())
 }
 
 /// Check that the operations form a group modulo lattice translations (every product is in the
@@ -343,26 +374,52 @@ pub fn check_closed(ops: &[SymOp]) -> Result<(), String> {
     if !ops.iter().any(|(r, t)| *r == [[1, 0, 0], [0, 1, 0], [0, 0, 1]] && same_translation(t, &[0.0; 3])) {
         return Err("the operations do not include the identity x,y,z".into());
     }
-    // Translations by rotation, so each product is looked up among a few candidates.
-    let mut by_rotation: HashMap<[[i32; 3]; 3], Vec<Vec3>> = HashMap::new();
+    // Operations grouped by rotation (at most 48 distinct rotations in a crystallographic group,
+    // more only if the list is wrong), with the rotation products tabulated once: the pair loop
+    // then costs a 3x3 matrix-vector product and a look-up among a few translations.
+    let mut rotations: Vec<[[i32; 3]; 3]> = Vec::new();
+    let mut translations: Vec<Vec<Vec3>> = Vec::new();
+    let mut index = Vec::with_capacity(ops.len());
     for (r, t) in &ops {
-        by_rotation.entry(*r).or_default().push(*t);
+        let k = match rotations.iter().position(|x| x == r) {
+            Some(k) => k,
+            None => {
+                rotations.push(*r);
+                translations.push(Vec::new());
+                rotations.len() - 1
+            }
+        };
+        translations[k].push(*t);
+        index.push(k);
     }
-    for (r1, t1) in &ops {
-        for (r2, t2) in &ops {
+    if rotations.len() > 48 {
+        return Err(format!("{} distinct rotation parts; a space group has at most 48", rotations.len()));
+    }
+    let mut sorted: Vec<([[i32; 3]; 3], usize)> = rotations.iter().copied().zip(0..).collect();
+    sorted.sort_unstable();
+    let mut product = vec![vec![None; rotations.len()]; rotations.len()];
+    for (a, ra) in rotations.iter().enumerate() {
+        for (b, rb) in rotations.iter().enumerate() {
             let mut r = [[0i32; 3]; 3];
-            let mut t = *t1;
-            for i in 0..3 {
-                for j in 0..3 {
-                    r[i][j] = (0..3).map(|k| r1[i][k] * r2[k][j]).sum();
-                    t[i] += r1[i][j] as f64 * t2[j];
+            for (i, row) in r.iter_mut().enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = (0..3).map(|k| ra[i][k] * rb[k][j]).sum();
                 }
             }
-            if !by_rotation.get(&r).is_some_and(|ts| ts.iter().any(|t3| same_translation(t3, &t))) {
-                return Err(format!(
-                    "the {} operations do not form a group (the product of two of them is not listed)",
-                    ops.len()
-                ));
+            product[a][b] = sorted.binary_search_by(|(x, _)| x.cmp(&r)).ok().map(|k| sorted[k].1);
+        }
+    }
+    let not_closed =
+        || format!("the {} operations do not form a group (the product of two of them is not listed)", ops.len());
+    for ((r1, t1), &a) in ops.iter().zip(&index) {
+        for ((_, t2), &b) in ops.iter().zip(&index) {
+            let c = product[a][b].ok_or_else(not_closed)?;
+            let mut t = *t1;
+            for (i, ti) in t.iter_mut().enumerate() {
+                *ti = wrap(*ti + (0..3).map(|j| r1[i][j] as f64 * t2[j]).sum::<f64>());
+            }
+            if !translations[c].iter().any(|t3| same_translation(t3, &t)) {
+                return Err(not_closed());
             }
         }
     }
@@ -376,12 +433,18 @@ pub fn is_tabulated_setting_of(ops: &[SymOp], number: i32) -> bool {
     let Ok(mine) = canonical(ops) else {
         return false;
     };
+    let mut rotations: Vec<[[i32; 3]; 3]> = mine.iter().map(|(r, _)| *r).collect();
+    rotations.dedup();
     all_entries().filter(|e| e.number == number).any(|e| {
         let Some(theirs) = setting_ops(e.hall_number, None).and_then(|s| canonical(&s.ops).ok()) else {
             return false;
         };
+        // Both lists are grouped by rotation (see `canonical`), so a rotation is found by a short
+        // scan and then its few translations compared.
         theirs.len() == mine.len()
-            && theirs.iter().all(|(r, t)| mine.iter().any(|(r2, t2)| r2 == r && same_translation(t, t2)))
+            && theirs
+                .iter()
+                .all(|(r, t)| rotations.contains(r) && mine.iter().any(|(r2, t2)| r2 == r && same_translation(t, t2)))
     })
 }
 
