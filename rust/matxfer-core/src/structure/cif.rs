@@ -1,14 +1,20 @@
 //! CIF 1.1 reader for crystal structures.
 //!
 //! Handles: several `data_` blocks (one structure each; blocks without atom sites are skipped),
-//! `loop_`s, quoted values and `;` text fields, `#` comments, CRLF line endings, numbers with
-//! standard uncertainties (`1.234(5)`), `?`/`.` values (an error where a number is required).
-//! Symmetry operations come from `_symmetry_equiv_pos_as_xyz` or
-//! `_space_group_symop_operation_xyz` (identity when absent); each atom site is expanded by them,
-//! wrapped into [0, 1) and merged with sites closer than [`CifOptions::site_tolerance`]
-//! (fractional, per axis, periodic). The element comes from `_atom_site_type_symbol`, else from
-//! `_atom_site_label`. Like pymatgen, fractional coordinates within a relative 1e-4 of 1/3 or 2/3
-//! are snapped to them before expansion (finite-precision CIFs such as 0.3333).
+//! `loop_`s, quoted values (also, leniently, a quoted value that runs over several lines) and `;`
+//! text fields, `#` comments, CRLF line endings, numbers with standard uncertainties
+//! (`1.234(5)`), `?`/`.` values (`.` reads as 0 for a coordinate, as in pymatgen; `?` is an error
+//! where a number is required).
+//!
+//! Symmetry (see `docs/structures.md`): the operation loop (`_symmetry_equiv_pos_as_xyz`,
+//! `_space_group_symop_operation_xyz`, or the magnetic operation x centering loops without their
+//! time-reversal field); without one, the operations of the Hall symbol, the H-M symbol or the IT
+//! number ([`super::symmetry`]); identity when there is none of these. Superspace files are
+//! refused. Each atom site is expanded by the operations, wrapped into [0, 1) and merged with
+//! sites closer than [`CifOptions::site_tolerance`] (fractional, per axis, periodic). The element
+//! comes from `_atom_site_type_symbol`, else from `_atom_site_label`. Like pymatgen, fractional
+//! coordinates within a relative 1e-4 of 1/3 or 2/3 are snapped to them before expansion
+//! (finite-precision CIFs such as 0.3333).
 
 use std::collections::HashMap;
 
