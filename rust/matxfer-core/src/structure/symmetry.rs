@@ -147,13 +147,19 @@ fn key_matches(db: &str, input: &str) -> bool {
 }
 
 /// Split `F d -3 m :2` into (`F d -3 m`, Some("2")); also `R -3 m H` (a trailing H/R axes letter
-/// without the colon, as some programs write it).
+/// without the colon, as some programs write it) and ICSD's `F d -3 m Z` / `S`.
 pub fn split_setting_code(symbol: &str) -> (String, Option<String>) {
     if let Some((s, code)) = symbol.split_once(':') {
         let code = code.trim();
         return (s.trim().to_string(), if code.is_empty() { None } else { Some(code.to_string()) });
     }
     let toks: Vec<&str> = symbol.split_whitespace().collect();
+    // ICSD writes the origin choice as a trailing `S` (origin choice 1) or `Z` (2, origin at a
+    // centre of symmetry). H-M symbols never end in an upper-case letter of their own.
+    if toks.len() > 1 && matches!(toks.last(), Some(&"S") | Some(&"Z")) {
+        let code = if toks.last() == Some(&"S") { "1" } else { "2" };
+        return (toks[..toks.len() - 1].join(" "), Some(code.to_string()));
+    }
     if toks.len() > 1 && toks[0].to_ascii_uppercase().starts_with('R') {
         if let Some(last) = toks.last() {
             if last.eq_ignore_ascii_case("h") || last.eq_ignore_ascii_case("r") {
@@ -544,6 +550,8 @@ mod tests {
         assert_eq!(hm_candidates("R -3 m :H", None).unwrap(), vec![458]);
         assert_eq!(hm_candidates("R -3 m R", None).unwrap(), vec![459]);
         assert_eq!(hm_candidates("I 41/a m d :1", None).unwrap(), vec![426]);
+        assert_eq!(hm_candidates("I 41/a m d S", None).unwrap(), vec![426]);
+        assert_eq!(hm_candidates("F d -3 m Z", None).unwrap(), vec![526]);
         assert_eq!(hm_candidates("Cmca", None).unwrap(), vec![304]);
         assert_eq!(hm_candidates("Fm3m", None).unwrap(), vec![523]);
         assert_eq!(hm_candidates("P 63 m c", None).unwrap().len(), 1);
