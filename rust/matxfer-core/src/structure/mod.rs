@@ -10,6 +10,7 @@ pub mod cif;
 pub mod jsonl;
 pub mod linalg;
 pub mod poscar;
+pub mod symmetry;
 pub mod xyz;
 
 use crate::error::CoreError;

@@ -98,10 +98,17 @@ pub fn parse_poscar(text: &str, file: &str) -> Result<Structure, CoreError> {
     if counts.len() != zs.len() {
         return Err(perr(file, ln, format!("{} species but {} counts", zs.len(), counts.len())));
     }
-    let n: usize = counts.iter().sum();
-    if n > 100_000_000 {
-        return Err(perr(file, ln, "implausibly many sites"));
-    }
+    // Checked before anything is allocated from the counts: a sum that overflows, or more sites
+    // than the file has lines left, is a malformed file.
+    let remaining = l.lines.len().saturating_sub(l.pos);
+    let n =
+        counts.iter().try_fold(0usize, |acc, c| acc.checked_add(*c)).filter(|n| *n <= remaining).ok_or_else(|| {
+            perr(
+                file,
+                ln,
+                format!("species counts {:?} exceed the {remaining} lines left in the file", count_line.trim()),
+            )
+        })?;
     let (mut ln, mut mode) = l.next("coordinate mode")?;
     if mode.trim_start().starts_with(['S', 's']) {
         (ln, mode) = l.next("coordinate mode")?;

@@ -1,7 +1,8 @@
 //! (Extended) XYZ: per frame, an atom count, a comment line, then one line per atom.
 //!
 //! The comment line may carry `key=value` pairs (values may be double-quoted):
-//! `Lattice="ax ay az bx by bz cx cy cz"` (angstrom, rows a, b, c), `pbc="T T F"` and
+//! `Lattice="ax ay az bx by bz cx cy cz"` (angstrom, rows a, b, c), `pbc="T T F"` (also `[T, T, F]`,
+//! `True`/`False`, `1`/`0`, or one flag for all axes) and
 //! `Properties=species:S:1:pos:R:3:...`. Without `Lattice` the frame is a non-periodic molecule
 //! placed in a box that encloses it (10 angstrom of padding), with pbc all false.
 
@@ -29,10 +30,18 @@ fn key_values(line: &str) -> Vec<(String, String)> {
         let key: String = chars[start..k].iter().collect();
         if k < chars.len() && chars[k] == '=' {
             k += 1;
-            let value: String = if k < chars.len() && chars[k] == '"' {
+            // A value is a word, a double-quoted string, or a bracketed list (`[T, T, F]`,
+            // `{...}`) as ASE writes arrays.
+            let close = match chars.get(k) {
+                Some('"') => Some('"'),
+                Some('[') => Some(']'),
+                Some('{') => Some('}'),
+                _ => None,
+            };
+            let value: String = if let Some(close) = close {
                 k += 1;
                 let s = k;
-                while k < chars.len() && chars[k] != '"' {
+                while k < chars.len() && chars[k] != close {
                     k += 1;
                 }
                 let v = chars[s..k].iter().collect();
@@ -53,6 +62,25 @@ fn key_values(line: &str) -> Vec<(String, String)> {
     out
 }
 
+/// `pbc` flags as written by ASE and others: `T T F`, `[T, T, F]`, `"True True False"`, `1 1 0`,
+/// or one flag for all three axes. Anything else is refused rather than read as false.
+fn parse_pbc(value: &str) -> Option<[bool; 3]> {
+    let flags: Vec<bool> = value
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.to_ascii_lowercase().as_str() {
+            "t" | "true" | "1" => Some(true),
+            "f" | "false" | "0" => Some(false),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    match flags[..] {
+        [p] => Some([p; 3]),
+        [a, b, c] => Some([a, b, c]),
+        _ => None,
+    }
+}
+
 /// Parse every frame of an (extended) XYZ file.
 pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
     let lines: Vec<&str> = text.lines().collect();
@@ -68,8 +96,18 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
             .trim()
             .parse()
             .map_err(|_| perr(file, header, format!("expected an atom count, got {:?}", lines[pos].trim())))?;
-        if pos + 2 + n > lines.len() {
-            return Err(perr(file, header, format!("frame declares {n} atoms but the file ends early")));
+        // Compared without forming `pos + 2 + n` (which overflows for counts near 2^64), and
+        // before anything is allocated from the count.
+        let left = lines.len() - pos - 1;
+        if left == 0 || n > left - 1 {
+            return Err(perr(
+                file,
+                header,
+                format!(
+                    "frame declares {n} atoms but the file has {} lines after its comment line",
+                    left.saturating_sub(1)
+                ),
+            ));
         }
         let kv = key_values(lines[pos + 1]);
         let get = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
@@ -84,14 +122,9 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
             None => None,
         };
         let pbc = match get("pbc") {
-            Some(v) => {
-                let p: Vec<bool> =
-                    v.split_whitespace().map(|t| matches!(t, "T" | "t" | "True" | "true" | "1")).collect();
-                if p.len() != 3 {
-                    return Err(perr(file, header + 1, "pbc must hold 3 flags"));
-                }
-                [p[0], p[1], p[2]]
-            }
+            Some(v) => parse_pbc(v).ok_or_else(|| {
+                perr(file, header + 1, format!("pbc {v:?} must be one or three of T/F, True/False, 1/0"))
+            })?,
             None => [lattice.is_some(); 3],
         };
         // Columns of species and positions from Properties (default species:S:1:pos:R:3).
@@ -161,4 +194,39 @@ pub fn parse_xyz(text: &str, file: &str) -> Result<Vec<Structure>, CoreError> {
         pos += 2 + n;
     }
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbc_spellings() {
+        assert_eq!(parse_pbc("T T F"), Some([true, true, false]));
+        assert_eq!(parse_pbc("T, T, F"), Some([true, true, false]));
+        assert_eq!(parse_pbc("True False true"), Some([true, false, true]));
+        assert_eq!(parse_pbc("1 0 0"), Some([true, false, false]));
+        assert_eq!(parse_pbc("F"), Some([false; 3]));
+        assert_eq!(parse_pbc("T T"), None);
+        assert_eq!(parse_pbc("T T X"), None);
+        assert_eq!(parse_pbc(""), None);
+    }
+
+    #[test]
+    fn bracketed_pbc_and_huge_counts() {
+        let frame = "2\nLattice=\"4 0 0 0 4 0 0 0 9\" pbc=[T, T, F] Properties=species:S:1:pos:R:3\nH 0 0 0\nH 0 0 1\n";
+        let s = parse_xyz(frame, "f.xyz").unwrap();
+        assert_eq!(s[0].pbc, [true, true, false]);
+        for count in ["18446744073709551615", "18446744073709551614", "3"] {
+            let text = format!("{count}\ncomment\nH 0 0 0\nH 0 0 1\n");
+            match parse_xyz(&text, "f.xyz") {
+                Err(CoreError::Parse { file, line, reason }) => {
+                    assert_eq!((file.as_str(), line), ("f.xyz", 1));
+                    assert!(reason.contains("atoms"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(parse_xyz("1\n", "f.xyz"), Err(CoreError::Parse { line: 1, .. })));
+    }
 }
