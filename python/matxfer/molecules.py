@@ -40,6 +40,7 @@ import numpy as np
 
 from matxfer.exceptions import FeaturizationError, InvalidArgumentError
 from matxfer.featurize import Featurized, Rejected
+from matxfer.graphs import BatchedGraph
 
 __all__ = [
     "Molecules",
@@ -50,6 +51,8 @@ __all__ = [
     "polymer_to_molecule",
     "element_formula",
     "bemis_murcko_scaffolds",
+    "MoleculeGraph",
+    "build_molecule_graphs",
     "scaffold_split",
     "POLYMER_RULES",
     "FINGERPRINT_PRESETS",
@@ -633,3 +636,118 @@ def scaffold_split(
                 parts[k] += g
                 break
     return [np.array(sorted(p), dtype=np.int64) for p in parts]
+
+
+# -- graphs ----------------------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class MoleculeGraph(BatchedGraph):
+    """A :class:`matxfer.graphs.BatchedGraph` of molecules plus bond features.
+
+    ``edge_attr`` (E, 7) float32: one-hot bond type (single, double, triple, aromatic, other),
+    conjugated, in ring (names in ``edge_feature_names``); ``edge_bond`` (E,) int64: the RDKit bond
+    index (within its molecule, offset by the bonds of earlier molecules) of each edge.
+    """
+
+    edge_attr: Optional[np.ndarray] = None
+    edge_bond: Optional[np.ndarray] = None
+    edge_feature_names: Optional[list] = None
+
+
+_BOND_CODES = {"SINGLE": 1, "DOUBLE": 2, "TRIPLE": 3, "AROMATIC": 4}
+
+
+def build_molecule_graphs(
+    inputs: Any,
+    *,
+    hydrogens: bool = False,
+    conformer: Union[bool, str] = False,
+    seed: int = 0xF00D,
+    errors: str = "raise",
+    strip_salts: bool = False,
+    polymer: Optional[str] = None,
+    n_threads: Optional[int] = None,
+) -> MoleculeGraph:
+    """Molecular graphs (atoms = nodes, each bond = two directed edges) in the batched layout of
+    crystal graphs, so ``matxfer.nn.GraphData.from_graphs`` and ``CGCNN`` use them unchanged.
+
+    hydrogens
+        ``True`` adds explicit hydrogen nodes (``Chem.AddHs``); default: heavy atoms only.
+    conformer
+        ``False``: edge lengths are the covalent-radius estimate of each bond (angstrom, bond-order
+        corrected, see ``rust/matxfer-core/src/molecule_graph.rs``). ``True`` / ``"etkdg"``: embed
+        one ETKDGv3 conformer (``seed``) and use its interatomic distances; ``"existing"``: use the
+        conformer the molecule already has (e.g. from an SDF file). A molecule whose embedding fails
+        is rejected under ``errors``.
+    errors
+        ``"raise"`` or ``"nan"``; with ``"nan"`` a rejected molecule becomes an empty graph (0 nodes)
+        so graph g is still input row g, and is listed in ``result.rejected``.
+    """
+    Chem, _ = _rdkit()
+    from matxfer import _core
+
+    if conformer not in (False, True, "etkdg", "existing"):
+        raise InvalidArgumentError(f"conformer must be False, True, 'etkdg' or 'existing', got {conformer!r}")
+    mols = inputs if isinstance(inputs, Molecules) else read_molecules(inputs, errors=errors, strip_salts=strip_salts, polymer=polymer)
+    rejected = list(mols.rejected)
+    table = Chem.GetPeriodicTable()
+    want_positions = conformer is not False
+    atom_ptr, bond_ptr = [0], [0]
+    numbers: list = []
+    radii: list = []
+    bonds: list = []
+    types: list = []
+    flags: list = []
+    positions: list = []
+    for k, mol in enumerate(mols.mols):
+        if mol is not None and (hydrogens or conformer in (True, "etkdg")):
+            mol = Chem.AddHs(mol, addCoords=conformer == "existing")
+        if mol is not None and want_positions:
+            reason = None
+            if conformer == "existing":
+                if mol.GetNumConformers() == 0:
+                    reason = "no conformer in the input (conformer='existing')"
+            else:
+                from rdkit.Chem import AllChem
+
+                params = AllChem.ETKDGv3()
+                params.randomSeed = int(seed)
+                if AllChem.EmbedMolecule(mol, params) != 0:
+                    reason = "ETKDG could not embed a conformer"
+            if reason is None and not hydrogens:
+                mol = Chem.RemoveHs(mol)
+            if reason is not None:
+                if errors == "raise":
+                    raise _error(k, mols.inputs[k], reason)
+                rejected.append(Rejected(k, mols.inputs[k], reason))
+                mol = None
+        if mol is not None:
+            for atom in mol.GetAtoms():
+                z = atom.GetAtomicNum()
+                numbers.append(z)
+                radii.append(table.GetRcovalent(z) if z > 0 else 0.0)
+            for bond in mol.GetBonds():
+                bonds.append((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+                types.append(_BOND_CODES.get(str(bond.GetBondType()), 0))
+                flags.append(int(bond.GetIsConjugated()) | (2 * int(bond.IsInRing())))
+            if want_positions:
+                positions.append(mol.GetConformer().GetPositions())
+        atom_ptr.append(len(numbers))
+        bond_ptr.append(len(types))
+    pos = np.concatenate(positions).astype(np.float64) if want_positions and positions else (np.zeros((0, 3)) if want_positions else None)
+    d = _core.build_molecule_graph_batch(
+        np.asarray(atom_ptr, dtype=np.int64),
+        np.asarray(numbers, dtype=np.int64),
+        np.asarray(radii, dtype=np.float64),
+        np.asarray(bond_ptr, dtype=np.int64),
+        np.asarray(bonds, dtype=np.int64).reshape(-1, 2),
+        np.asarray(types, dtype=np.uint8),
+        np.asarray(flags, dtype=np.uint8),
+        None if pos is None else np.ascontiguousarray(pos),
+        n_threads,
+    )
+    rejected.sort(key=lambda r: r.index)
+    graph = MoleculeGraph(**d, edge_feature_names=list(_core.molecule_edge_features()))
+    graph.rejected = rejected  # type: ignore[attr-defined]
+    return graph

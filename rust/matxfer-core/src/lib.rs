@@ -10,6 +10,7 @@ pub mod elements;
 pub mod error;
 pub mod formula;
 pub mod graph;
+pub mod molecule_graph;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;

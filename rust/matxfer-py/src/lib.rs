@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod composition;
 mod errors;
+mod molecules;
 mod structures;
 
 #[pymodule]
@@ -11,5 +12,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     composition::register(m)?;
     structures::register(m)?;
+    molecules::register(m)?;
     Ok(())
 }
