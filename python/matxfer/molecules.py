@@ -307,17 +307,29 @@ def polymer_to_molecule(mol, rule: str = "cap_h"):
         rw.AddBond((n_copies - 1) * n_unit + a2, a1, bond_type)
         remove += [first_dummy, last_dummy]
     else:
-        for d in (first_dummy, last_dummy):
-            rw.GetAtomWithIdx(d).SetAtomicNum(1)
-            rw.GetAtomWithIdx(d).SetIsotope(0)
+        # Cap: a single-bonded '*' becomes a hydrogen atom (removed again after sanitization, which
+        # keeps aromatic end atoms kekulizable); a '*' on a double or triple bond is dropped and its
+        # end atom gets as many hydrogens as the bond's order ('*=C' -> CH2=).
+        for d, end in ((first_dummy, a1), ((n_copies - 1) * n_unit + d2, (n_copies - 1) * n_unit + a2)):
+            order = int(round(rw.GetBondBetweenAtoms(d, end).GetBondTypeAsDouble()))
+            if order == 1:
+                rw.GetAtomWithIdx(d).SetAtomicNum(1)
+                rw.GetAtomWithIdx(d).SetIsotope(0)
+            else:
+                atom = rw.GetAtomWithIdx(end)
+                atom.SetNumExplicitHs(atom.GetNumExplicitHs() + order)
+                remove.append(d)
     for idx in sorted(remove, reverse=True):
         rw.RemoveAtom(idx)
     out = rw.GetMol()
-    try:
-        Chem.SanitizeMol(out)
-        out = Chem.RemoveHs(out)
-    except Exception as exc:  # RDKit raises its own sanitization exception types
-        raise ValueError(f"polymer rule {rule!r} gives an invalid molecule: {exc}") from None
+    _, rdBase = _rdkit()
+    with rdBase.CaptureErrorLog() as capture:
+        try:
+            Chem.SanitizeMol(out)
+            out = Chem.RemoveHs(out)
+        except Exception:  # RDKit raises its own sanitization exception types
+            reason = _log_reason(capture.messages, "sanitization failed")
+            raise ValueError(f"polymer rule {rule!r} gives an invalid molecule: {reason}") from None
     return out
 
 
