@@ -103,13 +103,13 @@ def inner_cv_select(make, grid, X, y, seed=0):
 def rf(seed):
     from sklearn.ensemble import RandomForestRegressor
 
-    return lambda mf: RandomForestRegressor(n_estimators=200, max_features=mf, n_jobs=2, random_state=seed)
+    return lambda mf: RandomForestRegressor(n_estimators=100, max_features=mf, n_jobs=2, random_state=seed)
 
 
 def hgb(seed):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    return lambda lr: HistGradientBoostingRegressor(learning_rate=lr, max_iter=400, random_state=seed)
+    return lambda lr: HistGradientBoostingRegressor(learning_rate=lr, max_iter=200, random_state=seed)
 
 
 def metrics(y, p):
