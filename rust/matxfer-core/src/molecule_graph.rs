@@ -179,7 +179,9 @@ pub fn build_molecule_graphs(b: &MoleculeBatch<'_>, n_threads: Option<usize>) ->
         return Err(CoreError::InvalidArgument("atom_ptr and bond_ptr must have the same length".into()));
     }
     if b.radii.len() != n_atoms || b.bonds.len() != 2 * n_bonds || b.bond_flags.len() != n_bonds {
-        return Err(CoreError::InvalidArgument("radii, bonds and bond_flags disagree with numbers / bond_types".into()));
+        return Err(CoreError::InvalidArgument(
+            "radii, bonds and bond_flags disagree with numbers / bond_types".into(),
+        ));
     }
     if let Some(p) = b.positions {
         if p.len() != 3 * n_atoms {
@@ -223,7 +225,10 @@ mod tests {
     use super::*;
 
     // Ethanol heavy atoms C-C-O, then benzene as a 6-ring of aromatic bonds.
-    fn batch_arrays() -> (Vec<i64>, Vec<i64>, Vec<f64>, Vec<i64>, Vec<i64>, Vec<u8>, Vec<u8>) {
+    /// atom_ptr, numbers, radii, bond_ptr, bonds, bond types, bond flags
+    type Arrays = (Vec<i64>, Vec<i64>, Vec<f64>, Vec<i64>, Vec<i64>, Vec<u8>, Vec<u8>);
+
+    fn batch_arrays() -> Arrays {
         let atom_ptr = vec![0, 3, 9];
         let numbers = vec![6, 6, 8, 6, 6, 6, 6, 6, 6];
         let radii = vec![0.76, 0.76, 0.66, 0.76, 0.76, 0.76, 0.76, 0.76, 0.76];
@@ -284,7 +289,6 @@ mod tests {
         };
         let g = build_molecule_graphs(&batch, None).unwrap();
         assert_eq!(g.distances[0], 1.0);
-        drop(batch);
         bonds[5] = 7; // second molecule, bond 0 now points past its 6 atoms
         let batch = MoleculeBatch {
             atom_ptr: &ap,
