@@ -99,3 +99,17 @@ def radial_distribution(
     n_threads: Optional[int] = None,
 ) -> npt.NDArray[np.float64]: ...
 def sine_coulomb_eigenvalues(structures: Structures, n_max: int, n_threads: Optional[int] = None) -> npt.NDArray[np.float64]: ...
+
+# Molecular graphs (rust/matxfer-py/src/molecules.rs)
+def build_molecule_graph_batch(
+    atom_ptr: npt.NDArray[np.int64],
+    numbers: npt.NDArray[np.int64],
+    radii: npt.NDArray[np.float64],
+    bond_ptr: npt.NDArray[np.int64],
+    bonds: npt.NDArray[np.int64],
+    bond_types: npt.NDArray[np.uint8],
+    bond_flags: npt.NDArray[np.uint8],
+    positions: Optional[npt.NDArray[np.float64]] = None,
+    n_threads: Optional[int] = None,
+) -> dict[str, npt.NDArray[Any]]: ...
+def molecule_edge_features() -> list[str]: ...

@@ -11,6 +11,7 @@ pub mod error;
 pub mod formula;
 pub mod graph;
 pub mod limits;
+pub mod molecule_graph;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;

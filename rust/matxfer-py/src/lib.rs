@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod args;
 mod composition;
 mod errors;
+mod molecules;
 mod structures;
 
 #[pymodule]
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
     composition::register(m)?;
     structures::register(m)?;
+    molecules::register(m)?;
     Ok(())
 }
