@@ -18,6 +18,7 @@ from matxfer.exceptions import (
     InternalError,
     InvalidArgumentError,
     MatxferError,
+    ModelFormatError,
 )
 from matxfer.featurize import (
     PRESETS,
@@ -48,6 +49,7 @@ __all__ = [
     "FeaturizationError",
     "InvalidArgumentError",
     "InternalError",
+    "ModelFormatError",
 ]
 
 
