@@ -128,10 +128,10 @@ class BuildConfig:
     well under 90 minutes on a 2-core machine)."""
 
     hidden: Tuple[int, ...] = (256, 128)
-    max_train_rows: int = 30000
+    max_train_rows: int = 20000
     max_test_rows: int = 10000
     test_fraction: float = 0.1
-    epochs_large: int = 20  # training pools of >= 20,000 rows
+    epochs_large: int = 15  # training sets of >= 10,000 rows
     epochs_small: int = 40
     patience: int = 4
     batch_size: int = 1024
@@ -281,7 +281,7 @@ def build(
                          formulas[test][ok[n_train:]], y[test][ok[n_train:]], X[n_train:][ok[n_train:]], len(formulas))
         f_tr, y_tr, X_tr, f_te, y_te, X_te, n_all = cache[ck]
         classification = task.task == "classification"
-        epochs = config.epochs_large if len(y_tr) >= 20000 else config.epochs_small
+        epochs = config.epochs_large if len(y_tr) >= 10000 else config.epochs_small
         batch = int(min(config.batch_size, max(64, len(y_tr) // 10)))
         tc = TrainConfig(epochs=epochs, batch_size=batch, lr=config.lr, weight_decay=config.weight_decay,
                          patience=config.patience, val_fraction=config.val_fraction, loss="bce" if classification else "l1",
