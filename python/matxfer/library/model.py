@@ -114,6 +114,7 @@ class LibraryModel:
         """Apply ``fn`` to descriptors of consecutive chunks; featurizing chunk k+1 (Rust, GIL
         released) overlaps the numpy evaluation of chunk k."""
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+            inputs = self._descriptors(inputs, n_threads)
             return [fn(inputs[i : i + chunk_size]) for i in range(0, len(inputs), chunk_size)] or [fn(inputs[:0])]
         seq = _as_sequence(inputs)
         n = len(seq)
