@@ -61,6 +61,15 @@ class NumpyMLP:
             self.layers.append((np.ascontiguousarray(w.T), b, norm))
         self.head_w, self.head_b = np.ascontiguousarray(f32("head.weight").T), f32("head.bias")
         self.n_in = int(self.init_args["n_in"])
+        # The fast path folds the standardisation into the first layer: clipping z = (x - mean) / std
+        # to [z_lo, z_hi] is clipping x to [mean + z_lo std, mean + z_hi std], and a missing x
+        # (z = 0) is x = mean. This saves one full pass over the descriptors.
+        w0, b0, _ = self.layers[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.x_lo = (self.x_mean + self.z_lo * self.x_std).astype(np.float32)
+            self.x_hi = (self.x_mean + self.z_hi * self.x_std).astype(np.float32)
+        self.w0_folded = np.ascontiguousarray(w0 / self.x_std[:, None], dtype=np.float32)
+        self.b0_folded = (b0 - (self.x_mean / self.x_std) @ w0).astype(np.float32)
 
     @staticmethod
     def expected_shapes(init_args: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
@@ -84,12 +93,24 @@ class NumpyMLP:
         np.nan_to_num(z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         return np.clip(z, self.z_lo, self.z_hi, out=z)
 
+    def _first_layer(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if not np.isfinite(X).all():  # rare: only then pay for the masked copy
+            X = np.where(np.isfinite(X), X, self.x_mean)
+        X = np.clip(X, self.x_lo, self.x_hi)
+        h = X @ self.w0_folded
+        h += self.b0_folded
+        return h
+
     def hidden_states(self, X: np.ndarray) -> List[np.ndarray]:
-        h = self.scale(X)
         states = []
-        for w, b, norm in self.layers:
-            h = h @ w
-            h += b
+        h = X
+        for k, (w, b, norm) in enumerate(self.layers):
+            if k == 0:
+                h = self._first_layer(h)
+            else:
+                h = h @ w
+                h += b
             if norm is not None:
                 mu = h.mean(axis=1, keepdims=True)
                 var = ((h - mu) ** 2).mean(axis=1, keepdims=True)
