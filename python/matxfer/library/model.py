@@ -124,7 +124,7 @@ class LibraryModel:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._descriptors, seq[0:chunk_size], n_threads)
             outs = []
-            for k, start in enumerate(starts):
+            for k in range(len(starts)):
                 X = pending.result()
                 if k + 1 < len(starts):
                     nxt = starts[k + 1]

@@ -227,7 +227,7 @@ def scan(
 
     # nested selection: per fold, the candidate with the lowest leave-one-out error on the training rows
     selected, sel_oof = [], np.zeros(len(y))
-    for f, (train, test) in enumerate(folds):
+    for f, (_, test) in enumerate(folds):
         best = min(results, key=lambda r: r["loo"][f])
         selected.append(f"{best['name']} [{best['strategy']}]")
         sel_oof[test] = best["oof"][test]

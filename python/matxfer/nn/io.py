@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Dict, Optional, Type
 
-import torch
 from torch import nn
 
 from .. import _safeio
