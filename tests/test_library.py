@@ -190,3 +190,21 @@ def test_scan_ranks_same_property_source_first(library, tmp_path):
     assert frozen.mae.iloc[0] < 0.95 * frozen.mae.iloc[1]
     assert len(result.selected) == 3 and all(s.startswith(GAP) for s in result.selected)
     assert (tmp_path / "scan.png").stat().st_size > 1000
+
+
+def test_cli_list_show_predict(library, tmp_path, capsys):
+    from matxfer.cli import main
+
+    assert main(["library", "search", "--task", "classification", "--library", str(library)]) == 0
+    out = capsys.readouterr().out
+    assert METAL in out and GAP not in out and "1 model(s)" in out
+    assert main(["library", "show", GAP, "--library", str(library)]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == GAP
+    src = tmp_path / "in.csv"
+    src.write_text("formula,note\nFe2O3,a\nNaN,sodium nitride\nGaAs,c\n")
+    assert main(["predict", GAP, str(src), "--out", str(tmp_path / "out.csv"), "--library", str(library)]) == 0
+    result = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert result.formula.tolist() == ["Fe2O3", "NaN", "GaAs"] and "band_gap" in result
+    np.testing.assert_allclose(result.band_gap.to_numpy(float), lib.load(GAP, library=library).predict(["Fe2O3", "NaN", "GaAs"]),
+                               rtol=1e-6)
+    assert main(["library", "show", "no/such/model", "--library", str(library)]) == 2
