@@ -208,3 +208,16 @@ def test_cli_list_show_predict(library, tmp_path, capsys):
     np.testing.assert_allclose(result.band_gap.to_numpy(float), lib.load(GAP, library=library).predict(["Fe2O3", "NaN", "GaAs"]),
                                rtol=1e-6)
     assert main(["library", "show", "no/such/model", "--library", str(library)]) == 2
+
+
+def test_shipped_models_load_and_are_redistributable():
+    shipped = lib.shipped_dir()
+    frame = lib.list(shipped)
+    assert len(frame) >= 25
+    size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
+    assert size <= 25e6
+    notice = (shipped / "NOTICE.md").read_text()
+    for row in frame.itertuples():
+        assert row.shippable and "glass" not in row.name and f"`{row.name}`" in notice
+        model = lib.load(row.name, library=shipped)
+        assert np.isfinite(model.predict(["Fe2O3", "NaCl"])).all()
