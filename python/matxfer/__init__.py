@@ -20,6 +20,7 @@ from matxfer.exceptions import (
     InvalidArgumentError,
     LimitExceededError,
     MatxferError,
+    ModelFormatError,
     StructureError,
     StructureParseError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "StructureError",
     "StructureParseError",
     "InternalError",
+    "ModelFormatError",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``matxfer demo`` and ``matxfer featurize``.
+"""Command line: ``matxfer demo``, ``matxfer featurize``, ``matxfer library ...``, ``matxfer predict``.
 
 Heavy libraries are imported inside the commands, so ``matxfer --help`` starts instantly.
 """
@@ -93,6 +93,83 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- library and predict (matxfer.library) ---------------------------------------------------------
+def cmd_library_list(args: argparse.Namespace) -> int:
+    import matxfer.library as lib
+
+    frame = lib.search(property=args.property, preset=args.preset, task=args.task, modality=args.modality,
+                       dataset=args.dataset, library=args.library)
+    cols = ["name", "units", "task", "n_rows", "mae", "roc_auc", "shippable"]
+    with _pandas_wide():
+        print(frame[cols].to_string(index=False) if len(frame) else "no models (build some: matxfer library build)")
+    print(f"\n{len(frame)} model(s)")
+    return 0
+
+
+def cmd_library_show(args: argparse.Namespace) -> int:
+    import json
+
+    import matxfer.library as lib
+
+    print(json.dumps(lib.card(args.name, library=args.library), indent=1, sort_keys=True))
+    return 0
+
+
+def cmd_library_scan(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from matxfer.library.scan import scan
+
+    frame = _read_table(Path(args.input), args.column)
+    if args.target not in frame.columns:
+        raise SystemExit(f"error: {args.input}: no column {args.target!r}")
+    y = frame[args.target].cast(float).to_numpy()
+    ok = np.isfinite(y)
+    result = scan(frame[args.column].to_list(), y, library=args.library, cv=args.cv, n_jobs=args.n_jobs,
+                  task=args.task, plot=args.plot, progress=True, models=None,
+                  baselines=tuple(args.baselines)) if ok.all() else None
+    if result is None:
+        raise SystemExit(f"error: {args.input}: column {args.target!r} has {int((~ok).sum())} missing values")
+    with _pandas_wide():
+        print(result.table.head(args.top).to_string(index=False))
+    print(f"\nselected per fold: {result.selected}\n{result.seconds:.1f} s")
+    return 0
+
+
+def cmd_library_build(args: argparse.Namespace) -> int:
+    import matxfer.library as lib
+
+    names = lib.build(out=args.out, data_dir=args.data, presets=args.presets, seeds=args.seeds, tasks=args.tasks,
+                      n_threads=args.n_threads)
+    print(f"{len(names)} models in {args.out or lib.user_dir()}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    import matxfer.library as lib
+
+    model = lib.load(args.model, library=args.library)
+    frame = _read_table(Path(args.input), args.column)
+    start = time.perf_counter()
+    pred = model.predict(frame[args.column], n_threads=args.n_threads)
+    seconds = time.perf_counter() - start
+    out = frame.with_columns(pl.Series(args.name or model.card["property"]["name"], pred))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.write_parquet(args.out) if args.out.endswith(".parquet") else out.write_csv(args.out)
+    err = model.expected_error
+    print(f"{model.name}: {len(pred)} predictions in {seconds:.2f} s ({len(pred) / max(seconds, 1e-9):,.0f} formulas/s) "
+          f"-> {args.out}" + (f"; expected error (hold-out MAE) {err:.3g} {model.card['property']['units']}" if err else ""))
+    return 0
+
+
+def _pandas_wide():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_colwidth", 60)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matxfer", description="Fast featurization and transfer learning for materials.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +189,47 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--keep", nargs="*", default=[], help="input columns to copy into the output")
     feat.add_argument("--n-threads", type=int, default=None)
     feat.set_defaults(func=cmd_featurize)
+
+    # matxfer library list|show|search|scan|build, matxfer predict
+    library = sub.add_parser("library", help="the pretrained model library").add_subparsers(dest="library_command", required=True)
+    for verb in ("list", "search"):
+        p = library.add_parser(verb, help="list models (search: with filters)")
+        for flag in ("--property", "--preset", "--task", "--modality", "--dataset", "--library"):
+            p.add_argument(flag, default=None)
+        p.set_defaults(func=cmd_library_list)
+    show = library.add_parser("show", help="print a model's card")
+    show.add_argument("name")
+    show.add_argument("--library", default=None)
+    show.set_defaults(func=cmd_library_show)
+    scan = library.add_parser("scan", help="rank library models as sources for a target file (k-fold CV)")
+    scan.add_argument("input", help=".csv or .parquet with a formula column and a target column")
+    scan.add_argument("--target", required=True, help="target column")
+    scan.add_argument("--column", default="formula")
+    scan.add_argument("--task", choices=["regression", "classification"], default="regression")
+    scan.add_argument("--cv", type=int, default=5)
+    scan.add_argument("--n-jobs", type=int, default=2)
+    scan.add_argument("--baselines", nargs="*", default=["gbm", "ridge"])
+    scan.add_argument("--plot", default=None, help="bar chart PNG path")
+    scan.add_argument("--top", type=int, default=25)
+    scan.add_argument("--library", default=None)
+    scan.set_defaults(func=cmd_library_scan)
+    lbuild = library.add_parser("build", help="rebuild the library from the public datasets (needs torch; resumable)")
+    lbuild.add_argument("--out", default=None, help="library directory (default: $MATXFER_LIBRARY or the user cache)")
+    lbuild.add_argument("--data", default=None, help="shared data folder (default: ../shared/data or $MATXFER_DATA)")
+    lbuild.add_argument("--presets", nargs="*", default=["magpie_full", "fraction", "xenonpy", "cromel"])
+    lbuild.add_argument("--seeds", nargs="*", type=int, default=[0])
+    lbuild.add_argument("--tasks", nargs="*", default=None, help="<dataset>/<property> keys or dataset names")
+    lbuild.add_argument("--n-threads", type=int, default=1, help="torch threads (1: reproducible and fastest on a busy machine)")
+    lbuild.set_defaults(func=cmd_library_build)
+    pred = sub.add_parser("predict", help="predict a column of formulas with a library model")
+    pred.add_argument("model", help="library model name, e.g. mp_gap/band_gap/magpie_full/mlp")
+    pred.add_argument("input", help=".csv, .csv.gz or .parquet file")
+    pred.add_argument("--column", default="formula")
+    pred.add_argument("--out", required=True, help="output .parquet or .csv")
+    pred.add_argument("--name", default=None, help="prediction column name (default: the property)")
+    pred.add_argument("--library", default=None)
+    pred.add_argument("--n-threads", type=int, default=None)
+    pred.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -119,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # matxfer input errors name the row and reason
+    except (ValueError, KeyError) as err:  # matxfer input errors name the row and reason
         print(f"error: {err}", file=sys.stderr)
         return 2
 

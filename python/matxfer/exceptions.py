@@ -18,6 +18,9 @@ class                      raised when
                            ``.name`` id or file, ``.reason``)
 ``StructureParseError``    a structure file cannot be parsed (``.file``, ``.line``,
                            ``.reason``)
+``ModelFormatError``       a saved model, card or checkpoint is refused (``.path``,
+                           ``.reason``): a pickle, a hash mismatch, a truncated file, an
+                           unknown class, an incompatible schema or descriptor version
 ``InternalError``          a bug in matxfer's core (a caught Rust panic); please report
 =========================  ==========================================================
 """
@@ -77,6 +80,15 @@ class StructureParseError(MatxferError, ValueError):
     reason: str
 
 
+class ModelFormatError(MatxferError, ValueError):
+    """A saved model, model card, strategy or checkpoint was refused before any of it was used."""
+
+    def __init__(self, path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
 class InternalError(MatxferError, RuntimeError):
     """An internal error of the Rust core (a caught panic). Please report it."""
 
@@ -90,5 +102,6 @@ __all__ = [
     "ArgumentTypeError",
     "StructureError",
     "StructureParseError",
+    "ModelFormatError",
     "InternalError",
 ]

@@ -6,7 +6,16 @@ Importing this subpackage imports torch; ``import matxfer`` alone never does.
 from .data import ArrayData, GraphData
 from .io import load_model, save_model
 from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
-from .trainer import TrainConfig, Trainer, TrainingDivergedError, masked_loss, predict, resolve_device
+from .trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    load_checkpoint,
+    masked_loss,
+    predict,
+    resolve_device,
+    save_checkpoint,
+)
 
 __all__ = [
     "ArrayData",
@@ -25,4 +34,6 @@ __all__ = [
     "resolve_device",
     "save_model",
     "load_model",
+    "save_checkpoint",
+    "load_checkpoint",
 ]

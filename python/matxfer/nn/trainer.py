@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import sys
@@ -21,7 +23,16 @@ from torch import Tensor, nn
 
 from .data import ArrayData, GraphData
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDivergedError", "masked_loss", "predict", "resolve_device"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainingDivergedError",
+    "masked_loss",
+    "predict",
+    "resolve_device",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 Data = Union[ArrayData, GraphData]
 
@@ -51,14 +62,15 @@ class TrainConfig:
     val_fraction: share of the training rows held out for early stopping when no validation
         data is passed (0 disables it).
     grad_clip: maximum global gradient norm (``None`` disables clipping).
-    loss: "l1", "mse" or "huber"; computed on ``(pred - y) / y_std`` when the model has an
+    loss: "l1", "mse", "huber" or "bce" (binary cross-entropy on logits, labels 0/1); computed on ``(pred - y) / y_std`` when the model has an
         output scaling ``y_std`` so that tasks with different units weigh alike.
     seed: seeds parameter initialisation order, shuffling and the validation split.
     device: "cpu", "cuda", a torch.device, or None for CUDA when present.
     bf16: use bfloat16 autocast on CUDA (ignored on CPU).
     progress: show a progress bar with live metrics (tqdm when installed, else one line per epoch).
-    checkpoint: path of a checkpoint file written every ``checkpoint_every`` epochs;
-        ``Trainer.fit(..., resume=True)`` continues from it.
+    checkpoint: path of a checkpoint file written every ``checkpoint_every`` epochs (safetensors:
+        model, optimizer, scheduler and generator state, no pickle; see :func:`save_checkpoint`);
+        ``Trainer.fit(..., resume=True)`` continues from it and refuses any other file.
     """
 
     epochs: int = 200
@@ -89,6 +101,7 @@ _LOSSES: Dict[str, Callable[[Tensor], Tensor]] = {
     "l1": torch.abs,
     "mse": torch.square,
     "huber": lambda r: torch.where(r.abs() < 1, 0.5 * r * r, r.abs() - 0.5),
+    "bce": torch.abs,  # placeholder: masked_loss computes the binary cross-entropy on logits itself
 }
 
 
@@ -99,10 +112,16 @@ def masked_loss(
     if pred.shape != y.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(y.shape)}")
     mask = ~torch.isnan(y)
-    residual = pred.float() - torch.where(mask, y, torch.zeros_like(y))
-    if y_std is not None:
-        residual = residual / y_std
-    per_entry = _LOSSES[kind](residual) * mask
+    target = torch.where(mask, y, torch.zeros_like(y))
+    if kind == "bce":
+        # binary cross-entropy on logits (labels 0/1); the output scaling does not apply
+        logits = pred.float()
+        per_entry = (torch.nn.functional.softplus(logits) - logits * target) * mask
+    else:
+        residual = pred.float() - target
+        if y_std is not None:
+            residual = residual / y_std
+        per_entry = _LOSSES[kind](residual) * mask
     w = mask.float()
     if weight is not None:
         per_entry = per_entry * weight[:, None]
@@ -282,7 +301,7 @@ class Trainer:
         start_epoch, best_val, best_state, bad_epochs = 0, math.inf, None, 0
         self.history = []
         if resume and c.checkpoint and os.path.exists(c.checkpoint):
-            state = torch.load(c.checkpoint, map_location=self.device, weights_only=False)
+            state = load_checkpoint(c.checkpoint, map_location=self.device)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -352,9 +371,51 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "history": self.history,
         }
-        tmp = f"{self.config.checkpoint}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.config.checkpoint)
+        save_checkpoint(state, self.config.checkpoint)
+
+
+#: ``__metadata__`` keys of a checkpoint file.
+CHECKPOINT_FORMAT = "matxfer.checkpoint/1"
+
+
+def save_checkpoint(state: Dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a training state (nested dicts/lists of tensors and numbers, e.g. optimizer and
+    scheduler state dicts) as one safetensors file: tensors as tensors, the structure as JSON in
+    the file's metadata, plus the sha256 of the tensor bytes. No pickle is involved."""
+    from .._safeio import encode_tree, write_safetensors_torch
+
+    tensors: Dict[str, Tensor] = {}
+    tree = encode_tree(state, tensors, "s")
+    digest = _tensor_digest(tensors)
+    meta = {"format": CHECKPOINT_FORMAT, "tree": json.dumps(tree, sort_keys=True), "tensors_sha256": digest}
+    write_safetensors_torch(path, tensors, metadata=meta)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; anything else (a ``torch.save`` pickle,
+    a truncated or altered file, another format) raises :class:`matxfer.ModelFormatError`."""
+    from .._safeio import decode_tree, read_safetensors_metadata, read_safetensors_torch
+    from ..exceptions import ModelFormatError
+
+    meta = read_safetensors_metadata(path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFormatError(path, f"not a matxfer checkpoint (format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    tensors = read_safetensors_torch(path, None, device=str(map_location))
+    if _tensor_digest(tensors) != meta.get("tensors_sha256"):
+        raise ModelFormatError(path, "tensor sha256 does not match the recorded one (tampered or corrupted)")
+    try:
+        return decode_tree(json.loads(meta["tree"]), tensors)
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelFormatError(path, f"invalid checkpoint structure ({err})") from None
+
+
+def _tensor_digest(tensors: Dict[str, Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 :class:`FromScratch` baseline. Needs the ``matxfer[torch]`` extra; importing it imports torch.
 """
 
+from ..library.scan import ScanResult, scan
 from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
 from .cromel import CrossModality
 from .delta import Delta
@@ -23,6 +24,7 @@ from .evaluation import (
 )
 from .finetune import FineTune
 from .frozen import FrozenFeatures
+from .io import load_strategy, save_strategy
 from .joint import default_joint_config
 from .latent import LatentVariable
 from .multitask import MultiTask
@@ -58,4 +60,8 @@ __all__ = [
     "overlap_mask",
     "parity_plot",
     "learning_curve_plot",
+    "scan",
+    "ScanResult",
+    "save_strategy",
+    "load_strategy",
 ]

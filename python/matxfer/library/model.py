@@ -1,0 +1,257 @@
+"""The library model format: a directory holding ``card.json`` and ``weights.safetensors``.
+
+``card.json`` says what the model is (name, property and units, task, modality, source dataset
+with the sha256 of the exact rows and targets used, descriptor preset, architecture, training
+settings and seed, hold-out metrics, licence and citation) and records the sha256 of the weights
+file. Loading checks, in order: the card is JSON (never a pickle), its schema is one this version
+reads, the class is a known one, the preset exists and yields the recorded feature names, the
+weights' sha256 matches, and every tensor has the shape the architecture needs. Any failure
+raises :class:`matxfer.ModelFormatError` naming the file and the reason; nothing is executed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import _safeio
+from ..exceptions import ModelFormatError
+from ._numpy_mlp import NumpyMLP
+
+__all__ = ["CARD_SCHEMA", "LibraryModel", "load_model_dir", "save_mlp", "feature_names_sha256", "rows_sha256"]
+
+#: Card schema this version writes; loading accepts exactly the schemas in ``READABLE_SCHEMAS``.
+CARD_SCHEMA = "matxfer.model-card/1"
+READABLE_SCHEMAS = (CARD_SCHEMA,)
+CARD_FILE, WEIGHTS_FILE = "card.json", "weights.safetensors"
+KNOWN_CLASSES = ("MLP",)
+TASKS = ("regression", "classification")
+MODALITIES = ("composition", "structure", "molecule")
+_REQUIRED = ("schema", "name", "class", "task", "modality", "property", "source", "descriptor", "architecture", "weights")
+
+
+def feature_names_sha256(preset: str) -> str:
+    """Fingerprint of a preset's feature names, in order: a model only sees the columns it was trained on."""
+    from ..featurize import feature_names
+
+    return hashlib.sha256("\n".join(feature_names(preset)).encode()).hexdigest()
+
+
+def rows_sha256(formulas: Sequence[str], y: np.ndarray) -> str:
+    """sha256 of the exact training rows: formulas joined by newlines, then the targets as float64 bytes."""
+    h = hashlib.sha256("\n".join(map(str, formulas)).encode("utf-8"))
+    h.update(np.ascontiguousarray(np.asarray(y, dtype=np.float64)).tobytes())
+    return h.hexdigest()
+
+
+def validate_card(card: Any, path: Path) -> Dict[str, Any]:
+    if not isinstance(card, dict):
+        raise ModelFormatError(path, "card is not a JSON object")
+    schema = card.get("schema")
+    if schema not in READABLE_SCHEMAS:
+        raise ModelFormatError(
+            path, f"card schema {schema!r} is not readable by this matxfer (reads {', '.join(READABLE_SCHEMAS)}); "
+            "rebuild the model with `matxfer library build` or upgrade matxfer"
+        )
+    missing = [k for k in _REQUIRED if k not in card]
+    if missing:
+        raise ModelFormatError(path, f"card lacks {missing}")
+    if card["class"] not in KNOWN_CLASSES:
+        raise ModelFormatError(path, f"unknown model class {card['class']!r} (known: {', '.join(KNOWN_CLASSES)})")
+    if card["task"] not in TASKS:
+        raise ModelFormatError(path, f"unknown task {card['task']!r}")
+    if card["modality"] not in MODALITIES:
+        raise ModelFormatError(path, f"unknown modality {card['modality']!r}")
+    return card
+
+
+class LibraryModel:
+    """A loaded library model: ``predict(formulas)`` featurizes with the model's own preset in
+    chunks (Rust, GIL released) and evaluates the network in numpy (torch is not needed).
+
+    ``card`` is the parsed card; ``name``, ``preset``, ``task`` and ``expected_error`` come from it.
+    """
+
+    def __init__(self, card: Dict[str, Any], state: Dict[str, np.ndarray], path: Optional[Path] = None) -> None:
+        self.card = card
+        self.path = path
+        self.network = NumpyMLP(card["architecture"]["init_args"], state)
+        self._state = state
+
+    name = property(lambda self: self.card["name"])
+    preset = property(lambda self: self.card["descriptor"]["preset"])
+    task = property(lambda self: self.card["task"])
+
+    @property
+    def expected_error(self) -> Optional[float]:
+        """The hold-out mean absolute error from the card (regression), else None."""
+        metrics = self.card.get("metrics") or {}
+        return metrics.get("mae")
+
+    def __repr__(self) -> str:
+        p = self.card["property"]
+        return f"LibraryModel({self.name!r}, property={p.get('name')!r} [{p.get('units', '')}], task={self.task!r})"
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def featurize(self, formulas: Any, n_threads: Optional[int] = None, errors: str = "raise") -> np.ndarray:
+        from ..featurize import featurize
+
+        return featurize(formulas, self.preset, errors=errors, n_threads=n_threads, dtype=np.float32).values
+
+    def _descriptors(self, inputs: Any, n_threads: Optional[int]) -> np.ndarray:
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.dtype.kind == "f":
+            if inputs.shape[1] != self.network.n_in:
+                raise ValueError(f"{self.name} expects {self.network.n_in} descriptor columns ({self.preset}), got {inputs.shape[1]}")
+            return inputs
+        return self.featurize(inputs, n_threads=n_threads)
+
+    def _map_chunks(self, inputs: Any, fn, chunk_size: int, n_threads: Optional[int]):
+        """Apply ``fn`` to descriptors of consecutive chunks; featurizing chunk k+1 (Rust, GIL
+        released) overlaps the numpy evaluation of chunk k."""
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+            inputs = self._descriptors(inputs, n_threads)
+            return [fn(inputs[i : i + chunk_size]) for i in range(0, len(inputs), chunk_size)] or [fn(inputs[:0])]
+        seq = _as_sequence(inputs)
+        n = len(seq)
+        if n <= chunk_size:
+            return [fn(self._descriptors(seq, n_threads))]
+        starts = range(0, n, chunk_size)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._descriptors, seq[0:chunk_size], n_threads)
+            outs = []
+            for k in range(len(starts)):
+                X = pending.result()
+                if k + 1 < len(starts):
+                    nxt = starts[k + 1]
+                    pending = pool.submit(self._descriptors, seq[nxt : nxt + chunk_size], n_threads)
+                outs.append(fn(X))
+        return outs
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def predict(
+        self, inputs: Any, chunk_size: int = 65536, n_threads: Optional[int] = None, return_error: bool = False
+    ) -> Union[np.ndarray, Tuple[np.ndarray, Optional[float]]]:
+        """Predictions (float64) for formulas (anything ``featurize`` takes) or a descriptor array.
+
+        Regression: the property in the card's units. Classification: the probability of the
+        positive class (``card["property"]["positive"]``). ``return_error=True`` also returns
+        the card's hold-out MAE (regression) as the expected error.
+        """
+
+        def run(X):
+            out = self.network.raw_output(X)[:, 0]
+            if self.task == "classification":
+                out = 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
+            return out
+
+        pred = np.concatenate(self._map_chunks(inputs, run, chunk_size, n_threads)).astype(np.float64)
+        return (pred, self.expected_error) if return_error else pred
+
+    def transform(self, inputs: Any, layers: Union[str, Sequence[int]] = "all", include_prediction: bool = True,
+                  chunk_size: int = 65536, n_threads: Optional[int] = None) -> np.ndarray:
+        """Frozen features: hidden activations (float32) of the chosen layers, plus the raw output."""
+        n_layers = len(self.network.layers)
+        chosen = list(range(n_layers)) if layers == "all" else [n_layers - 1] if layers == "last" else [i % n_layers for i in layers]
+
+        def run(X):
+            states = self.network.hidden_states(X)
+            parts = [states[i] for i in chosen]
+            if include_prediction:
+                h = states[-1]
+                parts.append((h @ self.network.head_w + self.network.head_b) * self.network.y_std + self.network.y_mean)
+            return np.concatenate(parts, axis=1)
+
+        return np.concatenate(self._map_chunks(inputs, run, chunk_size, n_threads))
+
+    def to_torch(self):
+        """The same network as a :class:`matxfer.nn.MLP` (needs torch), e.g. to hand to a transfer strategy."""
+        try:
+            import torch
+        except ImportError:
+            raise ImportError('converting a library model to torch needs PyTorch: pip install "matxfer[torch]"') from None
+        from ..nn import MLP
+
+        model = MLP(**self.card["architecture"]["init_args"])
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self._state.items()})
+        return model.eval()
+
+
+def _as_sequence(inputs: Any):
+    """Something that can be sliced into chunks and handed to ``featurize``."""
+    if isinstance(inputs, (list, tuple, np.ndarray)):
+        return inputs
+    module = type(inputs).__module__
+    if module.startswith(("pandas", "polars")):
+        return inputs
+    if module.startswith("pyarrow"):
+        return inputs
+    return list(inputs)
+
+
+def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True) -> LibraryModel:
+    """Load and verify a model directory (see the module docstring for the checks)."""
+    directory = Path(directory)
+    card_path = directory / CARD_FILE
+    card = validate_card(_safeio.read_json(card_path, "model card"), card_path)
+    weights = card["weights"]
+    if not isinstance(weights, dict) or weights.get("file") != WEIGHTS_FILE or not isinstance(weights.get("sha256"), str):
+        raise ModelFormatError(card_path, "card.weights must name weights.safetensors and its sha256")
+    descriptor = card["descriptor"]
+    if card["modality"] == "composition" and check_preset:
+        from ..featurize import PRESETS
+
+        preset = descriptor.get("preset")
+        base = str(preset).split(":")[0]
+        if base not in PRESETS and base not in ("cromel", "stats"):
+            raise ModelFormatError(card_path, f"descriptor preset {preset!r} is unknown to this matxfer")
+        try:
+            fingerprint = feature_names_sha256(preset)
+        except ValueError as err:
+            raise ModelFormatError(card_path, f"descriptor preset {preset!r}: {err}") from None
+        if fingerprint != descriptor.get("feature_names_sha256"):
+            raise ModelFormatError(
+                card_path, f"preset {preset!r} of this matxfer yields other features than the model was trained on "
+                f"(matxfer {card.get('matxfer_version')}); rebuild the model"
+            )
+    weights_path = directory / WEIGHTS_FILE
+    state = _safeio.read_safetensors_numpy(weights_path, weights["sha256"])
+    init_args = card["architecture"].get("init_args")
+    if not isinstance(init_args, dict):
+        raise ModelFormatError(card_path, "architecture.init_args is missing")
+    try:
+        expected = NumpyMLP.expected_shapes(init_args)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFormatError(card_path, f"invalid init_args ({err})") from None
+    if set(state) != set(expected) or any(tuple(state[k].shape) != v for k, v in expected.items()):
+        raise ModelFormatError(weights_path, "tensor names or shapes do not match the card's architecture")
+    try:
+        return LibraryModel(card, state, directory)
+    except ValueError as err:
+        raise ModelFormatError(card_path, str(err)) from None
+
+
+def save_mlp(model: Any, card: Dict[str, Any], directory: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Write a torch :class:`matxfer.nn.MLP` and its card into ``directory``; returns the final card.
+
+    Fills ``schema``, ``class``, ``architecture``, ``descriptor.feature_names_sha256`` and
+    ``weights`` (sha256 of the written file); the rest of the card is the caller's.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    digest = _safeio.write_safetensors_numpy(directory / WEIGHTS_FILE, state)
+    card = dict(card)
+    card["schema"] = CARD_SCHEMA
+    card["class"] = type(model).__name__
+    card["architecture"] = {"class": type(model).__name__, "init_args": model.init_args}
+    if card.get("modality", "composition") == "composition":
+        card["descriptor"] = {**card.get("descriptor", {}), "feature_names_sha256": feature_names_sha256(card["descriptor"]["preset"])}
+    card["weights"] = {"file": WEIGHTS_FILE, "sha256": digest, "dtype": "float32", "bytes": (directory / WEIGHTS_FILE).stat().st_size}
+    validate_card(card, directory / CARD_FILE)
+    _safeio.write_json(directory / CARD_FILE, card)
+    return card

@@ -1,0 +1,223 @@
+"""The model library: format, verified loading, registry, numpy prediction, build and scan.
+
+A tiny library (three small models from the real shared data) is built once per module; the
+full library is never built in the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+import matxfer  # noqa: E402
+import matxfer.library as lib  # noqa: E402
+from matxfer import ModelFormatError  # noqa: E402
+from matxfer.library.builder import BuildConfig, _read, _split, default_data_dir  # noqa: E402
+
+from .conftest import SHARED_DATA, shared  # noqa: E402
+
+SMALL = BuildConfig(hidden=(32, 16), max_train_rows=3000, max_test_rows=1000, epochs_large=6, epochs_small=15)
+TASKS = ["mp_gap/band_gap", "mp_gap/is_metal", "m2ax/bulk_modulus"]
+GAP, METAL, BULK = (f"{t}/magpie/mlp" for t in TASKS)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("library")
+    names = lib.build(out=root, data_dir=SHARED_DATA, presets=("magpie",), tasks=TASKS, config=SMALL, n_threads=1, progress=False)
+    assert sorted(names) == sorted([GAP, METAL, BULK])
+    return root
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+class _Payload:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_card_records_source_rows_and_metrics(library):
+    card = lib.card(GAP, library=library)
+    assert card["schema"] == lib.CARD_SCHEMA
+    assert card["property"] == {"name": "band_gap", "units": "eV", "description": "PBE band gap"}
+    assert card["task"] == "regression" and card["modality"] == "composition"
+    assert card["descriptor"]["preset"] == "magpie" and card["descriptor"]["n_features"] == 132
+    assert card["architecture"]["init_args"]["hidden"] == [32, 16]
+    assert card["training"]["seed"] == 0 and card["metrics"]["mae"] > 0
+    assert "CC BY 4.0" in card["source"]["license"] and card["source"]["citation"]
+    # the recorded hash is the hash of exactly the rows the split function selects
+    task = next(t for t in lib.builder.TASKS if t.key == "mp_gap/band_gap")
+    formulas, y = _read(default_data_dir() if SHARED_DATA is None else Path(SHARED_DATA), task)
+    train, _ = _split(formulas, SMALL)
+    assert card["source"]["n_rows_train"] == len(train) == 3000
+    assert card["source"]["rows_sha256"] == lib.rows_sha256(formulas[train], y[train])
+
+
+def test_numpy_prediction_matches_torch_and_descriptors(library):
+    from matxfer.nn import predict
+
+    model = lib.load(GAP, library=library)
+    formulas = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False,
+                           dtype={"formula": str}).formula.tolist()
+    pred, err = model.predict(formulas, chunk_size=1000, return_error=True)
+    assert pred.shape == (len(formulas),) and pred.dtype == np.float64 and err == model.card["metrics"]["mae"]
+    X = matxfer.featurize(formulas, "magpie", dtype=np.float32).values
+    np.testing.assert_allclose(pred, predict(model.to_torch(), X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model.predict(X, chunk_size=1000), pred)
+    proba = lib.load(METAL, library=library).predict(formulas[:200])
+    assert ((proba >= 0) & (proba <= 1)).all()
+    with pytest.raises(ValueError, match="132 descriptor columns"):
+        model.predict(np.zeros((3, 7), np.float32))
+
+
+def test_import_and_predict_without_torch(library):
+    code = (
+        "import sys, matxfer, matxfer.library as lib\n"
+        f"m = lib.load({GAP!r}, library={str(library)!r})\n"
+        "print(m.predict(['Fe2O3', 'NaCl', 'NaN']).round(3).tolist())\n"
+        "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules, 'heavy import'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 3
+
+
+def test_refuses_pickle_tampered_truncated_unknown_class_and_schema(library, tmp_path):
+    marker = tmp_path / "pwned"
+    # a pickle where the weights belong
+    bad = _copy(library / GAP, tmp_path / "pickle")
+    with open(bad / "weights.safetensors", "wb") as fh:
+        pickle.dump(_Payload(marker), fh)
+    with pytest.raises(ModelFormatError, match=r"weights.safetensors: it is a Python pickle"):
+        lib.load(str(bad))
+    # a pickle where the card belongs
+    bad = _copy(library / GAP, tmp_path / "pickle_card")
+    with open(bad / "card.json", "wb") as fh:
+        pickle.dump(_Payload(marker), fh)
+    with pytest.raises(ModelFormatError, match=r"card.json: it is a Python pickle"):
+        lib.load(str(bad))
+    assert not marker.exists()
+    # one flipped byte in the weights
+    bad = _copy(library / GAP, tmp_path / "tampered")
+    raw = bytearray((bad / "weights.safetensors").read_bytes())
+    raw[-3] ^= 0x01
+    (bad / "weights.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ModelFormatError, match="sha256 .* does not match"):
+        lib.load(str(bad))
+    # truncated weights, even with a card that records the truncated file's hash
+    bad = _copy(library / GAP, tmp_path / "truncated")
+    data = (bad / "weights.safetensors").read_bytes()[:1000]
+    (bad / "weights.safetensors").write_bytes(data)
+    card = json.loads((bad / "card.json").read_text())
+    card["weights"]["sha256"] = matxfer._safeio.sha256_bytes(data)
+    (bad / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFormatError, match="not a valid safetensors file"):
+        lib.load(str(bad))
+    # unknown class, incompatible schema, a preset this version does not have
+    for case, change, message in (
+        ("class", {"class": "subprocess.Popen"}, "unknown model class 'subprocess.Popen'"),
+        ("schema", {"schema": "matxfer.model-card/99"}, "schema 'matxfer.model-card/99' is not readable"),
+        ("preset", {"descriptor": {"preset": "magpie_v9", "feature_names_sha256": "0"}}, "preset 'magpie_v9' is unknown"),
+    ):
+        bad = _copy(library / GAP, tmp_path / case)
+        card = json.loads((bad / "card.json").read_text())
+        card.update(change)
+        (bad / "card.json").write_text(json.dumps(card))
+        with pytest.raises(ModelFormatError, match=message) as info:
+            lib.load(str(bad))
+        assert str(bad / "card.json") in str(info.value)
+
+
+def test_search_filters_agree_with_cards(library):
+    every = lib.list(library)
+    assert sorted(every.name) == sorted([GAP, METAL, BULK])
+    cards = {n: lib.card(n, library=library) for n in every.name}
+    assert list(lib.search(task="classification", library=library).name) == [METAL]
+    assert sorted(lib.search(dataset="mp_gap", library=library).name) == sorted([GAP, METAL])
+    assert list(lib.search(property="bulk", library=library).name) == [BULK]
+    bound = cards[GAP]["metrics"]["mae"]
+    hits = lib.search(mae_max=bound, library=library).name.tolist()
+    assert hits == sorted(n for n, c in cards.items() if c["metrics"].get("mae") is not None and c["metrics"]["mae"] <= bound)
+    assert lib.search(preset="xenonpy", library=library).empty
+    with pytest.raises(TypeError, match="unknown filter"):
+        lib.search(mae_below=1, library=library)
+
+
+def test_register_and_rebuild_is_byte_identical(library, tmp_path):
+    model = lib.load(BULK, library=library)
+    card = {k: v for k, v in model.card.items() if k not in ("weights", "_path")}
+    card["name"] = "mine/bulk_modulus/magpie/mlp"
+    path = lib.register(model.to_torch(), card, library=tmp_path / "user")
+    again = lib.load("mine/bulk_modulus/magpie/mlp", library=tmp_path / "user")
+    np.testing.assert_array_equal(again.predict(["Ti2AlC", "Cr2GaN"]), model.predict(["Ti2AlC", "Cr2GaN"]))
+    with pytest.raises(FileExistsError):
+        lib.register(model.to_torch(), card, library=tmp_path / "user")
+    assert path.is_dir()
+    # same data, machine and thread count: the same bytes
+    lib.build(out=tmp_path / "again", data_dir=SHARED_DATA, presets=("magpie",), tasks=["m2ax/bulk_modulus"], config=SMALL,
+              n_threads=1, progress=False)
+    for f in ("card.json", "weights.safetensors"):
+        assert (tmp_path / "again" / BULK / f).read_bytes() == (library / BULK / f).read_bytes()
+
+
+def test_scan_ranks_same_property_source_first(library, tmp_path):
+    expt = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str})
+    expt = expt.sample(600, random_state=0)
+    from matxfer.transfer import scan
+
+    result = scan(expt.formula.tolist(), expt.band_gap_expt_eV.to_numpy(float), library=library,
+                  models=[GAP, BULK], cv=3, n_jobs=2, baselines=("ridge",), plot=str(tmp_path / "scan.png"))
+    table = result.table
+    frozen = table[(table.kind == "source") & (table.strategy == "frozen-ridge")]
+    assert frozen.name.tolist()[0] == GAP, frozen
+    assert frozen.mae.iloc[0] < 0.95 * frozen.mae.iloc[1]
+    assert len(result.selected) == 3 and all(s.startswith(GAP) for s in result.selected)
+    assert (tmp_path / "scan.png").stat().st_size > 1000
+
+
+def test_cli_list_show_predict(library, tmp_path, capsys):
+    from matxfer.cli import main
+
+    assert main(["library", "search", "--task", "classification", "--library", str(library)]) == 0
+    out = capsys.readouterr().out
+    assert METAL in out and GAP not in out and "1 model(s)" in out
+    assert main(["library", "show", GAP, "--library", str(library)]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == GAP
+    src = tmp_path / "in.csv"
+    src.write_text("formula,note\nFe2O3,a\nNaN,sodium nitride\nGaAs,c\n")
+    assert main(["predict", GAP, str(src), "--out", str(tmp_path / "out.csv"), "--library", str(library)]) == 0
+    result = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert result.formula.tolist() == ["Fe2O3", "NaN", "GaAs"] and "band_gap" in result
+    np.testing.assert_allclose(result.band_gap.to_numpy(float), lib.load(GAP, library=library).predict(["Fe2O3", "NaN", "GaAs"]),
+                               rtol=1e-6)
+    assert main(["library", "show", "no/such/model", "--library", str(library)]) == 2
+
+
+def test_shipped_models_load_and_are_redistributable():
+    shipped = lib.shipped_dir()
+    frame = lib.list(shipped)
+    assert len(frame) >= 25
+    size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
+    assert size <= 25e6
+    notice = (shipped / "NOTICE.md").read_text()
+    for row in frame.itertuples():
+        assert row.shippable and "glass" not in row.name and f"`{row.name}`" in notice
+        model = lib.load(row.name, library=shipped)
+        assert np.isfinite(model.predict(["Fe2O3", "NaCl"])).all()
