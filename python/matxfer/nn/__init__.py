@@ -6,11 +6,13 @@ Importing this subpackage imports torch; ``import matxfer`` alone never does.
 from .data import ArrayData, GraphData
 from .io import load_model, save_model
 from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
+from .store import GraphStoreData
 from .trainer import TrainConfig, Trainer, TrainingDivergedError, masked_loss, predict, resolve_device
 
 __all__ = [
     "ArrayData",
     "GraphData",
+    "GraphStoreData",
     "MLP",
     "LatentMLP",
     "CompositionEncoder",
