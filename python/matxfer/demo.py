@@ -68,8 +68,8 @@ class DemoSettings:
 
 FULL = DemoSettings()
 QUICK = DemoSettings(
-    source_rows=3000, source_hidden=(64, 32), source_epochs=4, target_rows=600, target_hidden=(64, 32),
-    target_epochs=15, target_patience=5, folds=3, gbm_trees=50, curve_sizes=(100, None),
+    source_rows=2000, source_hidden=(64, 32), source_epochs=3, target_rows=500, target_hidden=(64, 32),
+    target_epochs=8, target_patience=3, folds=3, gbm_trees=30, curve_sizes=(100, None),
 )
 
 
