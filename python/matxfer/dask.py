@@ -22,6 +22,7 @@ matxfer must be installed in the workers' environment, nothing else is needed.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 import numpy as np
@@ -72,8 +73,19 @@ def _structures_partition(frame, preset: str, dtype: str, n_threads: Optional[in
     from matxfer.streaming import DENSITY_NAMES, structure_formulas
     from matxfer.structures import StructureBatch, density_features
 
+    def value(v):
+        if isinstance(v, str):  # JSON text, or list columns that Dask's string conversion turned into text
+            try:
+                return json.loads(v)
+            except ValueError:
+                raise ValueError(
+                    "structure columns arrived as text; build the frame with "
+                    "dask.config.set({'dataframe.convert-string': False}) so lists stay lists"
+                ) from None
+        return v
+
     items = [
-        {"lattice": lat, "species": sp, "frac_coords": fc}
+        {"lattice": value(lat), "species": value(sp), "frac_coords": value(fc)}
         for lat, sp, fc in zip(frame["lattice"], frame["species"], frame["frac_coords"])
     ]
     batch = StructureBatch.from_structures(items)
