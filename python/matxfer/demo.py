@@ -51,25 +51,28 @@ class DemoSettings:
 
     source_rows: Optional[int] = None  # None: the whole shipped subset (30,000 rows minus the overlap)
     source_hidden: Sequence[int] = (256, 128, 64)
-    source_epochs: int = 20
+    source_epochs: int = 15
+    source_batch: int = 1024
     target_rows: Optional[int] = None  # None: all 4,604 rows
     target_hidden: Sequence[int] = (256, 128, 64)
-    target_epochs: int = 60
-    target_patience: int = 10
+    target_epochs: int = 40
+    target_batch: int = 256
+    target_patience: int = 8
     folds: int = 5
-    gbm_trees: int = 300
-    curve_sizes: Sequence[Optional[int]] = (50, 200, 800, None)
+    gbm_trees: int = 200
+    curve_sizes: Sequence[Optional[int]] = (100, 400, None)
+    torch_threads: int = 1
 
     def key(self) -> str:
         """Hash of what determines the source model (for the cache)."""
-        text = json.dumps([self.source_rows, list(self.source_hidden), self.source_epochs, 1], sort_keys=True)
+        text = json.dumps([self.source_rows, list(self.source_hidden), self.source_epochs, self.source_batch, 1], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 FULL = DemoSettings()
 QUICK = DemoSettings(
-    source_rows=2000, source_hidden=(64, 32), source_epochs=3, target_rows=500, target_hidden=(64, 32),
-    target_epochs=8, target_patience=3, folds=3, gbm_trees=30, curve_sizes=(100, None),
+    source_rows=2000, source_hidden=(64, 32), source_epochs=3, source_batch=256, target_rows=500, target_hidden=(64, 32),
+    target_epochs=8, target_batch=128, target_patience=3, folds=3, gbm_trees=30, curve_sizes=(100, None),
 )
 
 
@@ -119,7 +122,7 @@ def _source_model(settings: DemoSettings, X_src, y_src, data_path: Path, refresh
         except Exception as exc:  # noqa: BLE001 - a damaged cache is retrained, not fatal
             say(f"   (cached source at {folder} unreadable: {exc}; retraining)")
     start = time.perf_counter()
-    config = default_source_config(epochs=settings.source_epochs, patience=5)
+    config = default_source_config(epochs=settings.source_epochs, batch_size=settings.source_batch, patience=5)
     model = pretrain_mlp(X_src, y_src, hidden=tuple(settings.source_hidden), config=config)
     seconds = time.perf_counter() - start
     try:
@@ -139,12 +142,24 @@ def run(
     progress: Optional[bool] = None,
     settings: Optional[DemoSettings] = None,
 ) -> int:
-    from matxfer.streaming import check_writable, featurize_file
+    from matxfer.streaming import check_writable
 
     settings = settings or (QUICK if quick else FULL)
     out = Path(out)
     check_writable(out / "predictions.csv")  # before any work
     t_start = time.perf_counter()
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # Small networks and 4,604 rows gain little from a second thread, and OpenMP's spin-waiting
+    # makes multi-threaded training many times slower on a machine that is busy with other work.
+    torch.set_num_threads(settings.torch_threads)
+    with threadpool_limits(settings.torch_threads):
+        return _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_start)
+
+
+def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_start) -> int:
+    from matxfer.streaming import featurize_file
 
     def say(text: str = "") -> None:
         if not quiet:
@@ -186,7 +201,8 @@ def run(
     from matxfer.transfer.evaluation import MATBENCH_SEED
     from matxfer.transfer.heads import gbm_regressor
 
-    target_config = default_target_config(epochs=settings.target_epochs, patience=settings.target_patience)
+    target_config = default_target_config(epochs=settings.target_epochs, batch_size=settings.target_batch,
+                                          patience=settings.target_patience)
     cv = KFold(n_splits=settings.folds, shuffle=True, random_state=MATBENCH_SEED)
     protocol = "the matbench split" if settings.folds == 5 and len(y) == 4604 else f"{settings.folds} folds on {len(y):,} rows"
     say(f"3. transfer   {settings.folds}-fold cross-validation ({protocol}); target networks: up to "
