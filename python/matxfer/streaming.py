@@ -412,10 +412,8 @@ def _feature_table(values: np.ndarray, names: Sequence[str], invalid: Optional[n
     missing element data, which is a value, not a failure)."""
     import pyarrow as pa
 
-    arrays = []
-    for j in range(values.shape[1]):
-        column = np.ascontiguousarray(values[:, j])
-        arrays.append(pa.array(column, mask=invalid) if invalid is not None else pa.array(column))
+    columns = np.ascontiguousarray(values.T)  # one blocked transpose instead of a strided copy per column
+    arrays = [pa.array(column, mask=invalid) if invalid is not None else pa.array(column) for column in columns]
     return pa.Table.from_arrays(arrays, names=list(names))
 
 
