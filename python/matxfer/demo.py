@@ -200,8 +200,6 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
 
     from matxfer.transfer import Delta, FromScratch, cross_validate, default_target_config, regression_metrics
     from matxfer.transfer.evaluation import MATBENCH_SEED
-    from matxfer.transfer.heads import gbm_regressor
-
     target_config = default_target_config(epochs=settings.target_epochs, batch_size=settings.target_batch,
                                           lr=settings.target_lr, patience=settings.target_patience)
     cv = KFold(n_splits=settings.folds, shuffle=True, random_state=MATBENCH_SEED)
@@ -221,7 +219,19 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
     t = time.perf_counter()
     result_delta = cross_validate(delta(), X, y, cv=cv, name="delta")
     timings["delta"] = time.perf_counter() - t
-    rows.append(("Delta transfer from the DFT source (matxfer)", result_delta))
+    rows.append(("Delta, MLP started from the source (matxfer)", result_delta))
+    t = time.perf_counter()
+    boosted_delta = Delta(output_floor=0.0, head=_boosting(settings)).use_source(source)
+    result_delta_gbm = cross_validate(boosted_delta, X, y, cv=cv, name="delta_gbm")
+    timings["delta_gbm"] = time.perf_counter() - t
+    rows.append(("Delta with a boosted-tree head (matxfer)", result_delta_gbm))
+    # Both members are deterministic on the CPU and see the same folds, so the mean of their
+    # out-of-fold predictions is what Ensemble([...]) would give (benches/RESULTS.md "stack").
+    from matxfer.transfer import CVResult
+
+    mean_pred = 0.5 * (result_delta.predictions + result_delta_gbm.predictions)
+    result_mean = CVResult("delta_mean", [regression_metrics(y[test], mean_pred[test]) for _, test in cv.split(X)], mean_pred)
+    rows.insert(0, ("mean of the two Delta models (matxfer)", result_mean))
     t = time.perf_counter()
     result_scratch = cross_validate(scratch(), X, y, cv=cv, name="scratch")
     timings["scratch"] = time.perf_counter() - t
@@ -230,13 +240,10 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
     gbm_pred = np.full(len(y), np.nan)
     gbm_folds = []
     for train_idx, test_idx in cv.split(X):
-        # Squared error: with an absolute-error loss and this few trees, boosting stalls on the many
-        # 0 eV (metal) targets, whose median residual is 0.
-        model = gbm_regressor(loss="squared_error", max_iter=settings.gbm_trees, learning_rate=0.1).fit(X[train_idx], y[train_idx])
+        model = _boosting(settings).fit(X[train_idx], y[train_idx])
         gbm_pred[test_idx] = np.maximum(model.predict(X[test_idx]), 0.0)
         gbm_folds.append(regression_metrics(y[test_idx], gbm_pred[test_idx]))
     timings["gbm"] = time.perf_counter() - t
-    from matxfer.transfer import CVResult
 
     result_gbm = CVResult("gbm", gbm_folds, gbm_pred)
     rows.append((f"gradient boosting, same descriptors ({settings.gbm_trees} trees)", result_gbm))
@@ -257,12 +264,13 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
         "(source with/without the overlap), 3-seed Delta + boosting 0.305/0.320")
 
     # 4. outputs
-    _write_predictions(out / "predictions.csv", formulas, y, {"delta": result_delta.predictions,
+    _write_predictions(out / "predictions.csv", formulas, y, {"delta_mean": mean_pred, "delta": result_delta.predictions,
+                       "delta_gbm": result_delta_gbm.predictions,
                        "scratch": result_scratch.predictions, "gbm": gbm_pred, "source": source_pred})
     from matxfer.transfer import learning_curve, learning_curve_plot, parity_plot
 
-    parity_plot(y, result_delta.predictions, str(out / "parity.png"),
-                title=f"Delta transfer, {settings.folds}-fold CV on expt_gap", unit="eV")
+    parity_plot(y, mean_pred, str(out / "parity.png"),
+                title=f"Delta transfer (mean of MLP and boosted head), {settings.folds}-fold CV on expt_gap", unit="eV")
     t = time.perf_counter()
     curves = {
         "Delta transfer": learning_curve(delta(), X, y, sizes=settings.curve_sizes, n_repeats=1),
@@ -289,6 +297,14 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
     say(f"total {time.perf_counter() - t_start:.0f} s")
     sys.stdout.flush()
     return 0
+
+
+def _boosting(settings: DemoSettings):
+    """Gradient boosting for the demo: squared error (with an absolute-error loss and this few trees,
+    boosting stalls on the many 0 eV metal targets, whose median residual is 0)."""
+    from matxfer.transfer.heads import gbm_regressor
+
+    return gbm_regressor(loss="squared_error", max_iter=settings.gbm_trees, learning_rate=0.1)
 
 
 def _write_predictions(path: Path, formulas, y, predictions) -> None:
