@@ -213,6 +213,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         print(f"error: {args.input}: {len(y)} usable rows, too few for {args.folds}-fold cross-validation", file=sys.stderr)
         return EXIT_NOTHING_DONE
     _say(args, f"{args.input}: {len(y):,} rows ({n_dropped:,} left out), descriptors {preset}, source {source_dir}")
+    out.mkdir(parents=True, exist_ok=True)
     from sklearn.model_selection import KFold
 
     cv = KFold(n_splits=args.folds, shuffle=True, random_state=18012019)
