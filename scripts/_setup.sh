@@ -15,4 +15,11 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip
+# PyPI's Linux torch wheel is the CUDA build (about 2.8 GB with its nvidia-* wheels). Without an
+# NVIDIA GPU, take the CPU build (about 0.2 GB) from the PyTorch index first; if that index cannot
+# be reached, pip falls back to PyPI below. MATXFER_TORCH_INDEX overrides the index.
+if ! python -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/null 2>&1; then
+    python -m pip install --quiet torch --index-url "${MATXFER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+        || echo "note: the PyTorch CPU index is unreachable; installing torch from PyPI" >&2
+fi
 python -m pip install --quiet -e ".[$1]"

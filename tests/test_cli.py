@@ -1,51 +1,283 @@
-"""The command line: the README's main job and `matxfer featurize` on files."""
+"""The command line end to end on small real files with bad rows: streaming featurization of
+formulas and structures, the graph store, errors that name the line, the demo on a small setting."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import polars as pl
+import pytest
 
 import matxfer
-from matxfer.datasets import load_expt_gap
+from matxfer.structures import read_structures
+
+from .conftest import STRUCTURES
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "matxfer", *args], capture_output=True, text=True, timeout=300)
+def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "matxfer", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def test_demo_writes_the_shipped_dataset_features(tmp_path):
-    out = tmp_path / "demo.parquet"
-    done = run("demo", "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert "rows                  4604" in done.stdout
-    table = pl.read_parquet(out)
-    expected = load_expt_gap()
-    assert table.shape == (4604, 2 + 132)
-    assert table["formula"].to_list() == expected["formula"].tolist()
-    np.testing.assert_array_equal(table["band_gap_expt_eV"].cast(pl.Float64).to_numpy(), expected["band_gap_expt_eV"].to_numpy())
-    features = table.drop(["formula", "band_gap_expt_eV"]).to_numpy()
-    np.testing.assert_array_equal(features, matxfer.featurize(expected["formula"].tolist()).values)
+# Real expt_gap rows with bad ones spliced in at known positions.
+BAD = {3: "Fe2Q3", 17: "", 40: "Ca(OH2", 99: "Xx"}
 
 
-def test_featurize_file_and_bad_rows(tmp_path):
-    good = tmp_path / "good.csv"
-    good.write_text("formula,target\nFe2O3,1.0\nNaN,2.0\n")
-    out = tmp_path / "good.parquet"
-    done = run("featurize", str(good), "--out", str(out), "--preset", "fraction", "--keep", "target")
-    assert done.returncode == 0, done.stderr
-    table = pl.read_parquet(out)
-    assert table.columns[:2] == ["formula", "target"] and table["formula"].to_list() == ["Fe2O3", "NaN"]
-    assert table["Na"].to_list() == [0.0, 0.5]
+@pytest.fixture(scope="module")
+def formulas_with_bad_rows(expt_gap_formulas):
+    rows = list(expt_gap_formulas[:120])
+    for position, text in BAD.items():
+        rows[position] = text
+    return rows
 
-    bad = tmp_path / "bad.csv"
-    bad.write_text("formula\nNaCl\nFe2Q3\n")
-    done = run("featurize", str(bad), "--out", str(tmp_path / "bad.parquet"))
+
+def _write_inputs(tmp_path, formulas):
+    targets = [f"{i * 0.5}" for i in range(len(formulas))]
+    csv_path = tmp_path / "in.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "formula", "target"])
+        writer.writerows([[f"m{i}", f, t] for i, (f, t) in enumerate(zip(formulas, targets))])
+    frame = pl.DataFrame({"id": [f"m{i}" for i in range(len(formulas))], "formula": formulas, "target": targets})
+    frame.write_parquet(tmp_path / "in.parquet")
+    with open(tmp_path / "in.jsonl", "w") as fh:
+        for row in frame.iter_rows(named=True):
+            fh.write(json.dumps(row) + "\n")
+    return [csv_path, tmp_path / "in.parquet", tmp_path / "in.jsonl"]
+
+
+def test_featurize_keeps_every_row_in_order_and_reports_bad_ones(tmp_path, formulas_with_bad_rows):
+    formulas = formulas_with_bad_rows
+    expected = matxfer.featurize(formulas, "magpie", errors="nan").values
+    for path in _write_inputs(tmp_path, formulas):
+        out = tmp_path / f"{path.suffix[1:]}.parquet"
+        # A chunk size that does not divide the rows, so bad rows fall in several chunks.
+        done = run("featurize", str(path), "--out", str(out), "--keep", "id", "target", "--chunk-size", "37")
+        assert done.returncode == 0, done.stderr
+        table = pl.read_parquet(out)
+        assert table.columns[:3] == ["formula", "id", "target"]
+        assert table["formula"].to_list() == formulas and table["id"].to_list() == [f"m{i}" for i in range(len(formulas))]
+        features = table.drop(["formula", "id", "target"])
+        assert features.width == 132
+        nulls = features.select(pl.all().is_null().all()).row(0)
+        assert not any(nulls)
+        for i in range(len(formulas)):
+            row = np.array(features.row(i), dtype=float)
+            if i in BAD:
+                assert all(v is None for v in features.row(i)), i
+            else:
+                np.testing.assert_array_equal(row, expected[i])
+        with open(f"{out}.errors.csv") as fh:
+            report = list(csv.DictReader(fh))
+        assert [int(r["row"]) for r in report] == sorted(BAD)
+        assert [r["input"] for r in report] == [BAD[k] for k in sorted(BAD)]
+        assert "unknown element 'Q'" in report[0]["reason"] and "empty" in report[1]["reason"]
+        assert f"rejected        {len(BAD)}" in done.stdout
+
+    dropped = tmp_path / "dropped.parquet"
+    done = run("featurize", str(tmp_path / "in.csv"), "--out", str(dropped), "--drop-invalid", "-q")
+    assert done.returncode == 0 and done.stdout == ""
+    assert pl.read_parquet(dropped)["formula"].to_list() == [f for i, f in enumerate(formulas) if i not in BAD]
+
+
+def test_nothing_featurized_is_an_error(tmp_path):
+    path = tmp_path / "all_bad.csv"
+    path.write_text("formula\nFe2Q3\nXx\n")
+    done = run("featurize", str(path), "--out", str(tmp_path / "o.parquet"))
+    assert done.returncode == 1 and "no row could be featurized" in done.stderr
+
+
+def test_truncated_inputs_give_a_clean_error_naming_the_line(tmp_path, expt_gap_formulas):
+    lines = ["formula,target"] + [f"{f},1.0" for f in expt_gap_formulas[:500]]
+    text = "\n".join(lines)
+    cut = text[: text.rindex(",")]  # the last row loses its second field, as a cut-off download does
+    path = tmp_path / "cut.csv"
+    path.write_text(cut)
+    done = run("featurize", str(path), "--out", str(tmp_path / "cut.parquet"))
     assert done.returncode == 2
-    assert "row 1" in done.stderr and "unknown element 'Q'" in done.stderr
-    done = run("featurize", str(bad), "--out", str(tmp_path / "bad.parquet"), "--errors", "nan")
-    assert done.returncode == 0 and "rejected row 1: 'Fe2Q3'" in done.stdout
-    missing = run("featurize", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x.parquet"))
-    assert missing.returncode != 0 and "no such file" in missing.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "line 501" in done.stderr, done.stderr
+    assert not (tmp_path / "cut.parquet").exists() and not (tmp_path / "cut.parquet.partial").exists()
+
+    jsonl = tmp_path / "cut.jsonl"
+    jsonl.write_text("".join(json.dumps({"formula": f}) + "\n" for f in expt_gap_formulas[:50])[:-15])
+    done = run("featurize", str(jsonl), "--out", str(tmp_path / "j.parquet"))
+    assert done.returncode == 2 and "line 50" in done.stderr and "Traceback" not in done.stderr
+
+    # extended XYZ cut inside the last frame
+    batch = read_structures(STRUCTURES / "perov5_valtest_cdvae.jsonl")
+    from ase.io import write
+
+    xyz = tmp_path / "frames.extxyz"
+    write(xyz, [batch.to_ase(i) for i in range(20)], format="extxyz")
+    content = xyz.read_text().splitlines(keepends=True)
+    n_lines = len(content)
+    (tmp_path / "cut.extxyz").write_text("".join(content[:-2]))
+    done = run("featurize", str(tmp_path / "cut.extxyz"), "--out", str(tmp_path / "x.parquet"))
+    assert done.returncode == 2 and f"line {n_lines - 1}" in done.stderr and "cut short" in done.stderr, done.stderr
+    assert "--debug" not in done.stderr
+    debug = run("featurize", str(tmp_path / "cut.extxyz"), "--out", str(tmp_path / "x.parquet"), "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("formula\nNaCl\n")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    done = run("featurize", str(path), "--out", str(blocker / "sub" / "out.parquet"))
+    assert done.returncode == 2 and "not a folder" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("**/*.errors.csv"))
+    done = run("featurize", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2 and "is a folder" in done.stderr
+    if os.geteuid() != 0:  # root ignores permission bits
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        done = run("featurize", str(path), "--out", str(locked / "out.parquet"))
+        assert done.returncode == 2 and "no write permission" in done.stderr
+    done = run("demo", "--out", str(blocker / "demo"))
+    assert done.returncode == 2 and "not a folder" in done.stderr
+
+
+def _structure_lines(n: int):
+    with open(STRUCTURES / "perov5_valtest_cdvae.jsonl") as fh:
+        return [next(fh) for _ in range(n)]
+
+
+def test_structures_featurize_and_graph_store_with_bad_structures(tmp_path):
+    lines = _structure_lines(40)
+    bad = {5: "unknown species", 21: "coordinates"}
+    record = json.loads(lines[5])
+    record["species"][0] = "Qq"
+    lines[5] = json.dumps(record) + "\n"
+    record = json.loads(lines[21])
+    record["frac_coords"] = record["frac_coords"][:-1]
+    lines[21] = json.dumps(record) + "\n"
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(lines))
+
+    out = tmp_path / "s.parquet"
+    done = run("featurize", str(path), "--out", str(out), "--chunk-size", "16")
+    assert done.returncode == 0, done.stderr
+    table = pl.read_parquet(out)
+    assert table.height == 40 and table["id"].to_list() == [f"s.jsonl:{i + 1}" for i in range(40)]
+    good = [i for i in range(40) if i not in bad]
+    batch = read_structures(STRUCTURES / "perov5_valtest_cdvae.jsonl").select(good)
+    dens = matxfer.structures.density_features(batch)
+    np.testing.assert_allclose(table[good, "density"].to_numpy(), dens[:, 0])
+    assert table[5, "density"] is None and table[21, "MagpieData mean Number"] is None
+    with open(f"{out}.errors.csv") as fh:
+        report = list(csv.DictReader(fh))
+    assert [int(r["row"]) for r in report] == sorted(bad) and report[0]["input"] == "s.jsonl:6"
+
+    store = tmp_path / "store"
+    done = run("graphs", str(path), "--out", str(store), "--cutoff", "4", "--target", "heat_ref", "--chunk-size", "16")
+    assert done.returncode == 0, done.stderr
+    from matxfer.graph_store import GraphStore
+    from matxfer.graphs import build_graphs
+
+    opened = GraphStore(store)
+    assert len(opened) == 40 and list(np.flatnonzero(np.asarray(opened.valid) == 0)) == sorted(bad)
+    reference = build_graphs(batch, 4.0)
+    assert np.asarray(opened.numbers).tolist() == reference.numbers.tolist()
+    np.testing.assert_array_equal(np.asarray(opened.distances), reference.distances.astype(np.float32))
+    y = np.asarray(opened.y)
+    assert np.isfinite(y[good]).all()
+
+
+def test_graph_store_trains_like_graph_data(tmp_path):
+    import torch
+
+    from matxfer.nn import CGCNN, GraphData, GraphStoreData, TrainConfig, Trainer, predict
+
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(_structure_lines(64)))
+    from matxfer.graph_store import write_graph_store
+
+    write_graph_store(path, tmp_path / "store", cutoff=4.0, target="heat_ref", chunk_size=20, progress=False)
+    stored = GraphStoreData(tmp_path / "store")
+    batch = read_structures(path)
+    y = [json.loads(line)["heat_ref"] for line in path.read_text().splitlines()]
+    in_memory = GraphData.from_structures(batch, cutoff=4.0, y=y)
+    config = TrainConfig(epochs=2, batch_size=16, patience=None, seed=3)
+    results = []
+    for data in (stored, in_memory):
+        torch.manual_seed(0)
+        model = Trainer(config).fit(CGCNN(node_dim=16, n_conv=1, n_gaussians=16, cutoff=4.0, hidden=(16,)), data)
+        results.append(predict(model, data))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
+
+
+def test_pretrain_and_transfer_commands(tmp_path, mp_gap_formulas):
+    import pandas as pd
+
+    from .conftest import shared
+
+    dft = pd.read_csv(shared("composition/dft/mp_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str}).iloc[:1500]
+    dft.to_csv(tmp_path / "dft.csv", index=False)
+    expt = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str}).iloc[:200]
+    expt.to_csv(tmp_path / "expt.csv", index=False)
+    done = run("pretrain", str(tmp_path / "dft.csv"), "--target", "band_gap_pbe_eV", "--out", str(tmp_path / "src"),
+               "--epochs", "2", "--hidden", "32", "16")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "src" / "model.json").exists()
+    done = run("transfer", str(tmp_path / "expt.csv"), "--target", "band_gap_expt_eV", "--source", str(tmp_path / "src"),
+               "--out", str(tmp_path / "tr"), "--folds", "2", "--epochs", "3", "--unit", "eV")
+    assert done.returncode == 0, done.stderr
+    assert "| delta |" in done.stdout and "| scratch |" in done.stdout
+    for name in ("cv.md", "predictions.csv", "parity.png", "learning_curve.png"):
+        assert (tmp_path / "tr" / name).stat().st_size > 0
+    assert len(pd.read_csv(tmp_path / "tr" / "predictions.csv")) == 200
+
+
+def test_help_for_each_command_and_fast_start():
+    for command in ("featurize", "graphs", "pretrain", "transfer", "demo"):
+        done = run(command, "--help")
+        assert done.returncode == 0 and "--quiet" in done.stdout
+    code = "import sys, matxfer.cli; matxfer.cli.build_parser(); print(sorted(m for m in ('torch', 'polars', 'pyarrow', 'pandas') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.path.join(REPO, "python")})
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_demo_small_setting(tmp_path):
+    env_cache = tmp_path / "cache"
+    os.environ["MATXFER_CACHE_DIR"] = str(env_cache)
+    try:
+        done = run("demo", "--quick", "--out", str(tmp_path / "demo"))
+        assert done.returncode == 0, done.stderr
+        assert "Delta transfer" in done.stdout and "from scratch" in done.stdout and "gradient boosting" in done.stdout
+        assert "Ax/SAASBO CrabNet" in done.stdout
+        for name in ("expt_gap_magpie.parquet", "predictions.csv", "parity.png", "learning_curve.png", "summary.json"):
+            assert (tmp_path / "demo" / name).stat().st_size > 0
+        assert list(env_cache.glob("demo-source-*/model.json"))  # the source is cached for the next run
+        summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+        assert set(summary["cv"]) == {"delta_mean", "delta", "delta_gbm", "scratch", "gbm", "source"}
+        predictions = pl.read_csv(tmp_path / "demo" / "predictions.csv", schema_overrides={"formula": pl.String})
+        assert predictions.height == 500 and predictions["predicted_delta_mean_eV"].min() >= 0.0
+    finally:
+        del os.environ["MATXFER_CACHE_DIR"]
+
+
+def test_formula_nan_is_sodium_nitride_not_a_missing_value(tmp_path):
+    from .conftest import shared
+
+    with open(shared("composition/dft/jarvis_dft_3d_composition.csv")) as fh:
+        lines = fh.readlines()
+    rows = [lines[0], *lines[1:6], *[line for line in lines if ",NaN," in line]]
+    path = tmp_path / "jarvis.csv"
+    path.write_text("".join(rows))
+    out = tmp_path / "jarvis.parquet"
+    done = run("featurize", str(path), "--out", str(out), "--preset", "fraction", "--keep", "jid", "band_gap_tbmbj_eV")
+    assert done.returncode == 0, done.stderr
+    table = pl.read_parquet(out)
+    nitride = table.filter(pl.col("formula") == "NaN")
+    assert nitride.height >= 2 and set(nitride["Na"].to_list()) == {0.5} and set(nitride["N"].to_list()) == {0.5}
+    assert "" in table["band_gap_tbmbj_eV"].to_list()  # an empty cell stays an empty string, not a null

@@ -1,99 +1,305 @@
-"""Command line: ``matxfer demo``, ``matxfer featurize``, ``matxfer library ...``, ``matxfer predict``.
+"""The ``matxfer`` command line.
 
-Heavy libraries are imported inside the commands, so ``matxfer --help`` starts instantly.
+Commands: ``featurize`` (formulas or structures, streamed to Parquet), ``graphs`` (structures to an
+on-disk graph store), ``pretrain`` (a source MLP), ``transfer`` (a target model from a source, with a
+cross-validation table and plots) and ``demo`` (the whole story on shipped data).
+
+Only the standard library is imported here; numpy, polars, pyarrow and torch are imported inside
+the command that needs them, so ``matxfer --help`` starts at once. Errors are one line on stderr
+(``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+EXIT_OK, EXIT_NOTHING_DONE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+
+def _progress(args) -> Optional[bool]:
+    return False if args.quiet else None  # None: on when stderr is a terminal
+
+
+def _say(args, text: str = "") -> None:
+    if not args.quiet:
+        print(text, flush=True)
+
+
+def _check_out_file(path: str) -> Path:
+    from matxfer.streaming import check_writable
+
+    out = Path(path)
+    check_writable(out)
+    return out
+
+
+def _check_out_dir(path: str) -> Path:
+    from matxfer.streaming import check_writable
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        from matxfer.streaming import InputFileError
+
+        raise InputFileError(f"{out}: exists and is not a folder")
+    check_writable(out / ".probe")
+    return out
+
+
+# --------------------------------------------------------------------------------------- featurize
+def cmd_featurize(args: argparse.Namespace) -> int:
+    from matxfer import streaming
+
+    source = Path(args.input)
+    if not source.exists():
+        raise streaming.InputFileError(f"{source}: no such file")
+    out = _check_out_file(args.out)
+    report = None if args.no_error_report else (args.error_report or "auto")
+    structures = args.structures or source.is_dir() or _looks_like_structures(source)
+    common = dict(
+        preset=args.preset,
+        drop_invalid=args.drop_invalid,
+        error_report=report,
+        dtype=args.dtype,
+        n_threads=args.n_threads,
+        progress=_progress(args),
+    )
+    if structures:
+        summary = streaming.featurize_structures_file(source, out, chunk_size=args.chunk_size or streaming.DEFAULT_STRUCTURE_CHUNK, **common)
+    else:
+        summary = streaming.featurize_file(
+            source, out, column=args.column, keep=args.keep, chunk_size=args.chunk_size or streaming.DEFAULT_CHUNK_SIZE, **common
+        )
+    _say(args, "\n".join(summary.lines()))
+    if summary.n_rows == summary.n_rejected:
+        print(f"error: {source}: no row could be featurized ({summary.n_rows} rows)", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    return EXIT_OK
+
+
+def _looks_like_structures(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".xyz", ".extxyz", ".cif", ".mcif")):
+        return True
+    if name.endswith((".jsonl", ".ndjson")):
+        import gzip
+        import json
+
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        return False
+                    return isinstance(record, dict) and "lattice" in record and "species" in record
+    return False
+
+
+# --------------------------------------------------------------------------------------- graphs
+def cmd_graphs(args: argparse.Namespace) -> int:
+    from matxfer import graph_store, streaming
+
+    source = Path(args.input)
+    if not source.exists():
+        raise streaming.InputFileError(f"{source}: no such file or folder")
+    out = _check_out_dir(args.out)
+    summary = graph_store.write_graph_store(
+        source,
+        out,
+        cutoff=args.cutoff,
+        max_neighbors=args.max_neighbors,
+        target=args.target,
+        chunk_size=args.chunk_size,
+        n_threads=args.n_threads,
+        progress=_progress(args),
+    )
+    _say(args, "\n".join(summary.lines()))
+    if summary.n_rows == summary.n_rejected:
+        print(f"error: {source}: no structure could be converted ({summary.n_rows} rows)", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------- pretrain
+def _load_xy(path: Path, column: str, target: str, preset: str, n_threads, max_rows: Optional[int] = None):
+    """Formulas, descriptors and targets of a (small enough to hold) training table; rows whose
+    formula or target is unusable are left out and counted."""
+    import numpy as np
+
+    import matxfer
+    from matxfer.streaming import iter_table_chunks
+
+    formulas, targets = [], []
+    for chunk, _ in iter_table_chunks(path, [column, target]):
+        formulas.extend(chunk.column(column).to_pylist())
+        targets.extend(chunk.column(target).to_pylist())
+        if max_rows and len(formulas) >= max_rows:
+            break
+    if max_rows:
+        formulas, targets = formulas[:max_rows], targets[:max_rows]
+    y = np.array([_to_float(v) for v in targets], dtype=np.float64)
+    result = matxfer.featurize(formulas, preset, errors="nan", n_threads=n_threads)
+    ok = np.isfinite(y)
+    ok[[r.index for r in result.rejected]] = False
+    n_dropped = int((~ok).sum())
+    return [f for f, k in zip(formulas, ok) if k], result.values[ok], y[ok], n_dropped
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import time
+
+    from matxfer.nn import save_model
+    from matxfer.transfer import default_source_config, pretrain_mlp
+
+    out = _check_out_dir(args.out)
+    formulas, X, y, n_dropped = _load_xy(Path(args.input), args.column, args.target, args.preset, args.n_threads, args.max_rows)
+    if len(y) == 0:
+        print(f"error: {args.input}: no usable training rows", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    _say(args, f"training a source MLP on {len(y):,} rows ({n_dropped:,} left out: bad formula or target), {args.epochs} epochs")
+    start = time.perf_counter()
+    config = default_source_config(epochs=args.epochs, progress=not args.quiet and sys.stderr.isatty(), seed=args.seed)
+    model = pretrain_mlp(X, y, hidden=tuple(args.hidden), config=config)
+    save_model(model, out, metadata={"preset": args.preset, "target": args.target, "n_rows": len(y), "input": str(args.input)})
+    _say(args, f"saved {out} in {time.perf_counter() - start:.1f} s")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------- transfer
+STRATEGIES = ("delta", "finetune", "frozen", "scratch")
+
+
+def _strategy(name: str, seed: int, epochs: Optional[int]):
+    from matxfer.transfer import Delta, FineTune, FromScratch, FrozenFeatures, default_target_config
+
+    config = default_target_config(**({"epochs": epochs} if epochs else {}))
+    kinds = {
+        "delta": lambda: Delta(output_floor=None, seed=seed, target_config=config),
+        "finetune": lambda: FineTune(seed=seed, target_config=config),
+        "frozen": lambda: FrozenFeatures(head="ridge", seed=seed, target_config=config),
+        "scratch": lambda: FromScratch(seed=seed, target_config=config),
+    }
+    return kinds[name]()
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    import json
+
+    from matxfer.nn import load_model
+    from matxfer.transfer import cross_validate, learning_curve, learning_curve_plot, parity_plot
+
+    out = _check_out_dir(args.out)
+    source_dir = Path(args.source)
+    if not (source_dir / "model.json").exists():
+        from matxfer.streaming import InputFileError
+
+        raise InputFileError(f"{source_dir}: not a saved model (no model.json); make one with `matxfer pretrain`")
+    with open(source_dir / "model.json") as fh:
+        preset = json.load(fh).get("metadata", {}).get("preset", args.preset)
+    source = load_model(source_dir)
+    formulas, X, y, n_dropped = _load_xy(Path(args.input), args.column, args.target, preset, args.n_threads)
+    if len(y) < args.folds * 2:
+        print(f"error: {args.input}: {len(y)} usable rows, too few for {args.folds}-fold cross-validation", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    _say(args, f"{args.input}: {len(y):,} rows ({n_dropped:,} left out), descriptors {preset}, source {source_dir}")
+    out.mkdir(parents=True, exist_ok=True)
+    from sklearn.model_selection import KFold
+
+    cv = KFold(n_splits=args.folds, shuffle=True, random_state=18012019)
+    results = {}
+    for name in dict.fromkeys([args.strategy, "scratch"]):
+        strategy = _strategy(name, args.seed, args.epochs)
+        if name != "scratch":
+            strategy.use_source(source)
+        results[name] = cross_validate(strategy, X, y, cv=cv, name=name)
+    table = _cv_table(results)
+    _say(args, table)
+    (out / "cv.md").write_text(table + "\n")
+    best = results[args.strategy]
+    _write_predictions(out / "predictions.csv", formulas, y, {k: r.predictions for k, r in results.items()})
+    parity_plot(y, best.predictions, str(out / "parity.png"), title=f"{args.strategy}, {args.folds}-fold CV", unit=args.unit)
+    if args.learning_curve:
+        sizes = [s for s in (50, 200, 1000) if s < 0.8 * len(y)] + [None]
+        curves = {}
+        for name in results:
+            strategy = _strategy(name, args.seed, args.epochs)
+            if name != "scratch":
+                strategy.use_source(source)
+            curves[name] = learning_curve(strategy, X, y, sizes=sizes, n_repeats=1)
+        learning_curve_plot(curves, str(out / "learning_curve.png"), unit=args.unit)
+    _say(args, f"wrote {out}/cv.md, predictions.csv, parity.png" + (", learning_curve.png" if args.learning_curve else ""))
+    return EXIT_OK
+
+
+def _cv_table(results) -> str:
+    lines = ["| model | MAE | MAE std | RMSE | R2 |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        s = r.summary()
+        lines.append(f"| {name} | {s['mae']:.4f} | {s['mae_std']:.4f} | {s['rmse']:.4f} | {s['r2']:.4f} |")
+    return "\n".join(lines)
+
+
+def _write_predictions(path: Path, formulas, y, predictions: dict) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["formula", "measured", *[f"predicted_{k}" for k in predictions]])
+        for i, formula in enumerate(formulas):
+            writer.writerow([formula, repr(float(y[i])), *[f"{float(p[i]):.6g}" for p in predictions.values()]])
+
+
+# --------------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from matxfer import demo
+
+    return demo.run(
+        out=Path(args.out),
+        quick=args.quick,
+        refresh_source=args.refresh_source,
+        n_threads=args.n_threads,
+        quiet=args.quiet,
+        progress=_progress(args),
+    )
+
+
+# --------------------------------------------------------------------------------------- parser
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary (errors still go to stderr)")
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common.add_argument("--n-threads", type=int, default=None, help="threads for the Rust core (default: MATXFER_NUM_THREADS or all cores)")
+    return common
+
+
+# -- library and predict (matxfer.library) ---------------------------------------------------------
 def _read_table(path: Path, column: str):
+    """A whole (target-sized) table with every column as text, so formulas such as "NaN" stay strings."""
     import polars as pl
 
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     if suffix in (".csv", ".csv.gz"):
-        # Every column as text: formulas such as "NaN" (sodium nitride) must stay strings.
         frame = pl.read_csv(path, infer_schema=False)
     elif suffix == ".parquet":
         frame = pl.read_parquet(path)
     else:
-        raise SystemExit(f"error: {path}: unsupported file type {suffix!r} (use .csv, .csv.gz or .parquet)")
+        raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv, .csv.gz or .parquet)")
     if column not in frame.columns:
-        raise SystemExit(f"error: {path}: no column {column!r}; columns are {frame.columns}")
+        raise ValueError(f"{path}: no column {column!r}; columns are {frame.columns}")
     return frame
 
 
-def _featurize_file(input_path: Path, column: str, preset: str, out: Path, errors: str, n_threads: Optional[int], keep: Sequence[str]):
-    import polars as pl
-
-    import matxfer
-
-    frame = _read_table(input_path, column)
-    import pyarrow  # noqa: F401  (imported before the clock starts: its import is not featurization)
-
-    start = time.perf_counter()
-    result = matxfer.featurize(frame[column], preset, errors=errors, n_threads=n_threads)
-    seconds = time.perf_counter() - start
-    features = pl.from_numpy(result.values, schema=result.feature_names, orient="row")
-    kept = [c for c in keep if c in frame.columns and c != column]
-    table = pl.concat([frame.select([column, *kept]), features], how="horizontal")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(out)
-    return frame, result, seconds
-
-
-def _summary(input_name: str, preset: str, out: Path, frame, result, seconds: float) -> str:
-    import numpy as np
-
-    n_rows, n_features = result.values.shape
-    lines = [
-        f"{'input':<22}{input_name}",
-        f"{'rows':<22}{n_rows}",
-        f"{'preset':<22}{preset} ({n_features} features)",
-        f"{'rejected rows':<22}{len(result.rejected)}",
-        f"{'featurization time':<22}{seconds * 1e3:.1f} ms ({n_rows / max(seconds, 1e-9):,.0f} formulas/s)",
-        f"{'output':<22}{out} ({out.stat().st_size / 1e6:.2f} MB Parquet)",
-        "",
-        f"{'feature':<40}{'mean':>12}{'std':>12}{'min':>12}{'max':>12}",
-    ]
-    values = result.values
-    for j in range(min(n_features, 8)):
-        col = values[:, j]
-        lines.append(
-            f"{result.feature_names[j]:<40}{np.nanmean(col):>12.4g}{np.nanstd(col):>12.4g}{np.nanmin(col):>12.4g}{np.nanmax(col):>12.4g}"
-        )
-    for index, text, reason in result.rejected[:10]:
-        lines.append(f"rejected row {index}: {text!r}: {reason}")
-    return "\n".join(lines)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from matxfer.datasets import dataset_path
-
-    path = dataset_path("expt_gap")
-    out = Path(args.out)
-    frame, result, seconds = _featurize_file(path, "formula", args.preset, out, "nan", args.n_threads, keep=["band_gap_expt_eV"])
-    print("matxfer demo: featurize the shipped matbench expt_gap dataset (4,604 experimental band gaps)\n")
-    print(_summary(path.name, args.preset, out, frame, result, seconds))
-    return 0
-
-
-def cmd_featurize(args: argparse.Namespace) -> int:
-    input_path = Path(args.input)
-    if not input_path.exists():
-        raise SystemExit(f"error: {input_path}: no such file")
-    out = Path(args.out)
-    frame, result, seconds = _featurize_file(input_path, args.column, args.preset, out, args.errors, args.n_threads, keep=args.keep)
-    print(_summary(str(input_path), args.preset, out, frame, result, seconds))
-    return 0
-
-
-# -- library and predict (matxfer.library) ---------------------------------------------------------
 def cmd_library_list(args: argparse.Namespace) -> int:
     import matxfer.library as lib
 
@@ -139,8 +345,9 @@ def cmd_library_scan(args: argparse.Namespace) -> int:
 def cmd_library_build(args: argparse.Namespace) -> int:
     import matxfer.library as lib
 
+    # One torch thread unless asked: reproducible, and the fastest on a busy machine.
     names = lib.build(out=args.out, data_dir=args.data, presets=args.presets, seeds=args.seeds, tasks=args.tasks,
-                      n_threads=args.n_threads)
+                      n_threads=args.n_threads or 1)
     print(f"{len(names)} models in {args.out or lib.user_dir()}")
     return 0
 
@@ -171,37 +378,94 @@ def _pandas_wide():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="matxfer", description="Fast featurization and transfer learning for materials.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="matxfer",
+        description="Fast featurization and transfer learning for materials. `matxfer <command> --help` for each command.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    common = _common()
 
-    demo = sub.add_parser("demo", help="featurize the shipped expt_gap dataset to Parquet and print a summary")
-    demo.add_argument("--preset", default="magpie")
-    demo.add_argument("--out", default="matxfer-demo/expt_gap_magpie.parquet")
-    demo.add_argument("--n-threads", type=int, default=None)
+    demo = sub.add_parser("demo", parents=[common], help="the whole story on shipped data: transfer from DFT to experimental band gaps",
+                          description="Featurize the shipped matbench expt_gap set, train (once, then cached) a source MLP on shipped "
+                          "Materials Project DFT band gaps, transfer it with Delta learning, and compare it in 5-fold CV with the same "
+                          "network from scratch, gradient boosting and the published matbench leaderboard. No network access.")
+    demo.add_argument("--out", default="matxfer-demo", help="output folder (default: matxfer-demo)")
+    demo.add_argument("--quick", action="store_true", help="a small setting for tests (fewer source rows, epochs and folds)")
+    demo.add_argument("--refresh-source", action="store_true", help="retrain the cached source model")
     demo.set_defaults(func=cmd_demo)
 
-    feat = sub.add_parser("featurize", help="featurize a column of formulas in a CSV/Parquet file")
-    feat.add_argument("input", help=".csv, .csv.gz or .parquet file")
+    feat = sub.add_parser("featurize", parents=[common], help="formulas or structures -> Parquet, streamed in chunks",
+                          description="Featurize a column of formulas (.csv, .tsv, .parquet, .jsonl, optionally .gz) or structures "
+                          "(.extxyz, .jsonl with lattice/species/frac_coords, .cif or a folder of .cif) into a Parquet file, chunk by "
+                          "chunk. Every input row gives one output row in order; rows that cannot be featurized keep their place "
+                          "with null features and are listed in <out>.errors.csv (row = 0-based data row, input, reason).")
+    feat.add_argument("input", help="input file (or folder of CIF files)")
+    feat.add_argument("--out", "-o", required=True, help="output .parquet file")
     feat.add_argument("--column", default="formula", help="column holding the formulas (default: formula)")
-    feat.add_argument("--preset", default="magpie")
-    feat.add_argument("--out", required=True, help="output .parquet file")
-    feat.add_argument("--errors", choices=["raise", "nan"], default="raise")
-    feat.add_argument("--keep", nargs="*", default=[], help="input columns to copy into the output")
-    feat.add_argument("--n-threads", type=int, default=None)
+    feat.add_argument("--structures", action="store_true", help="the input holds structures (guessed from the file otherwise)")
+    feat.add_argument("--preset", default="magpie", help="descriptor preset: magpie, magpie_full, xenonpy, cromel, fraction, stats:<table>")
+    feat.add_argument("--keep", nargs="*", default=[], metavar="COLUMN", help="input columns to copy into the output")
+    feat.add_argument("--drop-invalid", action="store_true", help="leave rejected rows out of the output instead of null rows")
+    feat.add_argument("--error-report", default=None, metavar="PATH", help="where to list rejected rows (default: <out>.errors.csv)")
+    feat.add_argument("--no-error-report", action="store_true", help="do not write the error report")
+    feat.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="feature dtype (default: float64)")
+    feat.add_argument("--chunk-size", type=int, default=None, help="rows per chunk (default 200,000 formulas or 5,000 structures)")
     feat.set_defaults(func=cmd_featurize)
+
+    graphs = sub.add_parser("graphs", parents=[common], help="structures -> a memory-mappable graph store on disk",
+                            description="Build crystal graphs chunk by chunk into a folder of raw little-endian arrays plus "
+                            "index.json (see docs/cli.md); matxfer.nn.GraphStoreData trains from it without loading it whole.")
+    graphs.add_argument("input", help=".extxyz, .jsonl, .cif or a folder of .cif files")
+    graphs.add_argument("--out", "-o", required=True, help="output folder")
+    graphs.add_argument("--cutoff", type=float, default=5.0, help="neighbor cutoff in angstrom (default 5)")
+    graphs.add_argument("--max-neighbors", type=int, default=None, help="keep at most this many nearest neighbors per atom")
+    graphs.add_argument("--target", default=None, help="JSON-lines field (or extxyz info key) stored as the training target")
+    graphs.add_argument("--chunk-size", type=int, default=5_000, help="structures per chunk (default 5,000)")
+    graphs.set_defaults(func=cmd_graphs)
+
+    pre = sub.add_parser("pretrain", parents=[common], help="train a source MLP on a (large, computed) table and save it",
+                         description="Featurize a table of formulas and train a descriptor MLP on one target column; saved with "
+                         "matxfer.nn.save_model (model.json + weights).")
+    pre.add_argument("input", help=".csv, .tsv, .parquet or .jsonl with a formula column and a target column")
+    pre.add_argument("--target", required=True, help="target column")
+    pre.add_argument("--out", "-o", required=True, help="output folder for the model")
+    pre.add_argument("--column", default="formula")
+    pre.add_argument("--preset", default="magpie")
+    pre.add_argument("--epochs", type=int, default=30)
+    pre.add_argument("--hidden", type=int, nargs="+", default=[512, 256, 128])
+    pre.add_argument("--max-rows", type=int, default=None, help="use only the first N rows")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.set_defaults(func=cmd_pretrain)
+
+    tr = sub.add_parser("transfer", parents=[common], help="adapt a source model to a small target table; CV table and plots",
+                        description="Cross-validate a transfer strategy from a saved source model against the same network trained "
+                        "from scratch; writes cv.md, predictions.csv (out-of-fold), parity.png and learning_curve.png.")
+    tr.add_argument("input", help="target table with a formula column and a target column")
+    tr.add_argument("--target", required=True)
+    tr.add_argument("--source", required=True, help="folder written by `matxfer pretrain`")
+    tr.add_argument("--out", "-o", required=True, help="output folder")
+    tr.add_argument("--strategy", choices=STRATEGIES, default="delta", help="default: delta (the best single strategy in benches/RESULTS.md)")
+    tr.add_argument("--column", default="formula")
+    tr.add_argument("--preset", default="magpie", help="used when the source model does not record its preset")
+    tr.add_argument("--folds", type=int, default=5)
+    tr.add_argument("--epochs", type=int, default=None, help="target training epochs (default 150 with early stopping)")
+    tr.add_argument("--no-learning-curve", dest="learning_curve", action="store_false")
+    tr.add_argument("--unit", default="", help="unit of the target, for the plots")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=cmd_transfer)
 
     # matxfer library list|show|search|scan|build, matxfer predict
     library = sub.add_parser("library", help="the pretrained model library").add_subparsers(dest="library_command", required=True)
     for verb in ("list", "search"):
-        p = library.add_parser(verb, help="list models (search: with filters)")
+        p = library.add_parser(verb, parents=[common], help="list models (search: with filters)")
         for flag in ("--property", "--preset", "--task", "--modality", "--dataset", "--library"):
             p.add_argument(flag, default=None)
         p.set_defaults(func=cmd_library_list)
-    show = library.add_parser("show", help="print a model's card")
+    show = library.add_parser("show", parents=[common], help="print a model's card")
     show.add_argument("name")
     show.add_argument("--library", default=None)
     show.set_defaults(func=cmd_library_show)
-    scan = library.add_parser("scan", help="rank library models as sources for a target file (k-fold CV)")
+    scan = library.add_parser("scan", parents=[common], help="rank library models as sources for a target file (k-fold CV)")
     scan.add_argument("input", help=".csv or .parquet with a formula column and a target column")
     scan.add_argument("--target", required=True, help="target column")
     scan.add_argument("--column", default="formula")
@@ -213,33 +477,45 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--top", type=int, default=25)
     scan.add_argument("--library", default=None)
     scan.set_defaults(func=cmd_library_scan)
-    lbuild = library.add_parser("build", help="rebuild the library from the public datasets (needs torch; resumable)")
+    lbuild = library.add_parser("build", parents=[common], help="rebuild the library from the public datasets (needs torch; resumable)")
     lbuild.add_argument("--out", default=None, help="library directory (default: $MATXFER_LIBRARY or the user cache)")
     lbuild.add_argument("--data", default=None, help="shared data folder (default: ../shared/data or $MATXFER_DATA)")
     lbuild.add_argument("--presets", nargs="*", default=["magpie_full", "fraction", "xenonpy", "cromel"])
     lbuild.add_argument("--seeds", nargs="*", type=int, default=[0])
     lbuild.add_argument("--tasks", nargs="*", default=None, help="<dataset>/<property> keys or dataset names")
-    lbuild.add_argument("--n-threads", type=int, default=1, help="torch threads (1: reproducible and fastest on a busy machine)")
     lbuild.set_defaults(func=cmd_library_build)
-    pred = sub.add_parser("predict", help="predict a column of formulas with a library model")
+    pred = sub.add_parser("predict", parents=[common], help="predict a column of formulas with a library model")
     pred.add_argument("model", help="library model name, e.g. mp_gap/band_gap/magpie_full/mlp")
     pred.add_argument("input", help=".csv, .csv.gz or .parquet file")
     pred.add_argument("--column", default="formula")
     pred.add_argument("--out", required=True, help="output .parquet or .csv")
     pred.add_argument("--name", default=None, help="prediction column name (default: the property)")
     pred.add_argument("--library", default=None)
-    pred.add_argument("--n-threads", type=int, default=None)
     pred.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug:
+        return args.func(args)
     try:
         return args.func(args)
-    except (ValueError, KeyError) as err:  # matxfer input errors name the row and reason
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, KeyError, ImportError, RuntimeError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    if isinstance(err, ImportError):
+        text += " (install the extra that provides it, e.g. pip install 'matxfer[torch]')"
+    return text
 
 
 if __name__ == "__main__":

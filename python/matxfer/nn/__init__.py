@@ -6,6 +6,7 @@ Importing this subpackage imports torch; ``import matxfer`` alone never does.
 from .data import ArrayData, GraphData
 from .io import load_model, save_model
 from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
+from .store import GraphStoreData
 from .trainer import (
     TrainConfig,
     Trainer,
@@ -20,6 +21,7 @@ from .trainer import (
 __all__ = [
     "ArrayData",
     "GraphData",
+    "GraphStoreData",
     "MLP",
     "LatentMLP",
     "CompositionEncoder",

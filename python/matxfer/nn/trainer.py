@@ -47,6 +47,22 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def _distributed_context():
+    """``(rank, world_size)`` when running under ``torchrun`` (or inside an initialised process
+    group), else ``(0, 1)``. Under torchrun the process group is created here: gloo on CPU, nccl
+    when the trainer's device is CUDA."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "MASTER_ADDR" not in os.environ:
+            return 0, 1
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("MATXFER_DIST_BACKEND", "") != "gloo" else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Training settings.
@@ -71,6 +87,11 @@ class TrainConfig:
     checkpoint: path of a checkpoint file written every ``checkpoint_every`` epochs (safetensors:
         model, optimizer, scheduler and generator state, no pickle; see :func:`save_checkpoint`);
         ``Trainer.fit(..., resume=True)`` continues from it and refuses any other file.
+    distributed: "auto" (default) trains with DistributedDataParallel when launched by
+        ``torchrun`` (WORLD_SIZE > 1): every optimiser step cuts the same global batch of
+        ``batch_size`` rows and each process takes its share (rows ``rank::world_size``), so
+        the result matches one process up to float summation order; only rank 0 writes
+        checkpoints. False ignores the launcher.
     """
 
     epochs: int = 200
@@ -92,6 +113,7 @@ class TrainConfig:
     checkpoint: Optional[str] = None
     checkpoint_every: int = 1
     device_data_limit_bytes: int = 2 << 30
+    distributed: Any = "auto"
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -176,6 +198,9 @@ class Trainer:
         if self.config.schedule not in ("cosine", "onecycle", "constant"):
             raise ValueError(f"unknown schedule {self.config.schedule!r}")
         self.device = resolve_device(self.config.device)
+        if self.device.type == "cuda" and self.device.index is None and "LOCAL_RANK" in os.environ and self.config.distributed:
+            self.device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        self.rank, self.world_size = 0, 1
         self.history: List[Dict[str, float]] = []
         self.best_epoch: Optional[int] = None
 
@@ -195,10 +220,13 @@ class Trainer:
             return data.to(self.device), False
         return data.pin_memory(), True
 
-    def _batches(self, data: Data, order: Tensor, copy_batches: bool) -> Iterable:
+    def _batches(self, data: Data, order: Tensor, copy_batches: bool, shard: bool = False) -> Iterable:
         bs = self.config.batch_size
         for start in range(0, len(order), bs):
-            inputs, y, w = data.batch(order[start : start + bs])
+            index = order[start : start + bs]
+            if shard and self.world_size > 1:
+                index = index[self.rank :: self.world_size]
+            inputs, y, w = data.batch(index)
             if copy_batches:
                 move = lambda t: t.to(self.device, non_blocking=True) if isinstance(t, Tensor) else t  # noqa: E731
                 inputs, y, w = tuple(move(t) for t in inputs), move(y), move(w)
@@ -252,6 +280,27 @@ class Trainer:
         perm = rng.permutation(n)
         return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
 
+    # -- distributed data parallel ---------------------------------------------------------------
+    def _wrap_distributed(self, model: nn.Module) -> nn.Module:
+        """The module the training steps call: ``model`` itself, or a DistributedDataParallel
+        wrapper around it under torchrun (evaluation, best weights and checkpoints use ``model``)."""
+        self.rank, self.world_size = _distributed_context() if self.config.distributed else (0, 1)
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t)
+        return float(t) / self.world_size
+
     def evaluate(self, model: nn.Module, data: Data) -> float:
         """Mean loss of ``model`` on ``data`` (labelled entries only)."""
         placed, copy_batches = self._place(data)
@@ -269,7 +318,9 @@ class Trainer:
 
     @staticmethod
     def _index_device(data: Data) -> torch.device:
-        return data.inputs[0].device if isinstance(data, ArrayData) else data.z.device
+        if isinstance(data, ArrayData):
+            return data.inputs[0].device
+        return data.device if hasattr(data, "device") else data.z.device
 
     def fit(
         self,
@@ -292,6 +343,7 @@ class Trainer:
         torch.manual_seed(c.seed)
         train, val = self._split(train, val)
         model.to(self.device)
+        train_model = self._wrap_distributed(model)
         train_placed, copy_batches = self._place(train)
         optimizer = self._optimizer(model, param_groups)
         steps_per_epoch = max(math.ceil(len(train) / c.batch_size), 1)
@@ -315,9 +367,9 @@ class Trainer:
                 model.train()
                 order = torch.randperm(len(train), generator=generator).to(self._index_device(train_placed))
                 total, n_batches = 0.0, 0
-                for step, (inputs, y, w) in enumerate(self._batches(train_placed, order, copy_batches)):
+                for step, (inputs, y, w) in enumerate(self._batches(train_placed, order, copy_batches, shard=True)):
                     with self._autocast():
-                        pred = _forward(model, inputs)
+                        pred = _forward(train_model, inputs)
                     loss = masked_loss(pred, y, w, c.loss, y_std)
                     if not torch.isfinite(loss):
                         raise TrainingDivergedError(
@@ -332,7 +384,7 @@ class Trainer:
                     scheduler.step()
                     total += float(loss.detach())
                     n_batches += 1
-                record = {"epoch": epoch, "train_loss": total / max(n_batches, 1), "lr": optimizer.param_groups[0]["lr"]}
+                record = {"epoch": epoch, "train_loss": self._mean_over_ranks(total / max(n_batches, 1)), "lr": optimizer.param_groups[0]["lr"]}
                 if val is not None:
                     record["val_loss"] = self.evaluate(model, val)
                     if record["val_loss"] < best_val - c.min_delta:
@@ -343,7 +395,7 @@ class Trainer:
                 record["seconds"] = time.perf_counter() - t0
                 self.history.append(record)
                 progress.update(epoch, {k: v for k, v in record.items() if k != "epoch"})
-                if c.checkpoint and ((epoch + 1) % c.checkpoint_every == 0 or epoch + 1 == c.epochs):
+                if c.checkpoint and self.rank == 0 and ((epoch + 1) % c.checkpoint_every == 0 or epoch + 1 == c.epochs):
                     self._save_checkpoint(
                         model, optimizer, scheduler, generator, epoch + 1, best_val, bad_epochs, best_state
                     )
@@ -426,7 +478,7 @@ def predict(
 
     ``method`` picks the model method to call (e.g. "embed" or "encode" for embeddings).
     """
-    if not isinstance(data, (ArrayData, GraphData)):
+    if not hasattr(data, "batch"):  # ArrayData, GraphData, GraphStoreData cut their own batches
         data = ArrayData(data)
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     model.eval()
