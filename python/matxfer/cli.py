@@ -353,6 +353,8 @@ def cmd_library_build(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
     import polars as pl
 
     import matxfer.library as lib
