@@ -229,6 +229,7 @@ def _run(out, settings, quick, refresh_source, n_threads, quiet, progress, t_sta
     # out-of-fold predictions is what Ensemble([...]) would give (benches/RESULTS.md "stack").
     from matxfer.transfer import CVResult
 
+    assert result_delta.predictions is not None and result_delta_gbm.predictions is not None  # set by cross_validate
     mean_pred = 0.5 * (result_delta.predictions + result_delta_gbm.predictions)
     result_mean = CVResult("delta_mean", [regression_metrics(y[test], mean_pred[test]) for _, test in cv.split(X)], mean_pred)
     rows.insert(0, ("mean of the two Delta models (matxfer)", result_mean))

@@ -40,7 +40,7 @@ XENONPY_STATS = ("ave", "sum", "var", "gmean", "hmean", "max", "min")
 class Rejected(NamedTuple):
     """A row that could not be featurized (``errors="nan"``)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field deliberately shadows tuple.index
     input: str
     reason: str
 

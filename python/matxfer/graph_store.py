@@ -156,8 +156,8 @@ def write_graph_store(
             "options": {"cutoff": cutoff, "max_neighbors": max_neighbors, "target": target, "source": str(input)},
             "arrays": {name: {"file": f"{name}.bin", "dtype": _DTYPES[name][0], "shape": list(shapes[name])} for name in files},
         }
-        with open(tmp / "index.json", "w") as fh:
-            json.dump(index, fh, indent=1)
+        with open(tmp / "index.json", "w") as index_fh:
+            json.dump(index, index_fh, indent=1)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

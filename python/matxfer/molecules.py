@@ -440,7 +440,7 @@ def _compute(spec: _Spec, mols: list, n_threads: int) -> np.ndarray:
         from rdkit.Chem import MACCSkeys
 
         out = np.zeros((n, 167), dtype=np.uint8)
-        out[good] = _bits_to_numpy([MACCSkeys.GenMACCSKeys(m) for m in good_mols], 167)
+        out[good] = _bits_to_numpy([MACCSkeys.GenMACCSKeys(m) for m in good_mols], 167)  # type: ignore[attr-defined]
         return out
     if kind == "rdkit2d":
         from rdkit.Chem import Descriptors
@@ -723,9 +723,9 @@ def build_molecule_graphs(
             else:
                 from rdkit.Chem import AllChem
 
-                params = AllChem.ETKDGv3()
+                params = AllChem.ETKDGv3()  # type: ignore[attr-defined]
                 params.randomSeed = int(seed)
-                if AllChem.EmbedMolecule(mol, params) != 0:
+                if AllChem.EmbedMolecule(mol, params) != 0:  # type: ignore[attr-defined]
                     reason = "ETKDG could not embed a conformer"
             if reason is None and not hydrogens:
                 mol = Chem.RemoveHs(mol)

@@ -23,11 +23,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
 from matxfer.exceptions import MatxferError
+
+if TYPE_CHECKING:
+    import _csv
+
+    import pyarrow.parquet as pq
 
 __all__ = [
     "InputFileError",
@@ -130,8 +135,8 @@ class _ErrorReport:
 
     def __init__(self, path: Optional[Path]):
         self.path = path
-        self._fh = None
-        self._writer = None
+        self._fh: Optional[TextIO] = None
+        self._writer: Optional[_csv.Writer] = None
         self.count = 0
         self.first: List[Tuple[int, str, str]] = []
 
@@ -377,7 +382,7 @@ class _ParquetSink:
     def __init__(self, out: Path):
         self.out = Path(out)
         self.tmp = self.out.with_name(self.out.name + ".partial")
-        self.writer = None
+        self.writer: Optional[pq.ParquetWriter] = None
 
     def write(self, table) -> None:
         import pyarrow.parquet as pq

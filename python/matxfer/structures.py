@@ -168,8 +168,10 @@ class StructureBatch:
         from pymatgen.core import Lattice, Structure
 
         a, b = self.ptr[index], self.ptr[index + 1]
-        lat = Lattice(self.lattices[index], pbc=tuple(bool(x) for x in self.pbc[index]))
-        return Structure(lat, [int(z) for z in self.numbers[a:b]], self.frac_coords[a:b])
+        px, py, pz = (bool(x) for x in self.pbc[index])
+        lat = Lattice(self.lattices[index], pbc=(px, py, pz))
+        # pymatgen accepts atomic numbers as species, though its annotation does not list int.
+        return Structure(lat, [int(z) for z in self.numbers[a:b]], self.frac_coords[a:b])  # type: ignore[misc]
 
     def to_ase(self, index: int):
         from ase import Atoms

@@ -9,7 +9,7 @@ results agree with torch to float32 rounding (not bitwise: BLAS sums in another 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _softplus(h: np.ndarray) -> np.ndarray:
     return np.where(h > 20, h, np.log1p(np.exp(np.minimum(h, 20)))).astype(np.float32)
 
 
-ACTIVATIONS = {
+ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "silu": _silu,
     "relu": lambda h: np.maximum(h, np.float32(0.0)),
     "tanh": np.tanh,

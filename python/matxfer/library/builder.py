@@ -14,6 +14,7 @@ counts and the sha256 of the exact training formulas and targets.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -21,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class SourceTask:
     positive: Optional[str] = None
     description: str = ""
 
-    @property
+    @builtins.property  # the field ``property`` shadows the builtin name in the class body for type checkers
     def key(self) -> str:
         return f"{self.dataset}/{self.property}"
 
@@ -250,7 +251,7 @@ def build(
     chosen = [t for t in TASKS if tasks is None or t.key in tasks or t.dataset in tasks]
     jobs = [(preset, seed, t) for preset in presets for seed in seeds for t in chosen]
     names: List[str] = []
-    cache: Dict[Tuple[str, str, str], Tuple] = {}
+    cache: Dict[Tuple[str, str, str, str], Tuple] = {}
     t_start = time.perf_counter()
     n_built = 0
     for k, (preset, seed, task) in enumerate(jobs):
@@ -297,7 +298,7 @@ def build(
         pred = 1 / (1 + np.exp(-raw)) if classification else raw
         seconds = time.perf_counter() - t0
         lic, shippable, citation = task.license
-        card = {
+        card: Dict[str, Any] = {
             "name": name,
             "version": 1,
             "arch": "mlp",

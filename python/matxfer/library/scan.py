@@ -106,7 +106,7 @@ def _ridge_fit(H: np.ndarray, y: np.ndarray):
         V = (Z.T @ U) / s
     Uty = U.T @ yc
     U2 = U * U
-    best = None
+    best: Optional[Tuple[float, float]] = None
     for alpha in _ALPHAS:
         shrink = evals / (evals + alpha)
         fitted = U @ (shrink * Uty)
@@ -114,6 +114,7 @@ def _ridge_fit(H: np.ndarray, y: np.ndarray):
         loo = float(np.mean(((yc - fitted) / np.maximum(1.0 - h, 1e-12)) ** 2))
         if best is None or loo < best[0]:
             best = (loo, alpha)
+    assert best is not None  # _ALPHAS is a non-empty constant
     loo, alpha = best
     coef = V @ ((s / (evals + alpha)) * Uty)
     return coef, y_mean, mean, scale, lo, hi, loo

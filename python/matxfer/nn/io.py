@@ -57,7 +57,9 @@ def load_model(
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise ModelFormatError(config_path, f"not a {MODEL_FORMAT} file (format {config.get('format') if isinstance(config, dict) else None!r})")
     classes = {**MODEL_REGISTRY, **(registry or {})}
-    cls = classes.get(config.get("class"))
+    class_name = config.get("class")
+    # A non-string "class" (e.g. a JSON list) would make dict.get raise TypeError (unhashable).
+    cls = classes.get(class_name) if isinstance(class_name, str) else None
     if cls is None:
         raise ModelFormatError(config_path, f"unknown model class {config.get('class')!r}; pass it in registry=")
     weights = config.get("weights") or {}

@@ -8,7 +8,7 @@ Every model records the keyword arguments it was built with in ``init_args`` so 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -64,6 +64,14 @@ class MLP(nn.Module):
     #: Scaled inputs may exceed the training range by this fraction of the range (see ``scale``).
     INPUT_MARGIN = 0.1
 
+    # Buffers registered in ``__init__`` (declared for type checkers only).
+    x_mean: Tensor
+    x_std: Tensor
+    z_lo: Tensor
+    z_hi: Tensor
+    y_mean: Tensor
+    y_std: Tensor
+
     def __init__(
         self,
         n_in: int,
@@ -99,7 +107,7 @@ class MLP(nn.Module):
         widths = [n_in + n_extra, *[int(h) for h in hidden]]
         self.layers = nn.ModuleList()
         for w_in, w_out in zip(widths[:-1], widths[1:]):
-            block = [nn.Linear(w_in, w_out)]
+            block: List[nn.Module] = [nn.Linear(w_in, w_out)]
             if layer_norm:
                 block.append(nn.LayerNorm(w_out))
             block.append(_activation(activation))
@@ -233,7 +241,7 @@ class CompositionEncoder(nn.Module):
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
-        self.head[1].reset_parameters()
+        cast(nn.Linear, self.head[1]).reset_parameters()
 
     def fit_scaling(self, x: np.ndarray | Tensor) -> CompositionEncoder:
         self.encoder.fit_scaling(x)
@@ -311,6 +319,8 @@ class LatentMLP(nn.Module):
 
 class GaussianExpansion(nn.Module):
     """Expand interatomic distances (angstrom) on Gaussians ``exp(-(d - mu_k)^2 / width^2)``."""
+
+    centres: Tensor  # buffer registered in ``__init__``
 
     def __init__(self, start: float = 0.0, stop: float = 8.0, n_gaussians: int = 40) -> None:
         super().__init__()
@@ -398,7 +408,7 @@ class CGCNN(nn.Module):
     def reset_parameters(self) -> None:
         self.embedding.reset_parameters()
         for conv in self.convs:
-            conv.reset_parameters()
+            cast(CGConv, conv).reset_parameters()
         for module in self.readout:
             if isinstance(module, nn.Linear):
                 module.reset_parameters()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -91,12 +91,13 @@ def cross_validate(
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     cv = cv or matbench_kfold()
-    result = CVResult(name or strategy.name, predictions=np.full(len(y), np.nan))
+    predictions = np.full(len(y), np.nan)
+    result = CVResult(name or strategy.name, predictions=predictions)
     t0 = time.perf_counter()
     for k, (train_idx, test_idx) in enumerate(cv.split(X)):
         fold = strategy.fresh().adapt(X[train_idx], y[train_idx])
         pred = fold.predict(X[test_idx])
-        result.predictions[test_idx] = pred
+        predictions[test_idx] = pred
         metrics = regression_metrics(y[test_idx], pred)
         result.folds.append(metrics)
         if verbose:
@@ -115,7 +116,7 @@ def learning_curve(
     seed: int = 0,
     name: Optional[str] = None,
     verbose: bool = False,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     """Test error against training-set size, averaged over ``n_repeats`` random subsets.
 
     One seeded split holds out ``test_fraction`` of the rows as a fixed test set; for each size

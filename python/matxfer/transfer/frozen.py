@@ -59,6 +59,8 @@ class FrozenFeatures(TransferStrategy):
             chosen = [n_layers - 1]
         elif self.layers == "all":
             chosen = list(range(n_layers))
+        elif isinstance(self.layers, str):
+            raise ValueError(f"layers must be 'last', 'all' or a sequence of layer indices, not {self.layers!r}")
         else:
             chosen = [i % n_layers for i in self.layers]
         Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Type
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ _TREE, _TENSORS = "strategy.json", "tensors.safetensors"
 TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 
 
-def _strategy_classes() -> Dict[str, type]:
+def _strategy_classes() -> Dict[str, Type[TransferStrategy]]:
     from . import STRATEGIES
 
     return {cls.__name__: cls for cls in STRATEGIES.values()}
@@ -104,10 +104,10 @@ class _Decoder:
             obj.__dict__.update(_safeio.decode_tree(node["state"], arrays, self))
             return True, obj
         if "__module__" in node:
-            cls = MODEL_REGISTRY.get(node["__module__"])
-            if cls is None:
+            model_cls = MODEL_REGISTRY.get(node["__module__"])
+            if model_cls is None:
                 raise ValueError(f"unknown model class {node['__module__']!r}")
-            model = cls(**_safeio.decode_tree(node["init_args"], arrays, self))
+            model = model_cls(**_safeio.decode_tree(node["init_args"], arrays, self))
             model.load_state_dict(_safeio.decode_tree(node["state"], arrays, self))
             model.train(bool(node.get("training", False)))
             frozen = set(node.get("frozen", []))
@@ -174,8 +174,8 @@ def _without_source(strategy: TransferStrategy) -> TransferStrategy:
     clone.__dict__ = dict(strategy.__dict__)
     clone._X_source = None
     clone._y_source = None
-    if "members" in clone.__dict__:
-        clone.members = [_without_source(m) for m in clone.members]
+    if "members" in clone.__dict__:  # an Ensemble
+        clone.__dict__["members"] = [_without_source(m) for m in clone.__dict__["members"]]
     if isinstance(clone.target_, list):
         clone.target_ = [_without_source(m) if isinstance(m, TransferStrategy) else m for m in clone.target_]
     return clone

@@ -60,7 +60,7 @@ class LatentVariable(TransferStrategy):
         return model.load_source_mlp(source)
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
-        if self._X_source is None:
+        if self._X_source is None or self._y_source is None:  # set together by use_source()
             raise RuntimeError("LatentVariable needs the source rows: use pretrain() or use_source(model, X, y)")
         config = self.joint_config.replace(seed=self.seed)
         rows = joint_rows(self._X_source, self._y_source, X, y, self.max_source_rows, self.target_share,
@@ -70,7 +70,7 @@ class LatentVariable(TransferStrategy):
         labels = np.where(rows.is_target, rows.y_target, rows.y_source)
         train = ArrayData((rows.X, task), labels, weight=rows.weight)
         val = None
-        if rows.X_val is not None:
+        if rows.X_val is not None and rows.y_val is not None:  # both set, or both None
             val = ArrayData((rows.X_val, np.full(len(rows.X_val), TARGET_TASK, np.int64)), rows.y_val)
         Trainer(config).fit(model, train, val=val)
         self.target_ = model.cpu().eval()

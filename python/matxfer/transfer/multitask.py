@@ -65,7 +65,7 @@ class MultiTask(TransferStrategy):
         return model
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
-        if self._X_source is None:
+        if self._X_source is None or self._y_source is None:  # set together by use_source()
             raise RuntimeError("MultiTask needs the source rows: use pretrain() or use_source(model, X, y)")
         config = self.joint_config.replace(seed=self.seed)
         rows = joint_rows(self._X_source, self._y_source, X, y, self.max_source_rows, self.target_share,
@@ -73,7 +73,7 @@ class MultiTask(TransferStrategy):
         model = self.build_model(y)
         train = ArrayData(rows.X, np.stack([rows.y_source, rows.y_target], axis=1), weight=rows.weight)
         val = None
-        if rows.X_val is not None:
+        if rows.X_val is not None and rows.y_val is not None:  # both set, or both None
             val = ArrayData(rows.X_val, np.stack([np.full(len(rows.y_val), np.nan), rows.y_val], axis=1))
         torch.manual_seed(config.seed)
         Trainer(config).fit(model, train, val=val)
