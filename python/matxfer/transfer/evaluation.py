@@ -6,6 +6,7 @@ of the pretrained strategy, so nothing learned on one fold's training rows reach
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -183,7 +184,7 @@ def parity_plot(y_true, y_pred, path: str, title: str = "", unit: str = "") -> s
     label = f" ({unit})" if unit else ""
     ax.set_xlabel(f"measured{label}")
     ax.set_ylabel(f"predicted{label}")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
     ax.text(0.04, 0.96, f"MAE {m['mae']:.3f}\nR$^2$ {m['r2']:.3f}", transform=ax.transAxes, va="top", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -204,7 +205,7 @@ def learning_curve_plot(curves: Mapping[str, Mapping], path: str, title: str = "
     ax.set_xscale("log")
     ax.set_xlabel("training-set size")
     ax.set_ylabel(f"test MAE{f' ({unit})' if unit else ''}")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
