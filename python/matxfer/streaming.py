@@ -422,6 +422,41 @@ def _feature_table(values: np.ndarray, names: Sequence[str], invalid: Optional[n
     return pa.Table.from_arrays(arrays, names=list(names))
 
 
+class _FeatureRun:
+    """The parts every streaming featurization shares: the Parquet sink, the error report, the
+    progress bar and the offset of the current chunk. As a context manager it removes a partial
+    output on any exception and closes the report and the bar; the summary is filled on exit."""
+
+    def __init__(self, input: Path, out: Path, report_path: Optional[Path], n_features: int, progress, unit: str):
+        self.summary = StreamSummary(str(input), str(out), n_features=n_features,
+                                     error_report=None if report_path is None else str(report_path))
+        self.report = _ErrorReport(report_path)
+        self.sink = _ParquetSink(out)
+        self.bar = Progress(f"featurize {input.name}", enabled=progress, unit=unit)
+        self.base = 0  # input rows before the current chunk
+
+    def write(self, table, n_rows: int, fraction: Optional[float] = None) -> None:
+        """Write one chunk's output table that came from ``n_rows`` input rows."""
+        self.sink.write(table)
+        self.summary.n_written += table.num_rows
+        self.base += n_rows
+        self.bar.update(n_rows, fraction)
+
+    def __enter__(self) -> _FeatureRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None:
+                self.sink.abort()
+        finally:
+            self.report.close()
+            self.bar.close()
+        summary = self.summary
+        summary.n_rows, summary.n_rejected, summary.seconds = self.base, self.report.count, self.bar.seconds
+        summary.first_rejected = self.report.first
+
+
 def _assemble(kept, features, invalid: Optional[np.ndarray], drop_invalid: bool):
     import pyarrow as pa
 
@@ -464,12 +499,7 @@ def featurize_file(
     report_path = _report_path(out, error_report)
     names = matxfer.feature_names(preset, impute_nan)
     keep = [c for c in keep if c != column]
-    summary = StreamSummary(str(input), str(out), n_features=len(names), error_report=None if report_path is None else str(report_path))
-    report = _ErrorReport(report_path)
-    sink = _ParquetSink(out)
-    bar = Progress(f"featurize {input.name}", enabled=progress)
-    base = 0
-    try:
+    with _FeatureRun(input, out, report_path, len(names), progress, unit="rows") as run:
         for chunk, fraction in iter_table_chunks(input, [column, *keep], chunk_size):
             result = matxfer.featurize(chunk.column(column), preset, errors="nan", dtype=dtype, impute_nan=impute_nan, n_threads=n_threads)
             invalid = None
@@ -477,23 +507,12 @@ def featurize_file(
                 invalid = np.zeros(chunk.num_rows, dtype=bool)
                 for index, text, reason in result.rejected:
                     invalid[index] = True
-                    report.add(base + index, text, reason)
+                    run.report.add(run.base + index, text, reason)
             table = _assemble(chunk.select([column, *keep]), _feature_table(result.values, names, invalid), invalid, drop_invalid)
-            sink.write(table)
-            summary.n_written += table.num_rows
-            base += chunk.num_rows
-            bar.update(chunk.num_rows, fraction)
+            run.write(table, chunk.num_rows, fraction)
         schema = pa.schema([(column, pa.string()), *[(k, pa.string()) for k in keep], *[(n, pa.from_numpy_dtype(np.dtype(dtype))) for n in names]])
-        sink.finish(schema)
-    except BaseException:
-        sink.abort()
-        raise
-    finally:
-        report.close()
-        bar.close()
-    summary.n_rows, summary.n_rejected, summary.seconds = base, report.count, bar.seconds
-    summary.first_rejected = report.first
-    return summary
+        run.sink.finish(schema)
+    return run.summary
 
 
 def _report_path(out: Path, error_report) -> Optional[Path]:
@@ -706,13 +725,8 @@ def featurize_structures_file(
     check_writable(out)
     report_path = _report_path(out, error_report)
     names = [*matxfer.feature_names(preset), *DENSITY_NAMES]
-    summary = StreamSummary(str(input), str(out), n_features=len(names), error_report=None if report_path is None else str(report_path))
-    report = _ErrorReport(report_path)
-    sink = _ParquetSink(out)
-    bar = Progress(f"featurize {input.name}", enabled=progress, unit="structures")
     np_dtype = np.dtype(dtype)
-    base = 0
-    try:
+    with _FeatureRun(input, out, report_path, len(names), progress, unit="structures") as run:
         for units, batch, good, bad in iter_structure_chunks(input, chunk_size, occupancy_policy):
             n = len(units)
             values = np.full((n, len(names)), np.nan, dtype=np_dtype)
@@ -731,21 +745,10 @@ def featurize_structures_file(
                     invalid[good[index]] = True
                     bad.append((good[index], reason))
             for k, reason in sorted(bad):
-                report.add(base + k, units[k].label, reason)
+                run.report.add(run.base + k, units[k].label, reason)
             kept = pa.table({"id": pa.array([u.label for u in units], pa.string()), "formula": pa.array(formulas, pa.string())})
             table = _assemble(kept, _feature_table(values, names, invalid if invalid.any() else None), invalid, drop_invalid)
-            sink.write(table)
-            summary.n_written += table.num_rows
-            base += n
-            bar.update(n)
+            run.write(table, n)
         schema = pa.schema([("id", pa.string()), ("formula", pa.string()), *[(n, pa.from_numpy_dtype(np_dtype)) for n in names]])
-        sink.finish(schema)
-    except BaseException:
-        sink.abort()
-        raise
-    finally:
-        report.close()
-        bar.close()
-    summary.n_rows, summary.n_rejected, summary.seconds = base, report.count, bar.seconds
-    summary.first_rejected = report.first
-    return summary
+        run.sink.finish(schema)
+    return run.summary
