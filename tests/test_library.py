@@ -158,6 +158,9 @@ def test_search_filters_agree_with_cards(library):
     assert lib.search(preset="xenonpy", library=library).empty
     with pytest.raises(TypeError, match="unknown filter"):
         lib.search(mae_below=1, library=library)
+    with pytest.raises(matxfer.ModelNotFoundError, match="no library model 'mp_gap/no_such/magpie_full/mlp' in ") as err:
+        lib.load("mp_gap/no_such/magpie_full/mlp", library=library)
+    assert isinstance(err.value, KeyError)  # existing `except KeyError` clauses keep working
 
 
 def test_register_and_rebuild_is_byte_identical(library, tmp_path):

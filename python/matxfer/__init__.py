@@ -21,6 +21,7 @@ from matxfer.exceptions import (
     LimitExceededError,
     MatxferError,
     ModelFormatError,
+    ModelNotFoundError,
     StructureError,
     StructureParseError,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "StructureParseError",
     "InternalError",
     "ModelFormatError",
+    "ModelNotFoundError",
 ]
 
 

@@ -21,6 +21,7 @@ class                      raised when
 ``ModelFormatError``       a saved model, card or checkpoint is refused (``.path``,
                            ``.reason``): a pickle, a hash mismatch, a truncated file, an
                            unknown class, an incompatible schema or descriptor version
+``ModelNotFoundError``     no model of that name in the library directories; a ``KeyError``
 ``InternalError``          a bug in matxfer's core (a caught Rust panic); please report
 =========================  ==========================================================
 """
@@ -89,6 +90,14 @@ class ModelFormatError(MatxferError, ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class ModelNotFoundError(MatxferError, KeyError):
+    """No library model of that name (a ``KeyError``, as a missing key of a mapping is)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() wraps the message in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
 class InternalError(MatxferError, RuntimeError):
     """An internal error of the Rust core (a caught panic). Please report it."""
 
@@ -103,5 +112,6 @@ __all__ = [
     "StructureError",
     "StructureParseError",
     "ModelFormatError",
+    "ModelNotFoundError",
     "InternalError",
 ]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from .. import _safeio
-from ..exceptions import ModelFormatError
+from ..exceptions import ModelFormatError, ModelNotFoundError
 from .model import CARD_FILE, CARD_SCHEMA, LibraryModel, load_model_dir, rows_sha256, save_mlp
 
 __all__ = [
@@ -176,7 +176,7 @@ def _resolve(name: str, library=None) -> Path:
         if (candidate / CARD_FILE).is_file():
             return candidate
     searched = ", ".join(str(p) for p in library_dirs(library))
-    raise KeyError(f"no library model {name!r} in {searched}; see matxfer.library.list() or `matxfer library build`")
+    raise ModelNotFoundError(f"no library model {name!r} in {searched}; see matxfer.library.list() or `matxfer library build`")
 
 
 def card(name: str, library=None) -> Dict[str, Any]:
