@@ -178,6 +178,7 @@ class LibraryModel:
 
         model = MLP(**self.card["architecture"]["init_args"])
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self._state.items()})
+        model.task = self.task  # a plain attribute: transfer strategies read it to treat a classifier's output as a logit
         return model.eval()
 
 

@@ -273,6 +273,7 @@ class LatentMLP(nn.Module):
         hidden: Sequence[int] = (512, 256, 128),
         activation: str = "silu",
         dropout: float = 0.0,
+        n_out: int = 1,
     ) -> None:
         super().__init__()
         self.init_args: Dict[str, Any] = dict(
@@ -283,7 +284,9 @@ class LatentMLP(nn.Module):
             activation=activation,
             dropout=float(dropout),
         )
-        self.mlp = MLP(n_in, hidden, n_out=1, activation=activation, dropout=dropout, n_extra=latent_dim)
+        if n_out != 1:  # recorded only when used, so files of single-output models stay as they were
+            self.init_args["n_out"] = int(n_out)
+        self.mlp = MLP(n_in, hidden, n_out=n_out, activation=activation, dropout=dropout, n_extra=latent_dim)
         self.task_embedding = nn.Embedding(n_tasks, latent_dim)
         self.reset_parameters()
 
@@ -298,14 +301,18 @@ class LatentMLP(nn.Module):
     @torch.no_grad()
     def load_source_mlp(self, source: MLP) -> LatentMLP:
         """Initialise from a single-task source MLP of the same widths: its first-layer weights go to the
-        descriptor columns and the latent columns start at zero, so every task starts as the source model."""
+        descriptor columns and the latent columns start at zero, so every task starts as the source model.
+        With more outputs than the source, output 0 starts as the source output and the others keep
+        their fresh initialisation."""
         own = self.mlp.state_dict()
         for key, value in source.state_dict().items():
             if key == "layers.0.0.weight":
                 own[key].zero_()
                 own[key][:, : value.shape[1]] = value
-            else:
+            elif own[key].shape == value.shape:
                 own[key].copy_(value)
+            else:  # head / output scaling of a wider model: first output from the source
+                own[key][: value.shape[0]] = value
         self.mlp.load_state_dict(own)
         return self
 

@@ -78,8 +78,15 @@ class TrainConfig:
     val_fraction: share of the training rows held out for early stopping when no validation
         data is passed (0 disables it).
     grad_clip: maximum global gradient norm (``None`` disables clipping).
-    loss: "l1", "mse", "huber" or "bce" (binary cross-entropy on logits, labels 0/1); computed on ``(pred - y) / y_std`` when the model has an
-        output scaling ``y_std`` so that tasks with different units weigh alike.
+    loss: "l1", "mse", "huber" (computed on ``(pred - y) / y_std`` when the model has an output
+        scaling ``y_std`` so that tasks with different units weigh alike), or a classification loss on
+        logits: "bce" (binary cross-entropy, one logit, labels 0/1), "ce" (softmax cross-entropy over
+        the model's K outputs, label = class index 0..K-1; one output falls back to "bce"), "focal"
+        (focal loss ``(1 - p_true)**focal_gamma * CE``, Lin et al. 2017; binary or multi-class as for
+        "ce"). A sequence of kinds, one per label column, mixes tasks (multi-task models): each
+        entry takes one output column, except ``"ce:K"`` / ``"focal:K"`` which take K (see
+        :func:`masked_loss`).
+    focal_gamma: focusing exponent of the "focal" loss.
     seed: seeds parameter initialisation order, shuffling and the validation split.
     device: "cpu", "cuda", a torch.device, or None for CUDA when present.
     bf16: use bfloat16 autocast on CUDA (ignored on CPU).
@@ -105,7 +112,8 @@ class TrainConfig:
     min_delta: float = 0.0
     val_fraction: float = 0.1
     grad_clip: Optional[float] = 5.0
-    loss: str = "l1"
+    loss: Any = "l1"
+    focal_gamma: float = 2.0
     seed: int = 0
     device: Any = None
     bf16: bool = True
@@ -123,27 +131,102 @@ _LOSSES: Dict[str, Callable[[Tensor], Tensor]] = {
     "l1": torch.abs,
     "mse": torch.square,
     "huber": lambda r: torch.where(r.abs() < 1, 0.5 * r * r, r.abs() - 0.5),
-    "bce": torch.abs,  # placeholder: masked_loss computes the binary cross-entropy on logits itself
 }
+#: classification losses on logits (computed in :func:`_classification_loss`)
+CLASSIFICATION_LOSSES = ("bce", "ce", "focal")
+
+
+def _parse_kind(kind: str) -> tuple[str, int]:
+    """``"ce:4"`` -> ("ce", 4); ``"l1"`` -> ("l1", 1). Raises ValueError on an unknown kind."""
+    name, _, width = str(kind).partition(":")
+    if name not in _LOSSES and name not in CLASSIFICATION_LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose one of {sorted([*_LOSSES, *CLASSIFICATION_LOSSES])}")
+    if width:
+        if name not in ("ce", "focal") or not width.isdigit() or int(width) < 2:
+            raise ValueError(f"loss {kind!r}: only 'ce:K' / 'focal:K' with K >= 2 take a width")
+        return name, int(width)
+    return name, 1
+
+
+def check_loss(kind: Any) -> None:
+    """Raise ValueError for an unknown loss name (a string or a sequence of per-column kinds)."""
+    for k in [kind] if isinstance(kind, str) else list(kind):
+        _parse_kind(k)
+
+
+def _classification_loss(logits: Tensor, label: Tensor, kind: str, gamma: float) -> Tensor:
+    """Per-row loss for one label column: ``logits`` [n, K] (K = 1: binary), ``label`` [n] (0/1 or a class
+    index, NaN = no label; unlabelled rows give 0 with no gradient)."""
+    mask = ~torch.isnan(label)
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        z = logits[:, 0]
+        t = torch.where(mask, label, torch.zeros_like(label)).float()
+        ce = torch.nn.functional.softplus(z) - z * t
+        if kind == "focal":
+            p_true = torch.exp(-ce)
+            ce = (1 - p_true).pow(gamma) * ce
+    else:
+        index = torch.where(mask, label, torch.zeros_like(label)).long()
+        if bool(((index < 0) | (index >= logits.shape[1])).any()):
+            raise ValueError(f"class index outside 0..{logits.shape[1] - 1}")
+        logp = torch.log_softmax(logits, dim=1).gather(1, index[:, None])[:, 0]
+        ce = -logp
+        if kind == "focal":
+            ce = (1 - torch.exp(logp)).pow(gamma) * ce
+    return torch.where(mask, ce, torch.zeros_like(ce))
 
 
 def masked_loss(
-    pred: Tensor, y: Tensor, weight: Optional[Tensor] = None, kind: str = "l1", y_std: Optional[Tensor] = None
+    pred: Tensor,
+    y: Tensor,
+    weight: Optional[Tensor] = None,
+    kind: Any = "l1",
+    y_std: Optional[Tensor] = None,
+    focal_gamma: float = 2.0,
 ) -> Tensor:
-    """Mean elementwise loss over labelled entries only (NaN in ``y`` = no label)."""
-    if pred.shape != y.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(y.shape)}")
+    """Mean elementwise loss over labelled entries only (NaN in ``y`` = no label).
+
+    ``kind`` is one name for every column, or one kind per label column of ``y``: regression kinds
+    and "bce"/"ce"/"focal" take one output column, ``"ce:K"``/``"focal:K"`` take K output columns
+    (logits of K classes; the label is the class index). "ce"/"focal" with a single ``y`` column and
+    K > 1 output columns is a K-class problem. Regression residuals are divided by the matching
+    ``y_std`` entry; classification columns ignore it. An unlabelled entry contributes neither loss
+    nor gradient, so a task with no label in a batch is harmless.
+    """
+    if y.ndim == 1:
+        y = y[:, None]
+    kinds = [kind] * y.shape[1] if isinstance(kind, str) else list(kind)
+    if len(kinds) != y.shape[1]:
+        raise ValueError(f"{len(kinds)} loss kinds for {y.shape[1]} label column(s)")
+    parsed = [_parse_kind(k) for k in kinds]
+    if isinstance(kind, str) and parsed[0][0] in ("ce", "focal") and y.shape[1] == 1 and pred.shape[1] > 1:
+        parsed = [(parsed[0][0], pred.shape[1])]
+    widths = [w for _, w in parsed]
+    if pred.ndim != 2 or pred.shape[0] != y.shape[0] or pred.shape[1] != sum(widths):
+        raise ValueError(f"prediction shape {tuple(pred.shape)} does not fit target shape {tuple(y.shape)} "
+                         f"with loss {kind!r} (needs {sum(widths)} output column(s))")
     mask = ~torch.isnan(y)
-    target = torch.where(mask, y, torch.zeros_like(y))
-    if kind == "bce":
-        # binary cross-entropy on logits (labels 0/1); the output scaling does not apply
-        logits = pred.float()
-        per_entry = (torch.nn.functional.softplus(logits) - logits * target) * mask
-    else:
+    if all(name in _LOSSES for name, _ in parsed) and len(set(n for n, _ in parsed)) == 1:
+        target = torch.where(mask, y, torch.zeros_like(y))
         residual = pred.float() - target
         if y_std is not None:
             residual = residual / y_std
-        per_entry = _LOSSES[kind](residual) * mask
+        per_entry = _LOSSES[parsed[0][0]](residual) * mask
+    else:
+        columns, start = [], 0
+        for j, (name, width) in enumerate(parsed):
+            block = pred[:, start : start + width]
+            if name in _LOSSES:
+                t = torch.where(mask[:, j], y[:, j], torch.zeros_like(y[:, j]))
+                r = block[:, 0].float() - t
+                if y_std is not None:
+                    r = r / y_std.reshape(-1)[start if y_std.numel() == pred.shape[1] else 0]
+                columns.append(_LOSSES[name](r) * mask[:, j])
+            else:
+                columns.append(_classification_loss(block, y[:, j], name, focal_gamma))
+            start += width
+        per_entry = torch.stack(columns, dim=1)
     w = mask.float()
     if weight is not None:
         per_entry = per_entry * weight[:, None]
@@ -193,8 +276,7 @@ class Trainer:
 
     def __init__(self, config: Optional[TrainConfig] = None, **overrides) -> None:
         self.config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
-        if self.config.loss not in _LOSSES:
-            raise ValueError(f"unknown loss {self.config.loss!r}; choose one of {sorted(_LOSSES)}")
+        check_loss(self.config.loss)
         if self.config.schedule not in ("cosine", "onecycle", "constant"):
             raise ValueError(f"unknown schedule {self.config.schedule!r}")
         self.device = resolve_device(self.config.device)
@@ -312,7 +394,7 @@ class Trainer:
             for inputs, y, w in self._batches(placed, order, copy_batches):
                 pred = _forward(model, inputs)
                 n_labels = float((~torch.isnan(y)).sum()) if w is None else float(((~torch.isnan(y)) * w[:, None]).sum())
-                total += float(masked_loss(pred, y, w, self.config.loss, y_std)) * n_labels
+                total += float(masked_loss(pred, y, w, self.config.loss, y_std, self.config.focal_gamma)) * n_labels
                 weight += n_labels
         return total / max(weight, 1e-12)
 
@@ -370,7 +452,7 @@ class Trainer:
                 for step, (inputs, y, w) in enumerate(self._batches(train_placed, order, copy_batches, shard=True)):
                     with self._autocast():
                         pred = _forward(train_model, inputs)
-                    loss = masked_loss(pred, y, w, c.loss, y_std)
+                    loss = masked_loss(pred, y, w, c.loss, y_std, c.focal_gamma)
                     if not torch.isfinite(loss):
                         raise TrainingDivergedError(
                             f"training loss is {float(loss.detach())} at epoch {epoch}, step {step}: lower the learning "

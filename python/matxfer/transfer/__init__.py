@@ -7,6 +7,8 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 
 from ..library.scan import ScanResult, scan
 from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
+from .baselines import BASELINE_GRIDS, TreeBaseline, baseline_strategies
+from .conformal import Conformal, interval_calibration
 from .cromel import CrossModality
 from .delta import Delta
 from .ensemble import Ensemble
@@ -29,10 +31,12 @@ from .joint import default_joint_config
 from .latent import LatentVariable
 from .multitask import MultiTask
 from .scratch import FromScratch
+from .tasks import classification_metrics
 
 STRATEGIES = {
     cls.name: cls
-    for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality)
+    for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality,
+                Conformal, TreeBaseline)
 }
 
 __all__ = [
@@ -64,4 +68,10 @@ __all__ = [
     "ScanResult",
     "save_strategy",
     "load_strategy",
+    "Conformal",
+    "interval_calibration",
+    "TreeBaseline",
+    "BASELINE_GRIDS",
+    "baseline_strategies",
+    "classification_metrics",
 ]

@@ -6,6 +6,13 @@ A strategy is used in three steps::
     strategy.adapt(X_target, y_target)
     strategy.predict(X_new)
 
+Classification: ``task="classification"`` (binary or multi-class labels of any type) makes every
+strategy train on cross-entropy (``loss="focal"`` for the focal loss, ``class_weight="balanced"`` or a
+``{label: weight}`` dict to reweight classes); ``predict`` then returns labels and ``predict_proba``
+class probabilities (columns in the order of ``classes_``). ``task=None`` (default) infers it:
+classification for bool/string labels, or for 0/1 labels with a classifier as source (a library
+model's card says so); regression otherwise. Say ``task=...`` explicitly when in doubt.
+
 ``fresh()`` returns an independent copy that keeps the pretrained state and drops anything
 learned from the target, which is what cross-validation uses for every fold: fine-tuning in one
 fold can never leak into the next.
@@ -14,14 +21,17 @@ fold can never leak into the next.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
 
-__all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "as_2d"]
+__all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "as_2d", "TASKS"]
+
+TASKS = ("regression", "classification")
+CLASSIFICATION_LOSSES = ("ce", "focal")
 
 
 def default_source_config(**changes) -> TrainConfig:
@@ -54,6 +64,22 @@ def _as_y(y, n: int) -> np.ndarray:
     return y
 
 
+def _as_source_y(y, n: int) -> np.ndarray:
+    """Source labels: [n] (one task, every row labelled) or [n, T] (T tasks, NaN = no label)."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        return _as_y(y, n)
+    if y.ndim != 2 or y.shape[0] != n or y.shape[1] < 1:
+        raise ValueError(f"source targets must have shape ({n},) or ({n}, n_tasks), got {y.shape}")
+    if np.isinf(y).any():
+        row, col = np.argwhere(np.isinf(y))[0]
+        raise ValueError(f"source target row {row}, task {col} is inf")
+    empty = np.flatnonzero(np.isnan(y).all(axis=0))
+    if empty.size:
+        raise ValueError(f"source task {int(empty[0])} has no label at all")
+    return y
+
+
 def pretrain_mlp(
     X: np.ndarray,
     y: np.ndarray,
@@ -82,7 +108,12 @@ class TransferStrategy:
     source_config, target_config : :class:`matxfer.nn.TrainConfig` for source and target training.
     seed : seeds every model built on the target.
     output_floor : predictions are clipped from below at this value (e.g. 0 for band gaps,
-        which cannot be negative); ``None`` leaves them as they are.
+        which cannot be negative); ``None`` leaves them as they are (regression only).
+    task : "regression", "classification" or None (inferred at ``adapt``, see the module docstring).
+    loss : classification loss, "ce" (cross-entropy, default) or "focal" (focal loss with
+        ``target_config.focal_gamma``); regression uses ``target_config.loss``.
+    class_weight : None, "balanced" (weights ``n / (K * n_k)``) or a ``{label: weight}`` mapping;
+        applied as per-row loss weights (and ``sample_weight`` for scikit-learn heads).
     """
 
     name = "base"
@@ -96,7 +127,21 @@ class TransferStrategy:
         target_config: Optional[TrainConfig] = None,
         seed: int = 0,
         output_floor: Optional[float] = None,
+        task: Optional[str] = None,
+        loss: str = "ce",
+        class_weight: Union[None, str, Mapping[Any, float]] = None,
     ) -> None:
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS} or None, not {task!r}")
+        if loss not in CLASSIFICATION_LOSSES:
+            raise ValueError(f"loss must be one of {CLASSIFICATION_LOSSES} (the classification loss), not {loss!r}")
+        if class_weight is not None and class_weight != "balanced" and not isinstance(class_weight, Mapping):
+            raise ValueError("class_weight must be None, 'balanced' or a {label: weight} mapping")
+        self.task = task
+        self.loss = loss
+        self.class_weight = None if class_weight is None or isinstance(class_weight, str) else {
+            str(k): float(v) for k, v in class_weight.items()}
+        self._balanced = class_weight == "balanced"
         self.output_floor = output_floor
         self.hidden = tuple(int(h) for h in hidden)
         self.source_config = source_config or default_source_config()
@@ -108,6 +153,12 @@ class TransferStrategy:
         #: everything learned from the target lives here, so ``fresh()`` can drop it in one step
         self.target_: Any = None
         self.is_adapted_ = False
+        #: "regression"/"classification" of the source model (a library card, or ``use_source(task=)``)
+        self.source_task_ = "regression"
+        #: set by ``adapt``: the task, the sorted class labels (classification) and per-row weights
+        self.task_: Optional[str] = None
+        self.classes_: Optional[list] = None
+        self._row_weight: Optional[np.ndarray] = None
 
     # -- source -----------------------------------------------------------------------------------
     def pretrain(self, X_source, y_source) -> TransferStrategy:
@@ -117,17 +168,23 @@ class TransferStrategy:
         model = pretrain_mlp(X, y, self.hidden, self.source_config.replace(seed=self.seed))
         return self.use_source(model, X, y)
 
-    def use_source(self, model: MLP, X_source=None, y_source=None) -> TransferStrategy:
+    def use_source(self, model: MLP, X_source=None, y_source=None, task: Optional[str] = None) -> TransferStrategy:
         """Adopt an already trained source model (a private copy is kept); strategies that train on the
-        source rows during ``adapt`` also need ``X_source``/``y_source``."""
+        source rows during ``adapt`` also need ``X_source``/``y_source``. ``task`` says whether the
+        source is a "regression" model or a (binary, logit-output) "classification" model; by default
+        it is read from ``model.task`` (set by ``LibraryModel.to_torch`` from the card), else regression."""
         if not isinstance(model, MLP):
             raise TypeError("the source model must be a matxfer.nn.MLP")
+        task = task or getattr(model, "task", None) or "regression"
+        if task not in TASKS:
+            raise ValueError(f"source task must be one of {TASKS}, not {task!r}")
+        self.source_task_ = task
         self.source_model_ = copy.deepcopy(model).cpu().eval()
         for p in self.source_model_.parameters():
             p.requires_grad_(False)
         if X_source is not None:
             self._X_source = as_2d(X_source)
-            self._y_source = _as_y(y_source, len(self._X_source))
+            self._y_source = _as_source_y(y_source, len(self._X_source))
         if self.needs_source_data and self._X_source is None:
             raise ValueError(f"{type(self).__name__} trains on the source rows: pass X_source and y_source")
         self.is_adapted_ = False
@@ -145,18 +202,106 @@ class TransferStrategy:
     def adapt(self, X, y) -> TransferStrategy:
         """Learn the target task from descriptors ``X`` and labels ``y``; returns self."""
         X = as_2d(X)
-        y = _as_y(y, len(X))
+        self.task_ = self.resolve_task(y)
+        if self.task_ == "classification":
+            from .tasks import encode_labels
+
+            y, self.classes_, self._row_weight = encode_labels(y, len(X), self.class_weight, self._balanced)
+        else:
+            y = _as_y(y, len(X))
+            self.classes_, self._row_weight = None, None
         self._adapt(X, y)
         self.is_adapted_ = True
         return self
 
     fit = adapt  # scikit-learn spelling
 
-    def predict(self, X) -> np.ndarray:
+    def resolve_task(self, y) -> str:
+        """The task ``adapt`` will train for these labels (``self.task`` when set)."""
+        if self.task is not None:
+            return self.task
+        arr = np.asarray(y)
+        if arr.dtype.kind in "bOUS":
+            return "classification"
+        if self.source_task_ == "classification" and arr.size and np.isin(arr, (0, 1)).all():
+            return "classification"
+        return "regression"
+
+    @property
+    def is_classifier(self) -> bool:
+        return getattr(self, "task_", None) == "classification"
+
+    @property
+    def n_classes(self) -> int:
+        return len(getattr(self, "classes_", None) or ())
+
+    @property
+    def n_logits(self) -> int:
+        """Network outputs of a classifier: one logit for two classes, else one per class."""
+        return 1 if self.n_classes == 2 else self.n_classes
+
+    def _require_adapted(self) -> None:
         if not self.is_adapted_:
             raise RuntimeError(f"{type(self).__name__}: call adapt() before predict()")
-        pred = np.asarray(self._predict(as_2d(X)), dtype=np.float64)
+
+    def predict(self, X, return_std: bool = False):
+        """Predictions (regression: values; classification: labels). ``return_std=True`` also returns
+        a predictive standard deviation per row (regression only; strategies that have none raise
+        and say which wrapper gives one)."""
+        self._require_adapted()
+        X = as_2d(X)
+        if self.is_classifier:
+            if return_std:
+                raise ValueError("return_std is for regression; a classifier's uncertainty is predict_proba")
+            proba = self.predict_proba(X)
+            return np.asarray(self.classes_ or [])[proba.argmax(1)]
+        if return_std:
+            mean, std = self._predict_with_std(X)
+            mean = np.asarray(mean, dtype=np.float64)
+            return (mean if self.output_floor is None else np.maximum(mean, self.output_floor)), np.asarray(std, np.float64)
+        pred = np.asarray(self._predict(X), dtype=np.float64)
         return pred if self.output_floor is None else np.maximum(pred, self.output_floor)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities [n, n_classes] (columns in the order of ``classes_``)."""
+        self._require_adapted()
+        if not self.is_classifier:
+            raise ValueError(f"{type(self).__name__} was adapted for regression; predict_proba needs task='classification'")
+        proba = np.asarray(self._predict(as_2d(X)), dtype=np.float64)
+        if proba.ndim != 2 or proba.shape[1] != self.n_classes:
+            raise RuntimeError(f"internal: class probabilities of shape {proba.shape} for {self.n_classes} classes")
+        return proba
+
+    def decision_scores(self, logits: np.ndarray) -> np.ndarray:
+        """Network logits [n] or [n, K] -> class probabilities [n, n_classes]."""
+        from .tasks import logits_to_proba
+
+        return logits_to_proba(logits, self.n_classes)
+
+    def _predict_with_std(self, X: np.ndarray):
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no predictive standard deviation by itself: wrap it in "
+            "Ensemble([...seeds...]) or Conformal(strategy), or use mc_samples=... where supported")
+
+    def predict_interval(self, X, coverage: float = 0.95):
+        """(lower, upper) = mean -+ z * std from the strategy's own std, assuming Gaussian errors (not
+        calibrated: :class:`Conformal` gives intervals with a guaranteed coverage)."""
+        from scipy.stats import norm
+
+        mean, std = self.predict(X, return_std=True)
+        z = float(norm.ppf(0.5 + coverage / 2))
+        return mean - z * std, mean + z * std
+
+    def _net_config(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with the loss the target network trains on (classification: ce/focal)."""
+        return config.replace(loss=getattr(self, "loss", "ce")) if self.is_classifier else config
+
+    def _net_outputs(self) -> int:
+        return self.n_logits if self.is_classifier else 1
+
+    def _net_proba(self, model, data) -> np.ndarray:
+        """Probabilities from a classifier network's logits."""
+        return self.decision_scores(predict(model, data))
 
     def fresh(self) -> TransferStrategy:
         """An independent copy holding the pretrained state only (target state dropped)."""

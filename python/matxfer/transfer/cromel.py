@@ -152,7 +152,7 @@ class CrossModality(TransferStrategy):
         self.is_adapted_ = False
         return self
 
-    def use_source(self, model=None, X_source=None, y_source=None):
+    def use_source(self, model=None, X_source=None, y_source=None, task=None):
         raise TypeError("CrossModality learns its own source models: call pretrain(X, y, graphs=...)")
 
     def _align(self, X: np.ndarray, y_scaled: np.ndarray, E: np.ndarray, structure: CGCNN) -> CompositionEncoder:
@@ -225,6 +225,8 @@ class CrossModality(TransferStrategy):
 
     # -- target --------------------------------------------------------------------------------------
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        if self.is_classifier:
+            raise ValueError("CrossModality supports regression targets only (classification is not built for it yet)")
         encoder = copy.deepcopy(self._require_source())  # a fresh copy per adapt: no leakage across folds
         config = self._target_config()
         if self.head == "finetune":

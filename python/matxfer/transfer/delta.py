@@ -18,6 +18,19 @@ from .heads import fit_head, predict_head
 __all__ = ["Delta"]
 
 
+class _LogitOffset(torch.nn.Module):
+    """Training wrapper: correction network output + the fixed source logit (the last input)."""
+
+    def __init__(self, net: MLP, with_extra: bool) -> None:
+        super().__init__()
+        self.net, self.with_extra = net, with_extra
+        self.y_std = None
+
+    def forward(self, *inputs):
+        *net_inputs, offset = inputs
+        return self.net(*net_inputs) + offset
+
+
 class Delta(TransferStrategy):
     """Parameters
     ----------
@@ -29,6 +42,12 @@ class Delta(TransferStrategy):
     init_from_source : with ``head="mlp"``, start the difference network from the source network's
         hidden layers and a zero output layer, so training starts exactly at "target = source"
         and early stopping can only move away from it when the validation rows agree.
+
+    Classification (binary targets): a *logit offset*. The source must be a binary classifier
+    (e.g. a library ``is_metal`` model); the target logit is the source logit plus a correction
+    network trained on the cross-entropy, which starts at zero, so training starts exactly at
+    "target classifier = source classifier". A regression source or a multi-class target has no
+    logit to offset: use ``FineTune`` or ``FrozenFeatures`` there (a clear error says so).
     """
 
     name = "delta"
@@ -69,7 +88,33 @@ class Delta(TransferStrategy):
         scaled = (pred - float(source.y_mean[0])) / float(source.y_std[0])
         return pred, scaled[:, None]
 
+    def _check_classification(self) -> None:
+        if self.n_classes != 2:
+            raise ValueError(f"Delta for classification needs a binary target (a logit offset); this one has "
+                             f"{self.n_classes} classes: use FineTune or FrozenFeatures")
+        if self.source_task_ != "classification" or self._require_source().n_out != 1:
+            raise ValueError("Delta for classification offsets the logit of a binary source classifier; the source "
+                             "is a regression model (use_source(..., task='classification') if it outputs a logit), "
+                             "or use FineTune / FrozenFeatures")
+        if self.head != "mlp":
+            raise ValueError("Delta for classification trains an MLP correction on the source logit: use head='mlp'")
+
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        if self.is_classifier:
+            self._check_classification()
+            logit = self.source_predict(X)
+            config = self._net_config(self._target_config())
+            torch.manual_seed(config.seed)
+            model = self._difference_network(X, np.zeros(len(X)))
+            model.y_mean.zero_()
+            model.y_std.fill_(1.0)
+            extra = ((logit - logit.mean()) / (logit.std() + 1e-12))[:, None] if self.source_as_input else None
+            self._logit_scale = (float(logit.mean()), float(logit.std() + 1e-12))
+            inputs: tuple = (X, extra, logit[:, None]) if self.source_as_input else (X, logit[:, None])
+            wrapper = _LogitOffset(model, self.source_as_input)
+            Trainer(config).fit(wrapper, ArrayData(inputs, y, weight=self._row_weight))
+            self.target_ = model.cpu().eval()
+            return
         pred, extra = self._source_feature(X)
         residual = y - pred
         config = self._target_config()
@@ -84,6 +129,11 @@ class Delta(TransferStrategy):
             self.target_ = fit_head(self.head, H, residual, self.hidden, config)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self.is_classifier:
+            logit = self.source_predict(X)
+            mean, std = self._logit_scale
+            net_inputs: tuple = (X, ((logit - mean) / std)[:, None]) if self.source_as_input else (X,)
+            return self.decision_scores(logit + predict(self.target_, ArrayData(net_inputs)))
         pred, extra = self._source_feature(X)
         if isinstance(self.target_, MLP):
             data = ArrayData((X, extra) if self.source_as_input else (X,))

@@ -33,11 +33,49 @@ MATBENCH_SEED = 18012019
 DEFAULT_SIZES = (25, 50, 100, 200, 500, None)
 
 
-def matbench_kfold():
-    """The matbench protocol split: ``KFold(n_splits=5, shuffle=True, random_state=18012019)``."""
-    from sklearn.model_selection import KFold
+def matbench_kfold(classification: bool = False):
+    """The matbench protocol split: ``KFold(n_splits=5, shuffle=True, random_state=18012019)``;
+    ``StratifiedKFold`` with the same settings for classification tasks (as matbench does)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
 
+    if classification:
+        return StratifiedKFold(n_splits=5, shuffle=True, random_state=MATBENCH_SEED)
     return KFold(n_splits=5, shuffle=True, random_state=MATBENCH_SEED)
+
+
+def _task_labels(strategy: TransferStrategy, y):
+    """(task, y as the strategy takes it, class index for splitting and scoring, classes)."""
+    from .tasks import encode_labels
+
+    task = strategy.resolve_task(y)
+    if task == "classification":
+        index, classes, _ = encode_labels(y, len(np.asarray(y)))
+        return task, np.asarray(y), index.astype(np.int64), classes
+    return task, np.asarray(y, dtype=np.float64), None, None
+
+
+def _score(task: str, y_true, index_true, pred_or_proba, classes) -> Dict[str, float]:
+    if task == "classification":
+        from .tasks import classification_metrics
+
+        proba = np.asarray(pred_or_proba)
+        # a fold's model knows only the classes of its training rows: align columns to all classes
+        return classification_metrics(index_true, proba)
+    return regression_metrics(y_true, pred_or_proba)
+
+
+def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classes):
+    model = strategy.adapt(X, y_fit)
+    if task != "classification":
+        return model.predict(X_test)
+    proba = model.predict_proba(X_test)
+    if model.classes_ == classes:
+        return proba
+    out = np.zeros((len(X_test), len(classes)))
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    for j, c in enumerate(model.classes_ or []):
+        out[:, lookup[str(c)]] = proba[:, j]
+    return out
 
 
 def regression_metrics(y_true, y_pred) -> Dict[str, float]:
@@ -61,20 +99,32 @@ class CVResult:
 
     name: str
     folds: List[Dict[str, float]] = field(default_factory=list)
+    #: out-of-fold predictions (classification: class probabilities [n, n_classes])
     predictions: Optional[np.ndarray] = None
     seconds: float = 0.0
+    task: str = "regression"
+    #: the no-transfer baselines on the same folds (``cross_validate(..., baselines=...)``)
+    baselines: Dict[str, CVResult] = field(default_factory=dict)
 
-    def mean(self, metric: str = "mae") -> float:
-        return float(np.mean([f[metric] for f in self.folds]))
+    @property
+    def primary(self) -> str:
+        return "roc_auc" if self.task == "classification" else "mae"
 
-    def std(self, metric: str = "mae") -> float:
-        return float(np.std([f[metric] for f in self.folds]))
+    def mean(self, metric: Optional[str] = None) -> float:
+        return float(np.mean([f[metric or self.primary] for f in self.folds]))
+
+    def std(self, metric: Optional[str] = None) -> float:
+        return float(np.std([f[metric or self.primary] for f in self.folds]))
 
     def summary(self) -> Dict[str, float]:
-        out = {m: self.mean(m) for m in ("mae", "rmse", "r2")}
-        out["mae_std"] = self.std("mae")
+        out = {m: self.mean(m) for m in self.folds[0]} if self.folds else {}
+        out[f"{self.primary}_std"] = self.std(self.primary)
         out["seconds"] = self.seconds
         return out
+
+    def table(self) -> Dict[str, Dict[str, float]]:
+        """``{name: summary}`` for this strategy and every baseline."""
+        return {self.name: self.summary(), **{b.name: b.summary() for b in self.baselines.values()}}
 
 
 def cross_validate(
@@ -84,25 +134,44 @@ def cross_validate(
     cv=None,
     name: Optional[str] = None,
     verbose: bool = False,
+    baselines: Sequence[Any] = (),
 ) -> CVResult:
-    """K-fold CV (default: the matbench protocol) of an already pretrained strategy.
+    """K-fold CV (default: the matbench protocol, stratified for classification) of an already
+    pretrained strategy. A fresh copy of the pretrained strategy is adapted in every fold.
 
-    A fresh copy of the pretrained strategy is adapted in every fold.
+    Regression folds report MAE, RMSE, R^2; classification folds ROC-AUC, balanced accuracy, F1,
+    log loss, Brier score and accuracy (:func:`matxfer.transfer.tasks.classification_metrics`).
+    ``baselines``: names ("gbm", "rf": :class:`TreeBaseline` with inner-CV settings) or strategies,
+    evaluated on the same folds and returned in ``result.baselines``.
     """
+    from .baselines import TreeBaseline
+
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    cv = cv or matbench_kfold()
-    predictions = np.full(len(y), np.nan)
-    result = CVResult(name or strategy.name, predictions=predictions)
+    task, y, index, classes = _task_labels(strategy, y)
+    cv = cv or matbench_kfold(task == "classification")
+    result = _cross_validate_one(strategy, X, y, task, index, classes, cv, name or strategy.name, verbose)
+    for b in baselines:
+        base = TreeBaseline(model=b, seed=strategy.seed, task=task) if isinstance(b, str) else b
+        if base.task is None:
+            base.task = task
+        label = f"{b} (no transfer)" if isinstance(b, str) else base.name
+        result.baselines[label] = _cross_validate_one(base, X, y, task, index, classes, cv, label, verbose)
+    return result
+
+
+def _cross_validate_one(strategy, X, y, task, index, classes, cv, name, verbose) -> CVResult:
+    classification = task == "classification"
+    predictions = np.full((len(y), len(classes)) if classification else len(y), np.nan)
+    result = CVResult(name, predictions=predictions, task=task)
     t0 = time.perf_counter()
-    for k, (train_idx, test_idx) in enumerate(cv.split(X)):
-        fold = strategy.fresh().adapt(X[train_idx], y[train_idx])
-        pred = fold.predict(X[test_idx])
+    split = cv.split(X, index) if classification else cv.split(X)
+    for k, (train_idx, test_idx) in enumerate(split):
+        pred = _fit_predict(strategy.fresh(), X[train_idx], y[train_idx], X[test_idx], task, classes)
         predictions[test_idx] = pred
-        metrics = regression_metrics(y[test_idx], pred)
+        metrics = _score(task, y[test_idx], None if index is None else index[test_idx], pred, classes)
         result.folds.append(metrics)
         if verbose:
-            print(f"  {result.name} fold {k}: MAE={metrics['mae']:.4f}", flush=True)
+            print(f"  {result.name} fold {k}: {result.primary}={metrics[result.primary]:.4f}", flush=True)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -117,6 +186,7 @@ def learning_curve(
     seed: int = 0,
     name: Optional[str] = None,
     verbose: bool = False,
+    baselines: Sequence[Any] = (),
 ) -> Dict[str, Any]:
     """Test error against training-set size, averaged over ``n_repeats`` random subsets.
 
@@ -124,31 +194,83 @@ def learning_curve(
     and repeat a random training subset (``None`` = all remaining rows, evaluated once per
     repeat with a different seed) is drawn from the rest. Returns a dict with ``sizes``,
     ``mae`` (mean per size), ``mae_std`` and ``runs`` (every individual result).
+
+    Classification: the test set and every training subset are drawn stratified by class (each
+    subset keeps at least one row of every class when it can), and the curve holds every
+    classification metric and its ``_std`` per size (``roc_auc``, ``roc_auc_std``, ...).
+    ``baselines`` (names "gbm"/"rf" or strategies) get curves on the same subsets, under ``"baselines"``.
     """
+    from .baselines import TreeBaseline
+
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    task, y, index, classes = _task_labels(strategy, y)
+    test_idx, pool = _split_pool(len(y), test_fraction, seed, index)
+    curve = _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_repeats, seed,
+                       name or strategy.name, verbose)
+    curve["baselines"] = {}
+    for b in baselines:
+        base = TreeBaseline(model=b, seed=strategy.seed, task=task) if isinstance(b, str) else b
+        if base.task is None:
+            base.task = task
+        label = f"{b} (no transfer)" if isinstance(b, str) else base.name
+        curve["baselines"][label] = _curve_one(base, X, y, task, index, classes, test_idx, pool, sizes, n_repeats,
+                                               seed, label, verbose)
+    return curve
+
+
+def _split_pool(n: int, test_fraction: float, seed: int, index):
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(y))
-    n_test = int(round(test_fraction * len(y)))
-    test_idx, pool = perm[:n_test], perm[n_test:]
+    if index is None:
+        perm = rng.permutation(n)
+        n_test = int(round(test_fraction * n))
+        return perm[:n_test], perm[n_test:]
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    split = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    pool, test = next(split.split(np.zeros(n), index))
+    return test, pool
+
+
+def _draw(pool, n: int, seed: int, r: int, index):
+    sub_rng = np.random.default_rng([seed, n, r])
+    if index is None or n >= len(pool):
+        return sub_rng.choice(pool, size=n, replace=False)
+    # stratified: each class in proportion (at least one row of each class where possible)
+    labels = index[pool]
+    classes, counts = np.unique(labels, return_counts=True)
+    want = np.maximum(np.floor(counts / len(pool) * n).astype(int), 1)
+    while want.sum() > n:
+        want[np.argmax(want)] -= 1
+    left = n - want.sum()
+    picked = [sub_rng.choice(pool[labels == c], size=min(w, cnt), replace=False) for c, w, cnt in zip(classes, want, counts)]
+    chosen = np.concatenate(picked)
+    if left > 0:
+        rest = np.setdiff1d(pool, chosen)
+        chosen = np.concatenate([chosen, sub_rng.choice(rest, size=left, replace=False)])
+    return sub_rng.permutation(chosen)
+
+
+def _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_repeats, seed, name, verbose):
     runs = []
     resolved = []
+    primary = "roc_auc" if task == "classification" else "mae"
     for size in sizes:
         n = len(pool) if size is None or size >= len(pool) else int(size)
         resolved.append(n)
         for r in range(n_repeats):
-            sub_rng = np.random.default_rng([seed, n, r])
-            train_idx = sub_rng.choice(pool, size=n, replace=False)
+            train_idx = _draw(pool, n, seed, r, index)
             model = strategy.fresh()
             model.seed = strategy.seed + r
-            model.adapt(X[train_idx], y[train_idx])
-            metrics = regression_metrics(y[test_idx], model.predict(X[test_idx]))
+            pred = _fit_predict(model, X[train_idx], y[train_idx], X[test_idx], task, classes)
+            metrics = _score(task, y[test_idx], None if index is None else index[test_idx], pred, classes)
             runs.append({"size": n, "repeat": r, **metrics})
             if verbose:
-                print(f"  {name or strategy.name} n={n} repeat={r}: MAE={metrics['mae']:.4f}", flush=True)
-    mae = [float(np.mean([run["mae"] for run in runs if run["size"] == n])) for n in resolved]
-    mae_std = [float(np.std([run["mae"] for run in runs if run["size"] == n])) for n in resolved]
-    return {"name": name or strategy.name, "sizes": resolved, "mae": mae, "mae_std": mae_std, "runs": runs}
+                print(f"  {name} n={n} repeat={r}: {primary}={metrics[primary]:.4f}", flush=True)
+    curve: Dict[str, Any] = {"name": name, "task": task, "sizes": resolved, "runs": runs}
+    for metric in [k for k in runs[0] if k not in ("size", "repeat")] if runs else []:
+        curve[metric] = [float(np.mean([run[metric] for run in runs if run["size"] == n])) for n in resolved]
+        curve[f"{metric}_std"] = [float(np.std([run[metric] for run in runs if run["size"] == n])) for n in resolved]
+    return curve
 
 
 def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Optional[int] = None) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch
 
 from ..nn import ArrayData, Trainer, predict
 from .base import TransferStrategy
+from .tasks import with_new_head
 
 __all__ = ["FineTune"]
 
@@ -25,6 +26,9 @@ class FineTune(TransferStrategy):
         ``layer_lr_decay``.
     refit_output_scaling : reset the output scaling to the target's mean and spread (useful when
         the target property differs in units or range from the source).
+    Classification: a binary source classifier keeps its head (its logit is the starting point) for a
+    binary target; any other source (a regression model, or a class count that differs) gets a new
+    output layer with one logit (binary) or one per class, and the whole network is then fine-tuned.
     lr : learning rate for fine-tuning (default: a third of the target config's).
     """
 
@@ -51,7 +55,11 @@ class FineTune(TransferStrategy):
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         source = self._require_source()
-        model = copy.deepcopy(source)
+        if self.is_classifier:
+            keep = self.source_task_ == "classification" and self.n_logits == 1
+            model = with_new_head(source, self.n_logits, self.seed, keep_head=keep)
+        else:
+            model = copy.deepcopy(source)
         n_layers = model.n_hidden_layers
         if not 0 <= self.freeze_first <= n_layers:
             raise ValueError(f"freeze_first must be in [0, {n_layers}]")
@@ -62,9 +70,9 @@ class FineTune(TransferStrategy):
         for layer in model.layers[: self.freeze_first]:
             for p in layer.parameters():
                 p.requires_grad_(False)
-        if self.refit_output_scaling:
+        if self.refit_output_scaling and not self.is_classifier:
             model.fit_target_scaling(y)
-        config = self._target_config()
+        config = self._net_config(self._target_config())
         base_lr = self.lr if self.lr is not None else config.lr / 3
         blocks = [*model.layers, model.head]
         groups = []
@@ -77,8 +85,10 @@ class FineTune(TransferStrategy):
                 lr = base_lr
             groups.append({"params": list(block.parameters()), "lr": lr})
         torch.manual_seed(config.seed)
-        Trainer(config.replace(lr=base_lr)).fit(model, ArrayData(X, y), param_groups=groups)
+        Trainer(config.replace(lr=base_lr)).fit(model, ArrayData(X, y, weight=self._row_weight), param_groups=groups)
         self.target_ = model.cpu().eval()
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self.is_classifier:
+            return self._net_proba(self.target_, X)
         return predict(self.target_, X)

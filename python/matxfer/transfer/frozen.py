@@ -22,7 +22,10 @@ class FrozenFeatures(TransferStrategy):
     """Parameters
     ----------
     head : "ridge" (standardised RidgeCV, default), "linear", "mlp", "gbm" (gradient-boosted trees,
-        see :func:`matxfer.transfer.heads.gbm_regressor`), or any scikit-learn regressor.
+        see :func:`matxfer.transfer.heads.gbm_regressor`), or any scikit-learn regressor; for
+        classification the same names give logistic regression (L2 strength by inner 5-fold CV),
+        unpenalised logistic regression, an MLP classifier and gradient-boosted classification trees,
+        or pass any scikit-learn classifier.
     layers : which hidden layers to concatenate: "last", "all", or a sequence of indices
         (negative counts from the end).
     include_source_prediction : also pass the source model's prediction as a feature.
@@ -76,7 +79,8 @@ class FrozenFeatures(TransferStrategy):
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         H = self.transform(X)
-        self.target_ = fit_head(self.head, H, y, self.head_hidden, self._target_config())
+        self.target_ = fit_head(self.head, H, y, self.head_hidden, self._target_config(), n_classes=self.n_classes,
+                                weight=self._row_weight, loss=self.loss)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return predict_head(self.target_, self.transform(X))
+        return predict_head(self.target_, self.transform(X), n_classes=self.n_classes)

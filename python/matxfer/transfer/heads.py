@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
 
-__all__ = ["fit_head", "predict_head", "gbm_regressor", "HEAD_CHOICES"]
+__all__ = ["fit_head", "predict_head", "gbm_regressor", "gbm_classifier", "HEAD_CHOICES"]
 
 HEAD_CHOICES = ("ridge", "linear", "mlp", "gbm")
 
@@ -34,6 +34,37 @@ def gbm_regressor(seed: int = 0, **changes: Any):
     return HistGradientBoostingRegressor(**params)
 
 
+def gbm_classifier(seed: int = 0, **changes: Any):
+    """The ``"gbm"`` head for classification: histogram gradient boosting on the log loss with the
+    same trees, learning rate and determinism as :func:`gbm_regressor`."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    params = dict(max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=10, early_stopping=False,
+                  random_state=seed)
+    params.update(changes)
+    return HistGradientBoostingClassifier(**params)
+
+
+def _sklearn_classifier(head: Any, seed: int = 0):
+    from sklearn.base import clone, is_classifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if head == "ridge":  # L2-penalised logistic regression, strength by 5-fold CV on the training rows
+        search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": np.logspace(-3, 3, 13).tolist()}, scoring="neg_log_loss",
+                              cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+        return make_pipeline(StandardScaler(), search)
+    if head == "linear":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1e4, max_iter=5000))
+    if head == "gbm":
+        return gbm_classifier(seed)
+    if hasattr(head, "fit") and hasattr(head, "predict_proba") and is_classifier(head):
+        return clone(head)
+    raise ValueError(f"a classification head must be one of {HEAD_CHOICES} or a scikit-learn classifier, got {head!r}")
+
+
 def _sklearn_head(head: Any, seed: int = 0):
     from sklearn.base import clone
     from sklearn.linear_model import LinearRegression, RidgeCV
@@ -51,9 +82,29 @@ def _sklearn_head(head: Any, seed: int = 0):
     raise ValueError(f"head must be one of {HEAD_CHOICES} or a scikit-learn regressor, got {head!r}")
 
 
-def fit_head(head: Any, H: np.ndarray, y: np.ndarray, hidden: Sequence[int], config: TrainConfig):
+def fit_head(head: Any, H: np.ndarray, y: np.ndarray, hidden: Sequence[int], config: TrainConfig,
+             n_classes: int = 0, weight: Optional[np.ndarray] = None, loss: str = "ce"):
     """Fit a regressor from features ``H`` to ``y``: "ridge", "linear", "mlp", "gbm" or any scikit-learn
-    regressor (a clone is fitted; the seed of ``config`` seeds the "mlp" and "gbm" heads)."""
+    regressor (a clone is fitted; the seed of ``config`` seeds the "mlp" and "gbm" heads).
+
+    ``n_classes >= 2``: ``y`` holds class indices and a classifier is fitted instead ("ridge" = logistic
+    regression with its L2 strength chosen by 5-fold CV, "linear" = nearly unpenalised logistic
+    regression, "gbm" = :func:`gbm_classifier`, "mlp" = an MLP on ``loss``, or any scikit-learn
+    classifier); ``weight`` are per-row loss weights (``sample_weight``)."""
+    if n_classes >= 2:
+        if head == "mlp":
+            torch.manual_seed(config.seed)
+            model = MLP(H.shape[1], hidden, n_out=1 if n_classes == 2 else n_classes).fit_scaling(H)
+            Trainer(config.replace(loss=loss)).fit(model, ArrayData(H, y, weight=weight))
+            return model.cpu().eval()
+        clf = _sklearn_classifier(head, config.seed)
+        with _threads():
+            if weight is None:
+                clf.fit(H, y.astype(np.int64))
+            else:
+                step = clf.steps[-1][0] + "__sample_weight" if hasattr(clf, "steps") else "sample_weight"
+                clf.fit(H, y.astype(np.int64), **{step: weight})
+        return clf
     if head == "mlp":
         torch.manual_seed(config.seed)
         model = MLP(H.shape[1], hidden).fit_scaling(H).fit_target_scaling(y)
@@ -65,7 +116,18 @@ def fit_head(head: Any, H: np.ndarray, y: np.ndarray, hidden: Sequence[int], con
     return model
 
 
-def predict_head(model: Any, H: np.ndarray) -> np.ndarray:
+def predict_head(model: Any, H: np.ndarray, n_classes: int = 0) -> np.ndarray:
+    """Regression: values [n]. ``n_classes >= 2``: class probabilities [n, n_classes]."""
+    if n_classes >= 2:
+        if isinstance(model, MLP):
+            from .tasks import logits_to_proba
+
+            return logits_to_proba(predict(model, H), n_classes)
+        with _threads():
+            p = np.asarray(model.predict_proba(H), dtype=np.float64)
+        out = np.zeros((len(H), n_classes))
+        out[:, np.asarray(model.classes_, dtype=np.int64)] = p  # a class absent from training keeps 0
+        return out
     if isinstance(model, MLP):
         return predict(model, H)
     with _threads():

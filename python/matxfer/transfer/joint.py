@@ -28,6 +28,8 @@ class JointRows:
     weight: np.ndarray  # per-row loss weight
     X_val: Optional[np.ndarray]  # held-out target rows for early stopping
     y_val: Optional[np.ndarray]
+    target_index: Optional[np.ndarray] = None  # which target rows (of X) are training rows, in order
+    val_index: Optional[np.ndarray] = None
 
 
 def joint_rows(
@@ -41,6 +43,9 @@ def joint_rows(
     seed: int,
 ) -> JointRows:
     """Stack a seeded random subset of the source with the target training rows.
+
+    ``y_source`` is [n_source] or [n_source, T] (T source tasks, NaN = no label); ``y_source`` of the
+    result has the same number of columns.
 
     Target rows are weighted so that they carry ``target_share`` of the total loss weight,
     otherwise 1e5 source rows would drown a few hundred target rows. ``val_fraction`` of the
@@ -61,7 +66,7 @@ def joint_rows(
     Xt, yt = X[train_idx], y[train_idx]
     n_src, n_tgt = len(Xs), len(Xt)
     w_target = target_share / (1 - target_share) * n_src / max(n_tgt, 1)
-    nan_s, nan_t = np.full(n_src, np.nan), np.full(n_tgt, np.nan)
+    nan_s, nan_t = np.full(n_src, np.nan), np.full((n_tgt, *ys.shape[1:]), np.nan)
     return JointRows(
         X=np.concatenate([Xs, Xt]),
         is_target=np.concatenate([np.zeros(n_src, bool), np.ones(n_tgt, bool)]),
@@ -70,4 +75,6 @@ def joint_rows(
         weight=np.concatenate([np.ones(n_src), np.full(n_tgt, w_target)]),
         X_val=X[val_idx] if n_val else None,
         y_val=y[val_idx] if n_val else None,
+        target_index=train_idx,
+        val_index=val_idx,
     )

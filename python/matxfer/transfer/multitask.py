@@ -16,11 +16,21 @@ __all__ = ["MultiTask"]
 
 
 class MultiTask(TransferStrategy):
-    """Source and target as two outputs of one network, trained jointly.
+    """Source task(s) and target as outputs of one network, trained jointly.
 
-    The trunk starts from the source model. Each row carries a label for its own task only;
-    the other output is masked out of the loss. Residuals are divided by each task's spread so
-    the two tasks weigh alike per row, and target rows get ``target_share`` of the total weight.
+    The trunk starts from the source model. Each row carries labels for some tasks only; the
+    others are masked out of the loss (no loss and no gradient, also when a task has no label in a
+    whole batch). Residuals are divided by each task's spread so the tasks weigh alike per row,
+    and target rows get ``target_share`` of the total weight.
+
+    Any number of tasks: ``use_source(model, X_source, Y_source)`` with ``Y_source`` of shape
+    [n_source, T] (NaN = no label; e.g. JARVIS OptB88vdW and TBmBJ gaps) gives T source heads plus
+    the target head. Source heads start from the source model's head (column j when the source
+    has T outputs, else its only output). ``predict_task(X, j)`` predicts source task j.
+
+    Classification targets get one logit (binary) or one per class, trained on ``loss`` ("ce" /
+    "focal"); a binary source classifier's head starts the binary target head. A binary source
+    classifier's own task (1-D labels 0/1) is trained on the binary cross-entropy.
 
     Parameters
     ----------
@@ -47,20 +57,56 @@ class MultiTask(TransferStrategy):
     def _params(self):
         return {"max_source_rows": self.max_source_rows, "target_share": self.target_share}
 
+    @property
+    def n_source_tasks(self) -> int:
+        y = self._y_source
+        if y is not None:
+            return 1 if y.ndim == 1 else y.shape[1]
+        return int(getattr(self, "_n_source_tasks", 1))
+
+    def _source_kinds(self) -> list:
+        if self.source_task_ == "classification" and self.n_source_tasks == 1:
+            return ["bce"]
+        return [self.joint_config.loss] * self.n_source_tasks
+
     def build_model(self, y_target: np.ndarray) -> MLP:
-        """Two-output MLP initialised from the source model (both heads start as the source head)."""
+        """MLP with one output per source task plus the target output(s), initialised from the source model."""
         source = self._require_source()
         a = source.init_args
-        model = MLP(a["n_in"], a["hidden"], n_out=2, activation=a["activation"], dropout=a["dropout"],
+        T = self.n_source_tasks
+        width = self._net_outputs()
+        torch.manual_seed(self.seed)
+        model = MLP(a["n_in"], a["hidden"], n_out=T + width, activation=a["activation"], dropout=a["dropout"],
                     layer_norm=a["layer_norm"])
-        state = copy.deepcopy(source.state_dict())
+        state = model.state_dict()
+        src = copy.deepcopy(source.state_dict())
+        ys = self._y_source if self._y_source is not None else np.zeros((0, T))
+        ys = ys[:, None] if ys.ndim == 1 else ys
         with torch.no_grad():
-            for key in ("head.weight", "head.bias"):
-                state[key] = state[key].repeat(2, *([1] * (state[key].ndim - 1)))
-            tgt_mean = float(np.mean(y_target))
-            tgt_std = float(np.std(y_target)) if len(y_target) > 1 and np.std(y_target) > 1e-12 else 1.0
-            state["y_mean"] = torch.tensor([float(source.y_mean[0]), tgt_mean])
-            state["y_std"] = torch.tensor([float(source.y_std[0]), tgt_std])
+            for key, value in src.items():
+                if not key.startswith("head.") and key not in ("y_mean", "y_std"):
+                    state[key] = value
+            for j in range(T):
+                k = j if source.n_out == T else 0
+                state["head.weight"][j] = src["head.weight"][k]
+                state["head.bias"][j] = src["head.bias"][k]
+                if source.n_out == T or j == 0:
+                    state["y_mean"][j], state["y_std"][j] = src["y_mean"][k], src["y_std"][k]
+                else:
+                    col = ys[:, j][~np.isnan(ys[:, j])]
+                    state["y_mean"][j] = float(col.mean())
+                    state["y_std"][j] = float(col.std()) if col.std() > 1e-12 else 1.0
+            if not self.is_classifier:
+                state["head.weight"][T] = src["head.weight"][0]
+                state["head.bias"][T] = src["head.bias"][0]
+                tgt_std = float(np.std(y_target)) if len(y_target) > 1 and np.std(y_target) > 1e-12 else 1.0
+                state["y_mean"][T], state["y_std"][T] = float(np.mean(y_target)), tgt_std
+            else:
+                state["y_mean"][T:], state["y_std"][T:] = 0.0, 1.0
+                if self.source_task_ == "classification" and source.n_out == 1 and width == 1:
+                    s_std, s_mean = float(src["y_std"][0]), float(src["y_mean"][0])
+                    state["head.weight"][T] = src["head.weight"][0] * s_std
+                    state["head.bias"][T] = src["head.bias"][0] * s_std + s_mean
         model.load_state_dict(state)
         return model
 
@@ -70,14 +116,40 @@ class MultiTask(TransferStrategy):
         config = self.joint_config.replace(seed=self.seed)
         rows = joint_rows(self._X_source, self._y_source, X, y, self.max_source_rows, self.target_share,
                           config.val_fraction, self.seed)
+        self._n_source_tasks = T = self.n_source_tasks
         model = self.build_model(y)
-        train = ArrayData(rows.X, np.stack([rows.y_source, rows.y_target], axis=1), weight=rows.weight)
+        ys = rows.y_source[:, None] if rows.y_source.ndim == 1 else rows.y_source
+        labels = np.concatenate([ys, rows.y_target[:, None]], axis=1)
+        weight = rows.weight.copy()
+        if self._row_weight is not None and rows.target_index is not None:
+            weight[rows.is_target] *= self._row_weight[rows.target_index]
+        kinds = self._source_kinds()
+        if self.is_classifier:
+            kinds.append(self.loss if self.n_logits == 1 else f"{self.loss}:{self.n_logits}")
+        else:
+            kinds.append(self.joint_config.loss)
+        loss = kinds[0] if len(set(kinds)) == 1 and ":" not in kinds[0] else kinds
+        train = ArrayData(rows.X, labels, weight=weight)
         val = None
         if rows.X_val is not None and rows.y_val is not None:  # both set, or both None
-            val = ArrayData(rows.X_val, np.stack([np.full(len(rows.y_val), np.nan), rows.y_val], axis=1))
+            y_val = np.concatenate([np.full((len(rows.y_val), T), np.nan), rows.y_val[:, None]], axis=1)
+            val = ArrayData(rows.X_val, y_val)
         torch.manual_seed(config.seed)
-        Trainer(config).fit(model, train, val=val)
+        Trainer(config.replace(loss=loss)).fit(model, train, val=val)
         self.target_ = model.cpu().eval()
 
+    def predict_task(self, X, task: int) -> np.ndarray:
+        """Prediction for source task ``task`` (0..T-1) from the jointly trained network."""
+        self._require_adapted()
+        T = self.n_source_tasks
+        if not 0 <= task < T:
+            raise ValueError(f"source task must be in [0, {T - 1}]")
+        return predict(self.target_, np.asarray(X, dtype=np.float64))[:, task]
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return predict(self.target_, X)[:, 1]
+        out = predict(self.target_, X)
+        out = out[:, None] if out.ndim == 1 else out
+        T = self.n_source_tasks
+        if self.is_classifier:
+            return self.decision_scores(out[:, T:])
+        return out[:, T]
