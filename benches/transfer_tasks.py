@@ -54,7 +54,7 @@ def uptime() -> str:
 def _read(rel):
     import pandas as pd
 
-    return pd.read_csv(DATA / rel, keep_default_na=False, na_values={"": [""]}, dtype={"formula": str})
+    return pd.read_csv(DATA / rel, keep_default_na=False, na_values=[""], dtype={"formula": str})
 
 
 def _features(library_model, formulas):

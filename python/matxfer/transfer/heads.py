@@ -104,6 +104,9 @@ def fit_head(head: Any, H: np.ndarray, y: np.ndarray, hidden: Sequence[int], con
             else:
                 step = clf.steps[-1][0] + "__sample_weight" if hasattr(clf, "steps") else "sample_weight"
                 clf.fit(H, y.astype(np.int64), **{step: weight})
+        if hasattr(clf, "steps") and hasattr(clf.steps[-1][1], "best_estimator_"):
+            # keep only the chosen logistic regression (a plain, safely saved estimator), not the search
+            clf.steps[-1] = (clf.steps[-1][0], clf.steps[-1][1].best_estimator_)
         return clf
     if head == "mlp":
         torch.manual_seed(config.seed)
