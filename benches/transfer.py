@@ -20,6 +20,9 @@ Sections
   cromel          cross-modality: perov_5 crystal graphs (heat of formation) -> Castelli perovskites that
                   are NOT in perov_5, given by formula only; against composition-only transfer from the
                   same source materials and against scratch
+  is_metal, glass, uncertainty
+                  classification and calibrated-uncertainty sections of issue 13: see benches/transfer_tasks.py
+                  (run only when named in --sections)
   cromel_dielectric
                   cross-modality across chemistries: 1,296 MP structures with DFPT dielectric constants
                   (source property ln eps_electronic) -> matbench refractive index of the 3,625 compositions
@@ -586,8 +589,20 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="sections run in parallel processes (1 thread each)")
     parser.add_argument("--retrain", action="store_true", help="retrain the cached source models")
     parser.add_argument("--report-only", action="store_true", help="rebuild the table from saved section results")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     sections = [s for s in args.sections.split(",") if s]
+    # issue 13 sections (classification, uncertainty) live in transfer_tasks.py and need no DFT source training
+    import transfer_tasks
+
+    own = [s for s in sections if s in transfer_tasks.SECTIONS]
+    if own:
+        flags = (["--quick"] if args.quick else []) + (["--report-only"] if args.report_only else [])
+        transfer_tasks.main(["--sections", ",".join(own), *flags])
+        sections = [s for s in sections if s not in own]
+        if not sections:
+            return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     t0 = time.perf_counter()
     info_path = OUT / "info.json"
     if not args.report_only:
