@@ -119,6 +119,15 @@ class TransferStrategy:
     name = "base"
     #: whether ``adapt`` also trains on the source rows (multi-task, latent variable)
     needs_source_data = False
+    # class-level defaults: strategies saved before these attributes existed load and adapt as regressors
+    task: Optional[str] = None
+    loss = "ce"
+    class_weight: Optional[Dict[str, float]] = None
+    _balanced = False
+    source_task_ = "regression"
+    task_: Optional[str] = None
+    classes_: Optional[list] = None
+    _row_weight: Optional[np.ndarray] = None
 
     def __init__(
         self,
