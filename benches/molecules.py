@@ -12,8 +12,9 @@ round, so a load spike in one round does not decide the ratio)
   processes, cold     matxfer, n_jobs=N, after shutdown_workers(): includes starting the pool
   processes, warm     matxfer, n_jobs=N with the persistent pool already running (every later
                       call in a session)
-Every contender's output is checked equal to the plain loop's. Features are float32 (fingerprints)
-and float64 (rdkit2d), as featurize returns them; the plain loop gives uint8 / float64.
+Every contender's output is checked equal to the plain loop's. matxfer's ECFP output is float32
+(featurize's default; ``--dtype uint8`` gives the plain loop's type, a quarter of the memory), rdkit2d
+float64.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main():
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=2, help="rounds for ECFP")
     parser.add_argument("--repeat-2d", type=int, default=1, help="rounds for rdkit2d")
+    parser.add_argument("--dtype", default="float32", help="ECFP output of matxfer: float32 (default) or uint8 (as the plain loop's)")
     args = parser.parse_args()
 
     from rdkit import Chem
@@ -70,11 +72,14 @@ def main():
 
     def cold(rows, preset):
         mm.shutdown_workers()
-        return lambda: mm.featurize(rows, preset, n_jobs=args.jobs).values
+        return lambda: mm.featurize(rows, preset, n_jobs=args.jobs, dtype=kw(preset)).values
+
+    def kw(preset):
+        return args.dtype if preset == "ecfp" else None
 
     jobs = args.jobs
     suites = [
-        ("ECFP4 2048", smiles, "ecfp", plain_ecfp, args.repeat, f"matxfer threads (GetFingerprints numThreads={jobs})"),
+        (f"ECFP4 2048 ({args.dtype})", smiles, "ecfp", plain_ecfp, args.repeat, f"matxfer threads (GetFingerprints numThreads={jobs})"),
         ("rdkit2d (217)", sub, "rdkit2d", plain_2d, args.repeat_2d, "matxfer, one process"),
     ]
     rows = []
@@ -84,9 +89,9 @@ def main():
         for _ in range(repeat):
             contenders = [
                 ("plain RDKit loop", plain),
-                (one_label, lambda data=data, preset=preset: mm.featurize(data, preset, n_jobs=1).values),
+                (one_label, lambda data=data, preset=preset: mm.featurize(data, preset, n_jobs=1, dtype=kw(preset)).values),
                 (f"matxfer processes ({jobs}), cold pool", None),
-                (f"matxfer processes ({jobs}), warm pool", lambda data=data, preset=preset: mm.featurize(data, preset, n_jobs=jobs).values),
+                (f"matxfer processes ({jobs}), warm pool", lambda data=data, preset=preset: mm.featurize(data, preset, n_jobs=jobs, dtype=kw(preset)).values),
             ]
             for label, fn in contenders:
                 if fn is None:

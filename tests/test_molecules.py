@@ -87,6 +87,10 @@ def test_worker_pool_gives_the_same_rows_for_every_preset_and_is_reused(molecule
         np.testing.assert_array_equal(one, mm.featurize(rows, n_jobs=2, **kwargs).values)
     pool = _molecule_workers._POOL
     assert pool is not None and pool[1] == 2
+    # uint8 output (bit fingerprints): the same 0/1 values, rejected rows 0 and listed.
+    bits = mm.featurize(rows + ["C1CC"], "ecfp", n_jobs=2, dtype="uint8", errors="nan")
+    assert bits.values.dtype == np.uint8 and bits.values[-1].sum() == 0 and bits.rejected[0].index == len(rows)
+    np.testing.assert_array_equal(bits.values[:-1], mm.featurize(rows, "ecfp", n_jobs=1).values)
     # rdkit2d goes to the workers from 200 rows on.
     sub = moleculenet[:201]
     np.testing.assert_array_equal(mm.featurize(sub, "rdkit2d", n_jobs=1).values, mm.featurize(sub, "rdkit2d", n_jobs=2).values)

@@ -434,6 +434,8 @@ def _compute(spec: _Spec, mols: list, n_threads: int) -> np.ndarray:
     kind = spec.kind
     if kind in ("ecfp", "fcfp", "atompair", "torsion"):
         gen = _generator(kind, spec.radius, spec.n_bits)
+        if not spec.counts and len(good) == n:  # no rejected row: no second full-size copy
+            return _bits_to_numpy(gen.GetFingerprints(good_mols, numThreads=n_threads), spec.n_bits)
         out = np.zeros((n, spec.n_bits), dtype=np.uint32 if spec.counts else np.uint8)
         if spec.counts:
             for i, m in zip(good, good_mols):
@@ -538,15 +540,21 @@ def featurize(
         ``n_jobs``.
     dtype
         ``float32`` (default for fingerprints) or ``float64`` (default for ``rdkit2d`` and
-        composition presets). Rejected rows are NaN.
+        composition presets); bit fingerprints also take ``uint8`` (0/1, a quarter of the memory of
+        float32; rejected rows are then 0 and listed in ``result.rejected``). Rejected rows are NaN
+        in float output.
     """
     spec = _spec(preset, radius, n_bits, counts)
     if errors not in ("raise", "nan"):
         raise InvalidArgumentError(f"errors must be 'raise' or 'nan', got {errors!r}")
     default = np.float32 if spec.kind in FINGERPRINT_PRESETS else np.float64
-    dt = np.dtype(default if dtype is None else dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise InvalidArgumentError(f"dtype must be float32 or float64, got {dt}")
+    try:
+        dt = np.dtype(default if dtype is None else dtype)
+    except TypeError:
+        raise InvalidArgumentError(f"dtype must be float32, float64 or (bit fingerprints) uint8, got {dtype!r}") from None
+    bits = spec.kind in FINGERPRINT_PRESETS and not spec.counts
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)) and not (bits and dt == np.dtype(np.uint8)):
+        raise InvalidArgumentError(f"dtype must be float32, float64 or (bit fingerprints) uint8, got {dt}")
     names = spec.names()
     workers = _n_workers(n_jobs)
 
@@ -572,7 +580,7 @@ def featurize(
         values, rejected = _compute(spec, mols.mols, workers), list(mols.rejected)
     out = values.astype(dt, copy=False)
     if rejected:
-        out[[r.index for r in rejected]] = np.nan
+        out[[r.index for r in rejected]] = np.nan if dt.kind == "f" else 0
     return Featurized(out, names, rejected)
 
 
