@@ -5,6 +5,7 @@
     nice -n 10 python benches/molecules_transfer.py polymer_rule # which '*' end-point rule predicts best
     nice -n 10 python benches/molecules_transfer.py polymers     # Polymer Genome multi-task, 100-row regime
     nice -n 10 python benches/molecules_transfer.py bridges      # molecule source -> polymer; composition source -> molecule
+    nice -n 10 python benches/molecules_transfer.py polymers_mt  # one network over all 7 Polymer Genome properties
 
 Descriptors: ``matxfer.molecules.featurize(..., "rdkit2d")`` (217 RDKit 2D descriptors) for every neural
 model; ECFP4 (2048 bits) for the random forest / gradient boosting baselines. Source models are matxfer
@@ -289,8 +290,7 @@ def section_polymers(args):
 
 def section_bridges(args):
     """Across domains: QM9 (molecules) -> polymer chain band gap; MP formation energy (compositions) -> ESOL."""
-    import matxfer
-    from matxfer.transfer import default_source_config, pretrain_mlp
+    import matxfer.library as lib
 
     rows = []
     # 1. molecule source -> polymer property (QM9 four-task rdkit2d MLP -> Egc at 100 rows).
@@ -300,20 +300,101 @@ def section_bridges(args):
     X = features(f"poly_Egc_{args.polymer_rule}", egc.psmiles, "rdkit2d", polymer=args.polymer_rule)
     E = features(f"poly_Egc_{args.polymer_rule}", egc.psmiles, "ecfp", polymer=args.polymer_rule)
     for r in _small_regime(X, E, egc.value.to_numpy(float), source, 100, args.seeds, "QM9 source"):
-        rows.append({"bridge": "QM9 -> polymer Egc (eV), 100 rows", **r})
+        rows.append({"bridge": f"QM9 (rdkit2d) -> polymer Egc (eV), {args.polymer_rule} rule, 100 rows", **r})
     dump("bridges", rows)
-    # 2. composition source -> molecular target (MP formation energy magpie MLP -> ESOL at 100 rows).
-    mp = pd.read_csv(DATA / "composition" / "dft" / "mp_e_form_matbench.csv", keep_default_na=False)
-    X_mp = matxfer.featurize(mp.formula.tolist(), "magpie").values
-    comp_source = pretrain_mlp(X_mp, mp.formation_energy_eV_per_atom.to_numpy(float), config=default_source_config(epochs=args.source_epochs, patience=5))
-    esol = pd.read_csv(DATA / "molecules" / "esol_delaney.csv")
-    Xc = features("esol", esol.smiles, "composition:magpie")
-    E = features("esol", esol.smiles, "ecfp")
-    for r in _small_regime(Xc, E, esol.logS_mol_per_L.to_numpy(float), comp_source, 100, args.seeds, "MP e_form source"):
-        rows.append({"bridge": "MP formation energy -> ESOL log S, magpie of the formula, 100 rows", **r})
-    dump("bridges", rows)
+    log("  bridge 1 done")
+    # 2. composition source -> molecular target: the shipped library model
+    # mp_e_form/formation_energy/magpie_full/mlp (MP formation energy, 20k rows) on the magpie_full
+    # descriptors of each molecule's formula, -> ESOL log S and Lipophilicity log D at 100 rows.
+    comp = lib.load("mp_e_form/formation_energy/magpie_full/mlp")
+    comp_source = comp.to_torch()
+    for key, (smiles, y) in targets().items():
+        if key.startswith("FreeSolv"):
+            continue
+        tag = key.split()[0].lower()
+        Xc = features(tag, smiles, "composition:magpie_full")
+        E = features(tag, smiles, "ecfp")
+        for r in _small_regime(Xc, E, y, comp_source, 100, args.seeds, "MP e_form library source"):
+            rows.append({"bridge": f"MP formation energy (library, composition:magpie_full) -> {key}, 100 rows", **r})
+        dump("bridges", rows)
+        log(f"  bridge 2 {key} done")
     table = pd.DataFrame(rows)
     print(markdown(table.groupby(["bridge", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
+
+
+def _fit_multitask(X, Y, seed):
+    """One MLP with one output per column of Y (NaN = missing label, masked out of the loss), the
+    target budget of the single-task models (default_target_config)."""
+    import torch
+
+    from matxfer.nn import MLP, ArrayData, Trainer
+    from matxfer.transfer import default_target_config
+
+    torch.manual_seed(seed)
+    model = MLP(X.shape[1], (512, 256, 128), n_out=Y.shape[1]).fit_scaling(X).fit_target_scaling(Y)
+    Trainer(default_target_config(seed=seed)).fit(model, ArrayData(X, Y))
+    return model.cpu().eval()
+
+
+def section_polymers_mt(args):
+    """Polymer Genome: one multi-task network over all seven properties against single-task models.
+
+    (a) 100 training rows of one property (seeds = random draws, the rest of that property is the
+        test set) plus every label of the six other properties; (b) 5-fold CV over all labels.
+    The multi-task network sees the other properties' labels of a test polymer, never the tested one.
+    """
+    from sklearn.model_selection import KFold
+
+    from matxfer.nn import predict
+    from matxfer.transfer import FromScratch
+
+    poly = load_polymers()
+    rule = args.polymer_rule
+    props = sorted(poly.property.unique())
+    wide = poly.pivot_table(index="psmiles", columns="property", values="value", aggfunc="mean")[props]
+    units = poly.groupby("property").unit.first()
+    smiles = wide.index.tolist()
+    X = features(f"poly_all_{rule}", smiles, "rdkit2d", polymer=rule)
+    E = features(f"poly_all_{rule}", smiles, "ecfp", polymer=rule)
+    Y = wide.to_numpy(float)
+    log(f"  {len(smiles)} distinct repeat units, {int(np.isfinite(Y).sum())} labels over {len(props)} properties")
+    rows = []
+    for j, prop in enumerate(props):
+        have = np.flatnonzero(np.isfinite(Y[:, j]))
+        label = f"{prop} ({units[prop]}, n={len(have)})"
+        for seed in range(args.seeds):
+            perm = np.random.default_rng(seed).permutation(have)
+            tr, te = perm[:100], perm[100:]
+            y = Y[:, j]
+            res = {"single-task scratch MLP": FromScratch(seed=seed).adapt(X[tr], y[tr]).predict(X[te])}
+            Ymt = Y.copy()
+            Ymt[te, j] = np.nan
+            res["multi-task MLP (7 properties)"] = predict(_fit_multitask(X, Ymt, seed), X[te])[:, j]
+            m, _ = inner_cv_select(rf(seed), ["sqrt", 0.1], E[tr], y[tr], seed)
+            res["RF ECFP4"] = m.predict(E[te])
+            for model, p in res.items():
+                rows.append({"regime": "100 rows", "property": label, "seed": seed, "model": model, **metrics(y[te], p)})
+            log(f"  polymers_mt 100 rows {prop} seed {seed}: " + ", ".join(f"{k} {metrics(y[te], p)['mae']:.3f}" for k, p in res.items()))
+            dump("polymers_mt", rows)
+    # (b) 5-fold CV over repeat units: every label of the held-out units is hidden from every model.
+    for fold, (tr, te) in enumerate(KFold(5, shuffle=True, random_state=0).split(X)):
+        if fold >= args.folds:
+            break
+        Ymt = Y.copy()
+        Ymt[te] = np.nan
+        mt = predict(_fit_multitask(X, Ymt, fold), X[te])
+        for j, prop in enumerate(props):
+            tr_j = tr[np.isfinite(Y[tr, j])]
+            te_j = np.isfinite(Y[te, j])
+            y = Y[:, j]
+            single = FromScratch(seed=fold).adapt(X[tr_j], y[tr_j]).predict(X[te][te_j])
+            label = f"{prop} ({units[prop]}, n={int(np.isfinite(Y[:, j]).sum())})"
+            for model, p in (("single-task scratch MLP", single), ("multi-task MLP (7 properties)", mt[te_j, j])):
+                rows.append({"regime": "5-fold CV, all rows", "property": label, "seed": fold, "model": model, **metrics(y[te][te_j], p)})
+        log(f"  polymers_mt fold {fold} done")
+        dump("polymers_mt", rows)
+    table = pd.DataFrame(rows)
+    print(markdown(table.groupby(["regime", "property", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -339,7 +420,8 @@ def main():
     parser.add_argument("--source-rows", type=int, default=None, help="QM9 subset size (default: all)")
     parser.add_argument("--polymer-rule", default="cap_h")
     parser.add_argument("--targets", nargs="*", default=None, help="qm9 section: esol freesolv lipophilicity")
-    parser.add_argument("--gb", action="store_true", help="also gradient boosting on ECFP4 (slow: 2,048 features)")
+    parser.add_argument("--gb", action="store_true", help="also HistGradientBoosting on ECFP4")
+    parser.add_argument("--folds", type=int, default=5, help="polymers_mt: CV folds to run (of 5)")
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
     import torch

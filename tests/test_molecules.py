@@ -78,6 +78,39 @@ def test_worker_processes_give_the_same_rows(moleculenet):
     assert one.rejected == two.rejected == [matxfer.Rejected(2500, "C1CC", one.rejected[0].reason)]
 
 
+def test_worker_pool_gives_the_same_rows_for_every_preset_and_is_reused(moleculenet):
+    from matxfer import _molecule_workers
+
+    rows = moleculenet[:2100]
+    for kwargs in ({"preset": "ecfp", "counts": True, "radius": 3}, {"preset": "maccs"}):
+        one = mm.featurize(rows, n_jobs=1, **kwargs).values
+        np.testing.assert_array_equal(one, mm.featurize(rows, n_jobs=2, **kwargs).values)
+    pool = _molecule_workers._POOL
+    assert pool is not None and pool[1] == 2
+    # uint8 output (bit fingerprints): the same 0/1 values, rejected rows 0 and listed.
+    bits = mm.featurize(rows + ["C1CC"], "ecfp", n_jobs=2, dtype="uint8", errors="nan")
+    assert bits.values.dtype == np.uint8 and bits.values[-1].sum() == 0 and bits.rejected[0].index == len(rows)
+    np.testing.assert_array_equal(bits.values[:-1], mm.featurize(rows, "ecfp", n_jobs=1).values)
+    # rdkit2d goes to the workers from 200 rows on.
+    sub = moleculenet[:201]
+    np.testing.assert_array_equal(mm.featurize(sub, "rdkit2d", n_jobs=1).values, mm.featurize(sub, "rdkit2d", n_jobs=2).values)
+    assert _molecule_workers._POOL is pool  # the same persistent pool served every call
+    mm.shutdown_workers()
+    assert _molecule_workers._POOL is None
+
+
+def test_unguarded_script_gets_a_clear_error(tmp_path, moleculenet):
+    # A script without `if __name__ == "__main__":` re-runs in the forkserver; the pool dies.
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import matxfer.molecules as mm\n"
+        f"mm.featurize({moleculenet[:2000]!r}, 'ecfp', n_jobs=2)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "guard its entry point" in out.stderr and "n_jobs=1" in out.stderr
+
+
 def test_maccs_and_rdkit2d_equal_direct_rdkit_calls(esol):
     X = mm.featurize(esol, "maccs").values
     ref = np.array([list(MACCSkeys.GenMACCSKeys(Chem.MolFromSmiles(s))) for s in esol], dtype=float)

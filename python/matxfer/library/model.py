@@ -219,6 +219,10 @@ def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True
                 card_path, f"preset {preset!r} of this matxfer yields other features than the model was trained on "
                 f"(matxfer {card.get('matxfer_version')}); rebuild the model"
             )
+    if card["modality"] == "molecule" and check_preset:
+        from .molecule import check_descriptor
+
+        check_descriptor(descriptor, card_path)
     weights_path = directory / WEIGHTS_FILE
     state = _safeio.read_safetensors_numpy(weights_path, weights["sha256"])
     init_args = card["architecture"].get("init_args")
@@ -230,8 +234,13 @@ def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True
         raise ModelFormatError(card_path, f"invalid init_args ({err})") from None
     if set(state) != set(expected) or any(tuple(state[k].shape) != v for k, v in expected.items()):
         raise ModelFormatError(weights_path, "tensor names or shapes do not match the card's architecture")
+    cls = LibraryModel
+    if card["modality"] == "molecule":
+        from .molecule import MoleculeLibraryModel
+
+        cls = MoleculeLibraryModel
     try:
-        return LibraryModel(card, state, directory)
+        return cls(card, state, directory)
     except ValueError as err:
         raise ModelFormatError(card_path, str(err)) from None
 
