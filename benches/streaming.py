@@ -39,8 +39,11 @@ def _child(code: str) -> dict:
         raise RuntimeError(done.stderr[-2000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the maximum over all children so far: only a new maximum is exact.
-    result["peak_rss_mb"] = peak / 1024 if peak > before else None
+    # The child reports its own ru_maxrss (exact); the RUSAGE_CHILDREN maximum is kept as a check
+    # (it is the maximum over all children so far, so only a new maximum is that child's own).
+    result["peak_rss_mb"] = result.pop("self_maxrss_kb") / 1024
+    result["children_max_rss_mb"] = peak / 1024 if peak > before else None
+    result["load_after"] = os.getloadavg()
     return result
 
 
@@ -74,7 +77,7 @@ import json, time
 from matxfer.streaming import featurize_file
 t = time.perf_counter()
 s = featurize_file({src!r}, {out!r}, preset="magpie", dtype="float32", keep=["band_gap_pbe_eV"], progress=False)
-print(json.dumps({{"rows": s.n_rows, "seconds": time.perf_counter() - t}}))
+print(json.dumps({{"rows": s.n_rows, "seconds": time.perf_counter() - t, "self_maxrss_kb": __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, "cpu_s": sum(__import__("os").times()[:2])}}))
 """
 
 MEMORY = """
@@ -88,7 +91,7 @@ table = pa.Table.from_arrays([frame["formula"].to_arrow(), frame["band_gap_pbe_e
                               *[pa.array(r.values[:, j]) for j in range(r.values.shape[1])]],
                              names=["formula", "band_gap_pbe_eV", *r.feature_names])
 pq.write_table(table, {out!r}, compression="zstd")
-print(json.dumps({{"rows": len(frame), "seconds": time.perf_counter() - t}}))
+print(json.dumps({{"rows": len(frame), "seconds": time.perf_counter() - t, "self_maxrss_kb": __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, "cpu_s": sum(__import__("os").times()[:2])}}))
 """
 
 GRAPHS = """
@@ -96,7 +99,7 @@ import json, time
 from matxfer.graph_store import write_graph_store
 t = time.perf_counter()
 s = write_graph_store({src!r}, {out!r}, cutoff=5.0, chunk_size=5000, progress=False)
-print(json.dumps({{"rows": s.n_rows, "seconds": time.perf_counter() - t}}))
+print(json.dumps({{"rows": s.n_rows, "seconds": time.perf_counter() - t, "self_maxrss_kb": __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, "cpu_s": sum(__import__("os").times()[:2])}}))
 """
 
 DASK = """
@@ -110,7 +113,7 @@ with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, sil
     ddf = dd.from_pandas(frame, npartitions=8).persist()
     t = time.perf_counter(); out = matxfer.dask.featurize(ddf["formula"], "magpie", dtype="float32", n_threads=1).compute(); t_dask = time.perf_counter() - t
 assert np.array_equal(out.to_numpy(), local)
-print(json.dumps({{"rows": len(frame), "seconds_local": t_local, "seconds_dask": t_dask}}))
+print(json.dumps({{"rows": len(frame), "seconds_local": t_local, "seconds_dask": t_dask, "self_maxrss_kb": __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, "cpu_s": sum(__import__("os").times()[:2])}}))
 """
 
 
@@ -128,23 +131,30 @@ def main() -> None:
     formulas = work / f"formulas_{args.rows}.csv"
     make_formula_file(formulas, args.rows)
     results = {}
+    load_start = os.getloadavg()
     if "stream" not in args.skip:
         results["stream"] = _child(STREAM.format(src=str(formulas), out=str(work / "stream.parquet")))
+        print(json.dumps({"stream": results["stream"]}), flush=True)
     if "memory" not in args.skip:
         results["memory"] = _child(MEMORY.format(src=str(formulas), out=str(work / "memory.parquet"), n=min(args.rows, args.memory_rows)))
+        print(json.dumps({"memory": results["memory"]}), flush=True)
     if "graphs" not in args.skip:
         structures = work / f"structures_{args.structures}.jsonl"
         make_structure_file(structures, args.structures)
         results["graphs"] = _child(GRAPHS.format(src=str(structures), out=str(work / "graph_store")))
+        print(json.dumps({"graphs": results["graphs"]}), flush=True)
     if "dask" not in args.skip:
         results["dask"] = _child(DASK.format(src=str(formulas), n=args.dask_rows))
+        print(json.dumps({"dask": results["dask"]}), flush=True)
     for name, r in results.items():
         rate = r["rows"] / r["seconds"] if "seconds" in r else r["rows"] / r["seconds_dask"]
         print(f"{name:<8} {json.dumps(r)}  ({rate:,.0f} rows/s)")
     if "stream" in results and "memory" in results:
         s, m = results["stream"], results["memory"]
-        print(f"streaming throughput / in-memory throughput: {(s['rows'] / s['seconds']) / (m['rows'] / m['seconds']):.2f}")
-    (work / "results.json").write_text(json.dumps({"args": vars(args), "results": results, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
+        print(f"streaming throughput / in-memory throughput: {(s['rows'] / s['seconds']) / (m['rows'] / m['seconds']):.2f} (wall), "
+              f"{(s['rows'] / s['cpu_s']) / (m['rows'] / m['cpu_s']):.2f} (CPU time)")
+    print(f"load average (1 min) at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
+    (work / "results.json").write_text(json.dumps({"args": vars(args), "results": results, "load_start": load_start, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
 
 
 if __name__ == "__main__":

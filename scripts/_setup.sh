@@ -1,6 +1,8 @@
 # Shared set-up for scripts/demo.sh and scripts/test.sh (sourced, not run).
 # Creates ./.venv (or $MATXFER_VENV) and installs matxfer from this checkout with the given extras;
-# pip builds the Rust extension in release mode through maturin.
+# pip builds the Rust extension through maturin: the release profile (fat LTO) for the tests, the
+# fastdev profile (no LTO, parallel codegen) for the demo unless MATURIN_PEP517_ARGS says otherwise.
+# A venv whose stamp matches pyproject.toml, Cargo.lock and the Rust sources is not reinstalled.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${MATXFER_VENV:-.venv}"
@@ -14,6 +16,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
+STAMP="$VENV/.matxfer-$1-$(cat pyproject.toml Cargo.lock Cargo.toml $(find rust -type f \( -name '*.rs' -o -name '*.toml' \) | sort) | sha256sum | cut -c1-16)"
+if [ -f "$STAMP" ]; then
+    return 0 2>/dev/null || exit 0
+fi
+if [ "$1" = "demo" ]; then
+    # the demo needs no torch: numpy inference of a shipped library model and scikit-learn
+    export MATURIN_PEP517_ARGS="${MATURIN_PEP517_ARGS:---profile fastdev}"
+    python -m pip install --quiet -e ".[$1]"
+    rm -f "$VENV"/.matxfer-"$1"-*; touch "$STAMP"
+    return 0 2>/dev/null || exit 0
+fi
 python -m pip install --quiet --upgrade pip
 # PyPI's Linux torch wheel is the CUDA build (about 2.8 GB with its nvidia-* wheels). Without an
 # NVIDIA GPU, take the CPU build (about 0.2 GB) from the PyTorch index first; if that index cannot
@@ -23,3 +36,4 @@ if ! python -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/n
         || echo "note: the PyTorch CPU index is unreachable; installing torch from PyPI" >&2
 fi
 python -m pip install --quiet -e ".[$1]"
+rm -f "$VENV"/.matxfer-"$1"-*; touch "$STAMP"

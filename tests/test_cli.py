@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -247,23 +248,58 @@ def test_help_for_each_command_and_fast_start():
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+# A child interpreter in which `import torch` fails as it does where torch is not installed.
+NO_TORCH = ("import sys\n"
+            "class _NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
+            "sys.meta_path.insert(0, _NoTorch())\n")
+
+
 def test_demo_small_setting(tmp_path):
-    env_cache = tmp_path / "cache"
-    os.environ["MATXFER_CACHE_DIR"] = str(env_cache)
-    try:
-        done = run("demo", "--quick", "--out", str(tmp_path / "demo"))
-        assert done.returncode == 0, done.stderr
-        assert "Delta transfer" in done.stdout and "from scratch" in done.stdout and "gradient boosting" in done.stdout
-        assert "Ax/SAASBO CrabNet" in done.stdout
-        for name in ("expt_gap_magpie.parquet", "predictions.csv", "parity.png", "learning_curve.png", "summary.json"):
-            assert (tmp_path / "demo" / name).stat().st_size > 0
-        assert list(env_cache.glob("demo-source-*/model.json"))  # the source is cached for the next run
-        summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-        assert set(summary["cv"]) == {"delta_mean", "delta", "delta_gbm", "scratch", "gbm", "source"}
-        predictions = pl.read_csv(tmp_path / "demo" / "predictions.csv", schema_overrides={"formula": pl.String})
-        assert predictions.height == 500 and predictions["predicted_delta_mean_eV"].min() >= 0.0
-    finally:
-        del os.environ["MATXFER_CACHE_DIR"]
+    code = (NO_TORCH + "import runpy; sys.argv = ['matxfer', 'demo', '--quick', '--out', %r]; "
+            "runpy.run_module('matxfer', run_name='__main__')") % str(tmp_path / "demo")
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "python")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)  # torch blocked
+    assert done.returncode == 0, done.stderr
+    assert "Delta" in done.stdout and "from scratch" in done.stdout and "gradient boosting" in done.stdout
+    assert "Ax/SAASBO CrabNet" in done.stdout and "unseen" in done.stdout
+    for name in ("expt_gap_magpie_full.parquet", "predictions.csv", "parity.png", "learning_curve.png", "summary.json"):
+        assert (tmp_path / "demo" / name).stat().st_size > 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(summary["cv"]) == {"delta_gbm", "gbm", "scratch", "source"}
+    predictions = pl.read_csv(tmp_path / "demo" / "predictions.csv", schema_overrides={"formula": pl.String})
+    assert predictions.height == 500 and predictions["predicted_delta_gbm_eV"].min() >= 0.0
+    # the rows counted as unseen are exactly the held-out bucket of the library's split rule
+    assert summary["source"]["unseen_rows"] == int(predictions["unseen_by_source"].sum()) > 0
+
+
+def test_demo_source_overlap_figure():
+    """The demo's SOURCE_OVERLAP: rebuild the source model's training rows from the shared data with its
+    card's split, check them against the card's rows_sha256, and count the expt_gap rows whose
+    composition occurs among them; none of them may lie in the held-out bucket the demo calls unseen."""
+    from matxfer import demo, library
+    from matxfer._evaluation import composition_keys
+    from matxfer.library import builder
+    from matxfer.library.model import rows_sha256
+
+    from .conftest import shared
+
+    card = library.card(demo.SOURCE_MODEL)
+    task = next(t for t in builder.TASKS if f"{t.dataset}/{t.property}" == "mp_gap/band_gap")
+    config = builder.BuildConfig(**card["build"]["config"])
+    formulas, y = builder._read(shared(task.file).parents[len(Path(task.file).parts) - 1], task)
+    train, _ = builder._split(formulas, config)
+    ok = np.isfinite(matxfer.featurize(list(formulas[train]), "magpie_full", errors="nan", dtype=np.float32).values).all(axis=1)
+    assert rows_sha256(formulas[train][ok], y[train][ok]) == card["source"]["rows_sha256"]
+    with open(os.path.join(REPO, "python", "matxfer", "data", "expt_gap_matbench.csv")) as fh:
+        expt = [row["formula"] for row in csv.DictReader(fh)]
+    seen_keys = set(composition_keys(list(formulas[train][ok])).tolist())
+    seen = np.array([k in seen_keys for k in composition_keys(expt)])
+    assert int(seen.sum()) == demo.SOURCE_OVERLAP
+    held_out, _ = builder.held_out_mask(expt, config.test_fraction)
+    assert not (held_out & seen).any() and held_out.sum() > 300
 
 
 def test_formula_nan_is_sodium_nitride_not_a_missing_value(tmp_path):
@@ -281,3 +317,14 @@ def test_formula_nan_is_sodium_nitride_not_a_missing_value(tmp_path):
     nitride = table.filter(pl.col("formula") == "NaN")
     assert nitride.height >= 2 and set(nitride["Na"].to_list()) == {0.5} and set(nitride["N"].to_list()) == {0.5}
     assert "" in table["band_gap_tbmbj_eV"].to_list()  # an empty cell stays an empty string, not a null
+
+
+def test_missing_extra_is_one_line_naming_it(tmp_path):
+    """A torch command where torch cannot be imported: one line naming the extra, no traceback."""
+    code = (NO_TORCH + "import matxfer.cli as c; "
+            "sys.exit(c.main(['pretrain', %r, '--target', 'band_gap_expt_eV', '--out', %r]))") % (
+        os.path.join(REPO, "python", "matxfer", "data", "expt_gap_matbench.csv"), str(tmp_path / "m"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.path.join(REPO, "python")})
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and 'pip install "matxfer[torch]"' in done.stderr, done.stderr

@@ -267,7 +267,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(
         out=Path(args.out),
         quick=args.quick,
-        refresh_source=args.refresh_source,
         n_threads=args.n_threads,
         quiet=args.quiet,
         progress=_progress(args),
@@ -392,8 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "Materials Project DFT band gaps, transfer it with Delta learning, and compare it in 5-fold CV with the same "
                           "network from scratch, gradient boosting and the published matbench leaderboard. No network access.")
     demo.add_argument("--out", default="matxfer-demo", help="output folder (default: matxfer-demo)")
-    demo.add_argument("--quick", action="store_true", help="a small setting for tests (fewer source rows, epochs and folds)")
-    demo.add_argument("--refresh-source", action="store_true", help="retrain the cached source model")
+    demo.add_argument("--quick", action="store_true", help="a small setting for tests (500 rows, 3 folds, smaller models)")
     demo.set_defaults(func=cmd_demo)
 
     feat = sub.add_parser("featurize", parents=[common], help="formulas or structures -> Parquet, streamed in chunks",
@@ -515,9 +513,16 @@ def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
         text = f"{err.filename}: {text}"
-    if isinstance(err, ImportError):
-        text += " (install the extra that provides it, e.g. pip install 'matxfer[torch]')"
+    if isinstance(err, ImportError) and "pip install" not in text:
+        root = (err.name or "").split(".")[0]
+        text += f' (pip install "matxfer[{_EXTRAS.get(root, "all")}]")'
     return text
+
+
+# the extra that provides each optional top-level module (pyproject.toml)
+_EXTRAS = {"torch": "torch", "skops": "torch", "sklearn": "sklearn", "polars": "polars", "pyarrow": "polars",
+           "pandas": "pandas", "pymatgen": "pymatgen", "ase": "ase", "rdkit": "rdkit", "dask": "dask",
+           "distributed": "dask", "matplotlib": "demo", "threadpoolctl": "sklearn"}
 
 
 if __name__ == "__main__":

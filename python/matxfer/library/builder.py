@@ -173,16 +173,25 @@ def _read(data_dir: Path, task: SourceTask):
     return formulas, y
 
 
-def _split(formulas: np.ndarray, config: BuildConfig, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """Train/test row indices: a composition is in the test set when a hash of its reduced
-    composition falls below ``test_fraction`` (order- and duplicate-independent)."""
+def held_out_mask(formulas: Any, test_fraction: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``(is_test, bad)`` per formula under the library's split rule: a reduced composition is held
+    out when a hash of its rounded element fractions falls below ``test_fraction``. The rule depends
+    on the composition only, so it tells for any formula whether a library model's training rows
+    could have held it (``card["build"]["config"]["test_fraction"]``); ``bad``: unparsable."""
     from ..featurize import featurize
 
     fractions = featurize(list(formulas), "fraction", errors="nan").values
     rounded = np.round(fractions, 6) + 0.0
     bucket = np.array([int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:4], "little") for row in rounded], dtype=np.int64)
-    is_test = (bucket % 10000) < int(config.test_fraction * 10000)
+    is_test = (bucket % 10000) < int(test_fraction * 10000)
     bad = ~np.isfinite(fractions).all(axis=1)
+    return is_test, bad
+
+
+def _split(formulas: np.ndarray, config: BuildConfig, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Train/test row indices: a composition is in the test set when a hash of its reduced
+    composition falls below ``test_fraction`` (order- and duplicate-independent)."""
+    is_test, bad = held_out_mask(formulas, config.test_fraction)
     rng = np.random.default_rng(seed)
     train = np.flatnonzero(~is_test & ~bad)
     test = np.flatnonzero(is_test & ~bad)

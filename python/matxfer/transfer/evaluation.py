@@ -6,13 +6,19 @@ of the pretrained strategy, so nothing learned on one fold's training rows reach
 
 from __future__ import annotations
 
-import textwrap
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .._evaluation import (
+    composition_keys,
+    learning_curve_plot,
+    overlap_mask,
+    parity_plot,
+    regression_metrics,
+)
 from .base import TransferStrategy
 
 __all__ = [
@@ -76,21 +82,6 @@ def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classe
     for j, c in enumerate(model.classes_ or []):
         out[:, lookup[str(c)]] = proba[:, j]
     return out
-
-
-def regression_metrics(y_true, y_pred) -> Dict[str, float]:
-    """MAE, RMSE and R^2 (1 - SS_res / SS_tot)."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"shape mismatch: {y_true.shape} vs {y_pred.shape}")
-    err = y_pred - y_true
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "r2": 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
-    }
 
 
 @dataclass
@@ -271,66 +262,3 @@ def _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_re
         curve[metric] = [float(np.mean([run[metric] for run in runs if run["size"] == n])) for n in resolved]
         curve[f"{metric}_std"] = [float(np.std([run[metric] for run in runs if run["size"] == n])) for n in resolved]
     return curve
-
-
-def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Optional[int] = None) -> np.ndarray:
-    """A hashable key per formula that is equal for equal reduced compositions
-    (element fractions from ``matxfer.featurize(preset="fraction")``, rounded)."""
-    import matxfer
-
-    fractions, _ = matxfer.featurize(list(formulas), preset="fraction", n_threads=n_threads)
-    rounded = np.round(np.asarray(fractions, dtype=np.float64), decimals) + 0.0  # -0.0 -> 0.0
-    return np.array([row.tobytes() for row in rounded], dtype=object)
-
-
-def overlap_mask(source_formulas: Sequence[str], target_formulas: Sequence[str]) -> np.ndarray:
-    """Boolean mask over the source rows whose reduced composition also occurs in the target."""
-    target = set(composition_keys(target_formulas).tolist())
-    return np.array([k in target for k in composition_keys(source_formulas)], dtype=bool)
-
-
-def parity_plot(y_true, y_pred, path: str, title: str = "", unit: str = "") -> str:
-    """Save a parity plot (prediction vs measurement) with MAE/R^2 in the corner; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    m = regression_metrics(y_true, y_pred)
-    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=120)
-    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
-    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1)
-    ax.scatter(y_true, y_pred, s=4, alpha=0.4, lw=0)
-    label = f" ({unit})" if unit else ""
-    ax.set_xlabel(f"measured{label}")
-    ax.set_ylabel(f"predicted{label}")
-    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
-    ax.text(0.04, 0.96, f"MAE {m['mae']:.3f}\nR$^2$ {m['r2']:.3f}", transform=ax.transAxes, va="top", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def learning_curve_plot(curves: Mapping[str, Mapping], path: str, title: str = "", unit: str = "") -> str:
-    """Save MAE against training-set size (log x) for several strategies; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.0), dpi=120)
-    for name, curve in curves.items():
-        ax.errorbar(curve["sizes"], curve["mae"], yerr=curve["mae_std"], marker="o", ms=3, capsize=2, label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("training-set size")
-    ax.set_ylabel(f"test MAE{f' ({unit})' if unit else ''}")
-    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

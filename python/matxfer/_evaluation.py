@@ -1,0 +1,110 @@
+"""Metrics, CV results, composition keys and plots without torch (used by ``matxfer.transfer``
+and by the torch-free ``matxfer demo``)."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+
+def regression_metrics(y_true, y_pred) -> Dict[str, float]:
+    """MAE, RMSE and R^2 (1 - SS_res / SS_tot)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"shape mismatch: {y_true.shape} vs {y_pred.shape}")
+    err = y_pred - y_true
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "r2": 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
+    }
+
+
+@dataclass
+class CVResult:
+    """Per-fold metrics and out-of-fold predictions of one strategy."""
+
+    name: str
+    folds: List[Dict[str, float]] = field(default_factory=list)
+    predictions: Optional[np.ndarray] = None
+    seconds: float = 0.0
+
+    def mean(self, metric: str = "mae") -> float:
+        return float(np.mean([f[metric] for f in self.folds]))
+
+    def std(self, metric: str = "mae") -> float:
+        return float(np.std([f[metric] for f in self.folds]))
+
+    def summary(self) -> Dict[str, float]:
+        out = {m: self.mean(m) for m in ("mae", "rmse", "r2")}
+        out["mae_std"] = self.std("mae")
+        out["seconds"] = self.seconds
+        return out
+
+
+def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Optional[int] = None) -> np.ndarray:
+    """A hashable key per formula that is equal for equal reduced compositions
+    (element fractions from ``matxfer.featurize(preset="fraction")``, rounded)."""
+    import matxfer
+
+    fractions, _ = matxfer.featurize(list(formulas), preset="fraction", n_threads=n_threads)
+    rounded = np.round(np.asarray(fractions, dtype=np.float64), decimals) + 0.0  # -0.0 -> 0.0
+    return np.array([row.tobytes() for row in rounded], dtype=object)
+
+
+def overlap_mask(source_formulas: Sequence[str], target_formulas: Sequence[str]) -> np.ndarray:
+    """Boolean mask over the source rows whose reduced composition also occurs in the target."""
+    target = set(composition_keys(target_formulas).tolist())
+    return np.array([k in target for k in composition_keys(source_formulas)], dtype=bool)
+
+
+def parity_plot(y_true, y_pred, path: str, title: str = "", unit: str = "") -> str:
+    """Save a parity plot (prediction vs measurement) with MAE/R^2 in the corner; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    m = regression_metrics(y_true, y_pred)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=120)
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1)
+    ax.scatter(y_true, y_pred, s=4, alpha=0.4, lw=0)
+    label = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"measured{label}")
+    ax.set_ylabel(f"predicted{label}")
+    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
+    ax.text(0.04, 0.96, f"MAE {m['mae']:.3f}\nR$^2$ {m['r2']:.3f}", transform=ax.transAxes, va="top", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def learning_curve_plot(curves: Mapping[str, Mapping], path: str, title: str = "", unit: str = "") -> str:
+    """Save MAE against training-set size (log x) for several strategies; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), dpi=120)
+    for name, curve in curves.items():
+        ax.errorbar(curve["sizes"], curve["mae"], yerr=curve["mae_std"], marker="o", ms=3, capsize=2, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training-set size")
+    ax.set_ylabel(f"test MAE{f' ({unit})' if unit else ''}")
+    ax.set_title(textwrap.fill(title, 50), fontsize=9)  # long titles wrap instead of leaving the figure
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
