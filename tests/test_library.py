@@ -87,6 +87,22 @@ def test_numpy_prediction_matches_torch_and_descriptors(library):
         model.predict(np.zeros((3, 7), np.float32))
 
 
+def test_fast_network_path_matches_per_layer_reference(library):
+    # raw_output (blocked, preallocated buffers, SiLU with the halving folded into the weights)
+    # against hidden_states (one temporary per step): equal to float32 rounding, missing and
+    # infinite descriptors included, for any block size
+    model = lib.load(GAP, library=library)
+    formulas = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False,
+                           dtype={"formula": str}).formula.tolist()[:3000]
+    X = model.featurize(formulas)
+    X[5, 3], X[17, 0], X[2999, -1] = np.nan, np.inf, -np.inf
+    ref = model.network.raw_output_reference(X)
+    assert np.isfinite(ref).all()
+    for block in (1, 7, 1000, 16384):
+        np.testing.assert_allclose(model.network.raw_output(X, block=block), ref, rtol=1e-5, atol=1e-5)
+    assert model.network.raw_output(X[:0]).shape == (0, 1)
+
+
 def test_import_and_predict_without_torch(library):
     code = (
         "import sys, matxfer, matxfer.library as lib\n"

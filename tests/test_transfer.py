@@ -200,7 +200,7 @@ def test_frozen_features_layers_and_sklearn_head(gap):
     assert np.isfinite(mae)
 
 
-def test_gbm_head_is_deterministic_l1_boosting_on_source_prediction(gap):
+def test_gbm_head_is_deterministic_boosting_on_source_prediction(gap):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from matxfer.transfer.heads import gbm_regressor
@@ -209,7 +209,7 @@ def test_gbm_head_is_deterministic_l1_boosting_on_source_prediction(gap):
             for _ in range(2)]
     head = fits[0].target_
     assert isinstance(head, HistGradientBoostingRegressor)
-    assert head.loss == "absolute_error" and head.random_state == 3 and not head.early_stopping
+    assert head.loss == "squared_error" and head.random_state == 3 and not head.early_stopping
     np.testing.assert_array_equal(fits[0].predict(gap.X[gap.test]), fits[1].predict(gap.X[gap.test]))
     # the boosted trees see the source prediction as a feature (last column) and learn a correction
     assert head.n_features_in_ == gap.X.shape[1] + 1
@@ -218,6 +218,30 @@ def test_gbm_head_is_deterministic_l1_boosting_on_source_prediction(gap):
     # as a frozen-feature head too
     frozen = FrozenFeatures(head=gbm_regressor(max_iter=50)).use_source(gap.source).adapt(gap.X[gap.train], gap.y[gap.train])
     assert np.isfinite(frozen.predict(gap.X[gap.test])).all()
+
+
+def test_gbm_head_learns_expt_gap_where_absolute_error_boosting_stalls():
+    # The default "gbm" head on 1,000 expt_gap rows (magpie, 300 trees), 600 held-out rows, three
+    # random subsets. Measured: squared loss 0.503 / 0.485 / 0.487 eV, ridge 0.769 / 0.805 / 0.747;
+    # the former absolute-error default gave 0.484 / 0.477 / 0.878 (subset 2 stalled at the median
+    # predictor's 0.878), so "beats ridge by 20 % on every subset" fails for it.
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from matxfer.transfer.heads import gbm_regressor
+
+    formulas, y = _read(DATA / "composition/experimental/expt_gap_matbench.csv", "band_gap_expt_eV")
+    X = np.asarray(matxfer.featurize(formulas, preset="magpie", errors="nan").values)
+    Xr = np.nan_to_num(X)
+    for seed in range(3):
+        idx = np.random.default_rng(seed).permutation(len(y))
+        tr, te = idx[:1000], idx[1000:1600]
+        with threadpool_limits(limits=1, user_api="openmp"):  # OpenMP threads spin on a busy machine
+            gbm = np.mean(np.abs(gbm_regressor(0, max_iter=300).fit(X[tr], y[tr]).predict(X[te]) - y[te]))
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 22))).fit(Xr[tr], y[tr])
+        assert gbm < 0.8 * np.mean(np.abs(ridge.predict(Xr[te]) - y[te])), seed
 
 
 def test_finetune_freezes_first_layers_and_checks_layer_lrs(gap):

@@ -164,13 +164,15 @@ def _read(data_dir: Path, task: SourceTask):
     raw = pd.to_numeric(frame[task.column].replace("", np.nan), errors="coerce").to_numpy(np.float64)
     keep = np.isfinite(raw) & (formulas != "")
     formulas, raw = formulas[keep], raw[keep]
+    return formulas, _derive(task, raw)
+
+
+def _derive(task: SourceTask, raw: np.ndarray) -> np.ndarray:
     if task.derive == "is_zero":
-        y = (np.abs(raw) < 1e-9).astype(np.float64)
-    elif task.derive == "le_zero":
-        y = (raw <= 0).astype(np.float64)
-    else:
-        y = raw
-    return formulas, y
+        return (np.abs(raw) < 1e-9).astype(np.float64)
+    if task.derive == "le_zero":
+        return (raw <= 0).astype(np.float64)
+    return raw
 
 
 def held_out_mask(formulas: Any, test_fraction: float) -> Tuple[np.ndarray, np.ndarray]:
@@ -260,7 +262,8 @@ def build(
     chosen = [t for t in TASKS if tasks is None or t.key in tasks or t.dataset in tasks]
     jobs = [(preset, seed, t) for preset in presets for seed in seeds for t in chosen]
     names: List[str] = []
-    cache: Dict[Tuple[str, str, str, str], Tuple] = {}
+    split_cache: Dict[Tuple[str, str, str], Tuple] = {}
+    feat_cache: Dict[Tuple[str, str, str, str], Tuple] = {}
     t_start = time.perf_counter()
     n_built = 0
     for k, (preset, seed, task) in enumerate(jobs):
@@ -275,21 +278,31 @@ def build(
             except Exception:  # an unreadable card is rebuilt
                 pass
         t0 = time.perf_counter()
-        ck = (task.file, task.long_property or task.column, task.derive or "", preset)
-        if ck not in cache:
-            if len(cache) > 4:
-                cache.clear()
-            formulas, y = _read(data_dir, task)
+        # One read + split per source file and column (shared by its regression and derived
+        # classification tasks, by every preset and every seed), and one featurization per
+        # (file, column, preset): the derived tasks and the other seeds reuse it.
+        rk = (task.file, task.long_property or "", task.column)
+        if rk not in split_cache:
+            formulas, y_raw = _read(data_dir, dataclasses.replace(task, derive=None))
             train, test = _split(formulas, config)
+            split_cache[rk] = (formulas, y_raw, train, test)
+        formulas, y_raw, train, test = split_cache[rk]
+        y = _derive(task, y_raw)
+        fk = (*rk, preset)
+        if fk not in feat_cache:
+            if feat_cache and next(iter(feat_cache))[-1] != preset:
+                feat_cache.clear()  # jobs run preset by preset: the previous preset's features are done
             rows = np.concatenate([train, test])
             feats = matxfer.featurize(list(formulas[rows]), preset, errors="nan", dtype=np.float32)
-            X = feats.values
             ok = np.ones(len(rows), bool)
             ok[[r[0] for r in feats.rejected]] = False
-            n_train = len(train)
-            cache[ck] = (formulas[train][ok[:n_train]], y[train][ok[:n_train]], X[:n_train][ok[:n_train]],
-                         formulas[test][ok[n_train:]], y[test][ok[n_train:]], X[n_train:][ok[n_train:]], len(formulas))
-        f_tr, y_tr, X_tr, f_te, y_te, X_te, n_all = cache[ck]
+            feat_cache[fk] = (feats.values, ok)
+        X, ok = feat_cache[fk]
+        n_train = len(train)
+        ok_tr, ok_te = ok[:n_train], ok[n_train:]
+        f_tr, y_tr, X_tr = formulas[train][ok_tr], y[train][ok_tr], X[:n_train][ok_tr]
+        f_te, y_te, X_te = formulas[test][ok_te], y[test][ok_te], X[n_train:][ok_te]
+        n_all = len(formulas)
         classification = task.task == "classification"
         epochs = config.epochs_large if len(y_tr) >= 10000 else config.epochs_small
         batch = int(min(config.batch_size, max(64, len(y_tr) // 10)))

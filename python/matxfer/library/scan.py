@@ -42,6 +42,9 @@ class ScanResult:
     predictions: np.ndarray
     metric: str
     seconds: float
+    #: per candidate: name, strategy, ``loo`` (inner leave-one-out MSE per outer fold, on its
+    #: training rows) and ``oof`` (out-of-fold predictions), to study other selection rules
+    candidates: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def plot(self, path: str, top: int = 25, title: str = "") -> str:
         """Bar chart of the best ``top`` candidates and every baseline; returns the path."""
@@ -105,17 +108,13 @@ def _ridge_fit(H: np.ndarray, y: np.ndarray):
         s = np.sqrt(evals)
         V = (Z.T @ U) / s
     Uty = U.T @ yc
-    U2 = U * U
-    best: Optional[Tuple[float, float]] = None
-    for alpha in _ALPHAS:
-        shrink = evals / (evals + alpha)
-        fitted = U @ (shrink * Uty)
-        h = U2 @ shrink + 1.0 / n
-        loo = float(np.mean(((yc - fitted) / np.maximum(1.0 - h, 1e-12)) ** 2))
-        if best is None or loo < best[0]:
-            best = (loo, alpha)
-    assert best is not None  # _ALPHAS is a non-empty constant
-    loo, alpha = best
+    # every penalty at once: two (n x p) @ (p x n_alphas) products instead of two passes over U per penalty
+    shrink = evals[:, None] / (evals[:, None] + _ALPHAS[None, :])
+    fitted = U @ (shrink * Uty[:, None])
+    h = np.square(U, out=U) @ shrink + 1.0 / n
+    loos = np.mean(((yc[:, None] - fitted) / np.maximum(1.0 - h, 1e-12)) ** 2, axis=0)
+    k = int(np.argmin(loos))  # the first of equal minima, as the sequential search did
+    loo, alpha = float(loos[k]), float(_ALPHAS[k])
     coef = V @ ((s / (evals + alpha)) * Uty)
     return coef, y_mean, mean, scale, lo, hi, loo
 
@@ -159,6 +158,7 @@ def scan(
     output_floor: Optional[float] = None,
     plot: Optional[str] = None,
     progress: bool = False,
+    select_top: int = 1,
 ) -> ScanResult:
     """Rank library models as sources for ``(target, y)``.
 
@@ -167,7 +167,11 @@ def scan(
     composition model found in ``library``). ``cv``: folds (int, matbench's shuffled KFold seed by
     default) or explicit ``(train_idx, test_idx)`` pairs. ``baselines``: any of "gbm", "ridge",
     "scratch" (the from-scratch MLP; needs torch). ``plot``: a PNG path for the bar chart.
+    ``select_top``: the "scan-selected" model averages the predictions of the ``select_top``
+    candidates with the lowest inner leave-one-out error on each fold's training rows (1: the best one).
     """
+    if int(select_top) < 1:
+        raise ValueError(f"select_top must be >= 1, got {select_top!r}")
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
@@ -202,36 +206,43 @@ def scan(
 
     def evaluate(name: str):
         rows = []
-        with threadpool_limits(limits=1):
-            model = load(name, library)
-            X_desc = desc(model.preset)
-            for strategy in strategies:
-                H, offset = _candidate_features(model, X_desc, strategy)
-                oof = np.zeros(len(y))
-                loo = []
-                for train, test in folds:
-                    target_train = y[train] - (offset[train] if offset is not None else 0.0)
-                    params = _ridge_fit(H[train], target_train)
-                    pred = _ridge_predict(params, H[test]) + (offset[test] if offset is not None else 0.0)
-                    oof[test] = floor(pred)
-                    loo.append(params[-1])
-                rows.append({"name": name, "strategy": strategy, "kind": "source", "loo": loo, "oof": oof,
-                             "property": model.card["property"]["name"], "preset": model.preset})
+        # (BLAS is limited to one thread around the pool, below)
+        model = load(name, library)
+        X_desc = desc(model.preset)
+        for strategy in strategies:
+            H, offset = _candidate_features(model, X_desc, strategy)
+            oof = np.zeros(len(y))
+            loo = []
+            for train, test in folds:
+                target_train = y[train] - (offset[train] if offset is not None else 0.0)
+                params = _ridge_fit(H[train], target_train)
+                pred = _ridge_predict(params, H[test]) + (offset[test] if offset is not None else 0.0)
+                oof[test] = floor(pred)
+                loo.append(params[-1])
+            rows.append({"name": name, "strategy": strategy, "kind": "source", "loo": loo, "oof": oof,
+                         "property": model.card["property"]["name"], "preset": model.preset})
         return rows
 
+    desc(baseline_preset) if baselines else None
     results: List[Dict[str, Any]] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+    # One process-wide limit of one BLAS/OpenMP thread per job, set here around the pool: limits
+    # entered and left in the worker threads themselves would race on the global setting.
+    with threadpool_limits(limits=1), concurrent.futures.ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+        # the baselines (gradient boosting is the longest single job) run in the same pool, first
+        baseline_jobs = {b: pool.submit(_baseline, b, formulas, y, folds, task, baseline_preset, desc, seed) for b in baselines}
         for k, rows in enumerate(pool.map(evaluate, names)):
             results.extend(rows)
             if progress:
                 print(f"scan [{k + 1}/{len(names)}] {rows[0]['name']}", flush=True)
+        baseline_oof = {b: job.result() for b, job in baseline_jobs.items()}
 
-    # nested selection: per fold, the candidate with the lowest leave-one-out error on the training rows
+    # nested selection: per fold, the select_top candidates with the lowest leave-one-out error on
+    # the training rows (their predictions averaged when select_top > 1)
     selected, sel_oof = [], np.zeros(len(y))
     for f, (_, test) in enumerate(folds):
-        best = min(results, key=lambda r: r["loo"][f])
-        selected.append(f"{best['name']} [{best['strategy']}]")
-        sel_oof[test] = best["oof"][test]
+        chosen = select_by_inner_loo(results, f, select_top)
+        selected.append(" + ".join(f"{r['name']} [{r['strategy']}]" for r in chosen))
+        sel_oof[test] = np.mean([r["oof"][test] for r in chosen], axis=0)
 
     table_rows = []
     for r in results:
@@ -239,19 +250,28 @@ def scan(
         table_rows.append({"name": r["name"], "strategy": r["strategy"], "kind": "source", "property": r["property"],
                            "preset": r["preset"], metric: float(np.mean(per_fold)), f"{metric}_std": float(np.std(per_fold))})
     per_fold = [_score(metric, y[test], sel_oof[test]) for _, test in folds]
-    table_rows.append({"name": "scan-selected (inner LOO on training folds)", "strategy": "nested", "kind": "selected",
+    label = "scan-selected (inner LOO on training folds)" if select_top == 1 else f"scan-selected: mean of the top {select_top} by inner LOO"
+    table_rows.append({"name": label, "strategy": "nested", "kind": "selected",
                        metric: float(np.mean(per_fold)), f"{metric}_std": float(np.std(per_fold))})
     for b in baselines:
-        oof = _baseline(b, formulas, y, folds, task, baseline_preset, desc, seed)
+        oof = baseline_oof[b]
         per_fold = [_score(metric, y[test], floor(oof[test])) for _, test in folds]
         table_rows.append({"name": f"{b} on {baseline_preset} (no source)", "strategy": b, "kind": "baseline",
                            "preset": baseline_preset, metric: float(np.mean(per_fold)), f"{metric}_std": float(np.std(per_fold))})
     table = pd.DataFrame(table_rows).sort_values(metric, ascending=metric == "mae", kind="stable").reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
-    result = ScanResult(table=table, selected=selected, predictions=sel_oof, metric=metric, seconds=time.perf_counter() - t0)
+    result = ScanResult(table=table, selected=selected, predictions=sel_oof, metric=metric, seconds=time.perf_counter() - t0,
+                        candidates=[{k: r[k] for k in ("name", "strategy", "loo", "oof")} for r in results])
     if plot:
         result.plot(plot)
     return result
+
+
+def select_by_inner_loo(candidates: Sequence[Dict[str, Any]], fold: int, k: int = 1) -> List[Dict[str, Any]]:
+    """The ``k`` candidates with the lowest inner leave-one-out error on ``fold``'s training rows
+    (ties keep the candidates' order); only training rows enter this choice."""
+    order = sorted(range(len(candidates)), key=lambda i: (candidates[i]["loo"][fold], i))
+    return [candidates[i] for i in order[: max(1, int(k))]]
 
 
 def _baseline(kind: str, formulas, y, folds, task: str, preset: str, desc, seed: int) -> np.ndarray:

@@ -36,7 +36,7 @@ class Delta(TransferStrategy):
     ----------
     source_as_input : also feed the (standardised) source prediction to the difference model.
     head : "mlp" (default: an MLP over the descriptors, same widths and budget as the baseline),
-        "ridge", "linear", "gbm" (gradient-boosted trees with an absolute-error loss, see
+        "ridge", "linear", "gbm" (gradient-boosted trees with squared loss, see
         :func:`matxfer.transfer.heads.gbm_regressor`) or any scikit-learn regressor (on descriptors +
         source prediction).
     init_from_source : with ``head="mlp"``, start the difference network from the source network's
