@@ -131,7 +131,7 @@ def section_small(args):
     for target in args.small_targets:
         formulas, y, _ = t[target]
         X_mf = matxfer.featurize(formulas, "magpie_full", dtype=np.float32).values
-        for n_train in (50, 100):
+        for n_train in args.small_sizes:
             rows = []
             for rep in range(args.subsets):
                 rng = np.random.default_rng(1000 + rep)
@@ -235,6 +235,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subsets", type=int, default=5)
     parser.add_argument("--predict-models", nargs="*", default=["mp_gap/band_gap/magpie_full/mlp", "mp_gap/band_gap/fraction/mlp"])
+    parser.add_argument("--small-sizes", nargs="*", type=int, default=[50, 100])
     parser.add_argument("--small-targets", nargs="*", default=["expt_gap", "estm_log10_kappa_300K"])
     parser.add_argument("--map-presets", nargs="*", default=["magpie_full"])
     args = parser.parse_args(argv)
