@@ -31,20 +31,32 @@ class CVResult:
 
     name: str
     folds: List[Dict[str, float]] = field(default_factory=list)
+    #: out-of-fold predictions (classification: class probabilities [n, n_classes])
     predictions: Optional[np.ndarray] = None
     seconds: float = 0.0
+    task: str = "regression"
+    #: the no-transfer baselines on the same folds (``cross_validate(..., baselines=...)``)
+    baselines: Dict[str, CVResult] = field(default_factory=dict)
 
-    def mean(self, metric: str = "mae") -> float:
-        return float(np.mean([f[metric] for f in self.folds]))
+    @property
+    def primary(self) -> str:
+        return "roc_auc" if self.task == "classification" else "mae"
 
-    def std(self, metric: str = "mae") -> float:
-        return float(np.std([f[metric] for f in self.folds]))
+    def mean(self, metric: Optional[str] = None) -> float:
+        return float(np.mean([f[metric or self.primary] for f in self.folds]))
+
+    def std(self, metric: Optional[str] = None) -> float:
+        return float(np.std([f[metric or self.primary] for f in self.folds]))
 
     def summary(self) -> Dict[str, float]:
-        out = {m: self.mean(m) for m in ("mae", "rmse", "r2")}
-        out["mae_std"] = self.std("mae")
+        out = {m: self.mean(m) for m in self.folds[0]} if self.folds else {}
+        out[f"{self.primary}_std"] = self.std(self.primary)
         out["seconds"] = self.seconds
         return out
+
+    def table(self) -> Dict[str, Dict[str, float]]:
+        """``{name: summary}`` for this strategy and every baseline."""
+        return {self.name: self.summary(), **{b.name: b.summary() for b in self.baselines.values()}}
 
 
 def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Optional[int] = None) -> np.ndarray:

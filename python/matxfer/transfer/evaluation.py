@@ -7,12 +7,12 @@ of the pretrained strategy, so nothing learned on one fold's training rows reach
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
 from .._evaluation import (
+    CVResult,
     composition_keys,
     learning_curve_plot,
     overlap_mask,
@@ -82,40 +82,6 @@ def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classe
     for j, c in enumerate(model.classes_ or []):
         out[:, lookup[str(c)]] = proba[:, j]
     return out
-
-
-@dataclass
-class CVResult:
-    """Per-fold metrics and out-of-fold predictions of one strategy."""
-
-    name: str
-    folds: List[Dict[str, float]] = field(default_factory=list)
-    #: out-of-fold predictions (classification: class probabilities [n, n_classes])
-    predictions: Optional[np.ndarray] = None
-    seconds: float = 0.0
-    task: str = "regression"
-    #: the no-transfer baselines on the same folds (``cross_validate(..., baselines=...)``)
-    baselines: Dict[str, CVResult] = field(default_factory=dict)
-
-    @property
-    def primary(self) -> str:
-        return "roc_auc" if self.task == "classification" else "mae"
-
-    def mean(self, metric: Optional[str] = None) -> float:
-        return float(np.mean([f[metric or self.primary] for f in self.folds]))
-
-    def std(self, metric: Optional[str] = None) -> float:
-        return float(np.std([f[metric or self.primary] for f in self.folds]))
-
-    def summary(self) -> Dict[str, float]:
-        out = {m: self.mean(m) for m in self.folds[0]} if self.folds else {}
-        out[f"{self.primary}_std"] = self.std(self.primary)
-        out["seconds"] = self.seconds
-        return out
-
-    def table(self) -> Dict[str, Dict[str, float]]:
-        """``{name: summary}`` for this strategy and every baseline."""
-        return {self.name: self.summary(), **{b.name: b.summary() for b in self.baselines.values()}}
 
 
 def cross_validate(
