@@ -78,3 +78,11 @@ def joint_rows(
         target_index=train_idx,
         val_index=val_idx,
     )
+
+
+def n_source_tasks(strategy) -> int:
+    """Source tasks of a joint strategy: columns of its source labels, else the count saved with it."""
+    y = strategy._y_source
+    if y is not None:
+        return 1 if y.ndim == 1 else y.shape[1]
+    return int(getattr(strategy, "_n_source_tasks", 1))

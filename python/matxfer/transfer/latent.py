@@ -13,7 +13,7 @@ import torch
 
 from ..nn import ArrayData, LatentMLP, TrainConfig, Trainer, predict
 from .base import TransferStrategy
-from .joint import default_joint_config, joint_rows
+from .joint import default_joint_config, joint_rows, n_source_tasks
 
 __all__ = ["LatentVariable"]
 
@@ -74,10 +74,7 @@ class LatentVariable(TransferStrategy):
 
     @property
     def n_source_tasks(self) -> int:
-        y = self._y_source
-        if y is not None:
-            return 1 if y.ndim == 1 else y.shape[1]
-        return int(getattr(self, "_n_source_tasks", 1))
+        return n_source_tasks(self)
 
     @property
     def target_task(self) -> int:

@@ -10,7 +10,7 @@ import torch
 
 from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
 from .base import TransferStrategy
-from .joint import default_joint_config, joint_rows
+from .joint import default_joint_config, joint_rows, n_source_tasks
 
 __all__ = ["MultiTask"]
 
@@ -59,10 +59,7 @@ class MultiTask(TransferStrategy):
 
     @property
     def n_source_tasks(self) -> int:
-        y = self._y_source
-        if y is not None:
-            return 1 if y.ndim == 1 else y.shape[1]
-        return int(getattr(self, "_n_source_tasks", 1))
+        return n_source_tasks(self)
 
     def _source_kinds(self) -> list:
         if self.source_task_ == "classification" and self.n_source_tasks == 1:
