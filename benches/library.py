@@ -58,46 +58,70 @@ def targets():
     }
 
 
-def section_predict(args):
-    import matxfer.library as lib
-
+def _predict_formulas(n=1_000_000):
     formulas = []
     for f in ("composition/dft/oqmd_bandgap_crabnet.csv.gz", "composition/dft/mp_e_form_matbench.csv",
               "composition/dft/mp_gap_matbench.csv", "composition/dft/jarvis_dft_3d_composition.csv"):
         formulas += read_csv(DATA / f).formula.tolist()
-    formulas = (formulas * (1_000_000 // len(formulas) + 1))[:1_000_000]
+    return (formulas * (n // len(formulas) + 1))[:n]
+
+
+def _cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+def _time_predict(name, formulas, repeats):
+    """Best-of-``repeats`` wall time of ``load(name).predict(formulas)`` and the CPU seconds of that run."""
+    import matxfer.library as lib
+
+    model = lib.load(name)
+    model.predict(formulas[:20000])  # warm-up (thread pools, pages)
+    runs = []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), _cpu_seconds()
+        pred = model.predict(formulas)
+        runs.append((time.perf_counter() - w0, _cpu_seconds() - c0))
+    wall, cpu = min(runs)
+    return {"wall_s": wall, "cpu_s": cpu, "runs": runs, "load": os.getloadavg()[0], "sum": float(np.sum(pred)),
+            "finite": int(np.isfinite(pred).sum())}, model, pred
+
+
+def section_predict(args):
+    """End to end on 1M formulas, wall and CPU seconds (the cores are shared: per CPU-second is the
+    fairer figure under load). ``--before DIR`` times the same call with another matxfer python
+    tree (e.g. ``git archive <commit> python | tar -x -C DIR``) in a subprocess, right after."""
+    import subprocess
+    import sys
+
+    formulas = _predict_formulas(args.predict_rows)
+    if args.worker:
+        print(json.dumps(_time_predict(args.predict_models[0], formulas, args.repeats)[0]))
+        return {}
     out = {}
     for name in args.predict_models:
-        model = lib.load(name)
-        model.predict(formulas[:20000])  # warm-up (thread pools, pages)
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            pred = model.predict(formulas)
-            times.append(time.perf_counter() - t0)
-        best = min(times)
-        # "before": the same call with the network evaluated through per-layer temporaries
-        # (hidden_states), as up to the previous version; same run, same load.
-        fast = model.network.raw_output
-        model.network.raw_output = model.network.raw_output_reference
-        try:
-            ref_times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                ref = model.predict(formulas)
-                ref_times.append(time.perf_counter() - t0)
-        finally:
-            model.network.raw_output = fast
-        assert np.allclose(ref, pred, rtol=1e-5, atol=1e-5)
+        now, model, pred = _time_predict(name, formulas, args.repeats)
         t0 = time.perf_counter()
         model.featurize(formulas)
-        t_feat = time.perf_counter() - t0
-        out[name] = {"n": len(formulas), "seconds": times, "per_s": len(formulas) / best, "featurize_only_s": t_feat,
-                     "reference_seconds": ref_times, "reference_per_s": len(formulas) / min(ref_times),
-                     "finite": int(np.isfinite(pred).sum())}
-        print(f"| predict {name} | {len(formulas):,} formulas | {best:.2f} s | {len(formulas) / best:,.0f} formulas/s | "
-              f"before (per-layer temporaries) {min(ref_times):.2f} s = {len(formulas) / min(ref_times):,.0f}/s | "
-              f"featurize alone {t_feat:.2f} s |", flush=True)
+        now["featurize_only_s"] = time.perf_counter() - t0
+        row = {"current": now}
+        if args.before:
+            env = {**os.environ, "PYTHONPATH": str(Path(args.before).resolve())}
+            cmd = [sys.executable, __file__, "--sections", "predict", "--worker", "--predict-models", name,
+                   "--repeats", str(args.repeats), "--predict-rows", str(args.predict_rows)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            row["before"] = json.loads(done.stdout.strip().splitlines()[-1])
+            # the same predictions to float32 rounding (relative to the sum of |predictions|)
+            assert abs(row["before"]["sum"] - now["sum"]) <= 1e-5 * float(np.abs(pred).sum()) + 1e-3
+        n = len(formulas)
+        line = (f"| predict {name} | {n:,} formulas | {now['wall_s']:.2f} s wall = {n / now['wall_s']:,.0f}/s | "
+                f"{now['cpu_s']:.2f} CPU-s = {n / now['cpu_s']:,.0f}/CPU-s | featurize alone {now['featurize_only_s']:.2f} s |")
+        if "before" in row:
+            b = row["before"]
+            line += (f" before: {b['wall_s']:.2f} s = {n / b['wall_s']:,.0f}/s, {n / b['cpu_s']:,.0f}/CPU-s "
+                     f"(x{b['wall_s'] / now['wall_s']:.2f} wall, x{b['cpu_s'] / now['cpu_s']:.2f} CPU) |")
+        print(line + f" load {now['load']:.1f} |", flush=True)
+        out[name] = row
     return out
 
 
@@ -234,12 +258,18 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subsets", type=int, default=5)
-    parser.add_argument("--predict-models", nargs="*", default=["mp_gap/band_gap/magpie_full/mlp", "mp_gap/band_gap/fraction/mlp"])
+    parser.add_argument("--predict-models", nargs="*", default=["mp_gap/band_gap/magpie_full/mlp"])
+    parser.add_argument("--predict-rows", type=int, default=1_000_000)
+    parser.add_argument("--before", default=None, help="predict: also time this matxfer python tree (subprocess)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--small-sizes", nargs="*", type=int, default=[50, 100])
     parser.add_argument("--small-targets", nargs="*", default=["expt_gap", "estm_log10_kappa_300K"])
     parser.add_argument("--map-presets", nargs="*", default=["magpie_full"])
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        section_predict(args)
+        return
     for section in args.sections.split(","):
         t0 = time.perf_counter()
         result = globals()[f"section_{section}"](args)

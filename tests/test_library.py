@@ -240,3 +240,24 @@ def test_shipped_models_load_and_are_redistributable():
         assert row.shippable and "glass" not in row.name and f"`{row.name}`" in notice
         model = lib.load(row.name, library=shipped)
         assert np.isfinite(model.predict(["Fe2O3", "NaCl"])).all()
+
+
+def test_predict_is_bit_identical_for_any_chunk_size_and_thread_count(mp_gap_formulas, expt_gap_formulas):
+    # A shipped model (magpie_full, 256-128) on real formulas: chunks and worker threads only
+    # split the work; every row goes through the same BLAS block at the same position, so the
+    # bits do not move. The old pipeline (GEMMs shaped by the chunk) failed this.
+    model = lib.load("mp_gap/band_gap/magpie_full/mlp", library=lib.shipped_dir())
+    formulas = expt_gap_formulas + mp_gap_formulas[:6000]
+    ref = model.predict(formulas, n_threads=1)
+    for chunk_size, n_threads in [(1, 2), (1000, 2), (2500, 3), (4096, 1), (65536, 2)]:
+        np.testing.assert_array_equal(model.predict(formulas, chunk_size=chunk_size, n_threads=n_threads), ref)
+    X = model.featurize(formulas)
+    np.testing.assert_array_equal(model.predict(X, chunk_size=3000, n_threads=2), ref)
+    # the fast path is the network of the card to float32 rounding
+    np.testing.assert_allclose(ref, model.network.raw_output_reference(X)[:, 0], rtol=1e-5, atol=1e-5)
+    frozen = model.transform(formulas[:3000], chunk_size=1000, n_threads=2)
+    np.testing.assert_array_equal(frozen, model.transform(formulas[:3000], n_threads=1))
+    # a bad row in a later chunk is named by its index in the whole input
+    with pytest.raises(matxfer.FormulaError, match="row 5000: .*Xx2") as info:
+        model.predict(formulas[:5000] + ["Xx2"], chunk_size=1024, n_threads=2)
+    assert info.value.index == 5000

@@ -9,11 +9,15 @@ results agree with torch to float32 rounding (not bitwise: BLAS sums in another 
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["NumpyMLP", "ACTIVATIONS"]
+__all__ = ["NumpyMLP", "ACTIVATIONS", "BLOCK"]
+
+#: Rows per network evaluation in ``NumpyMLP.raw_output`` (fixed: see there).
+BLOCK = 1024
 
 
 def _silu(h: np.ndarray) -> np.ndarray:
@@ -70,13 +74,20 @@ class NumpyMLP:
             self.x_hi = (self.x_mean + self.z_hi * self.x_std).astype(np.float32)
         self.w0_folded = np.ascontiguousarray(w0 / self.x_std[:, None], dtype=np.float32)
         self.b0_folded = (b0 - (self.x_mean / self.x_std) @ w0).astype(np.float32)
-        # Prediction fast path (``raw_output``): SiLU(h) = 0.5 h (1 + tanh(h / 2)) = g + g tanh(g)
-        # with g = h / 2, so halving a layer's weights and bias (exact in float32) leaves three
-        # in-place passes per layer (tanh, multiply, add) on a preallocated, reused buffer.
-        self._fold_half = activation == "silu" and not self.layer_norm
-        half = np.float32(0.5) if self._fold_half else np.float32(1.0)
-        self._fast_layers = [(self.w0_folded * half, self.b0_folded * half)]
-        self._fast_layers += [(w * half, b * half) for w, b, _ in self.layers[1:]]
+        # Prediction fast path (``raw_output``). SiLU(h) = h / (1 + exp(-h)) (torch's formula) costs
+        # one exp, one add and one divide in place; the sign flips that make it work on -h are
+        # folded into the weights (exact in float32): each layer computes p = -h, then
+        # a = p / (1 + exp(p)) = -SiLU(h); the next layer takes -a, i.e. keeps its weights and
+        # negates its bias, and the head negates its weights.
+        self._fold_neg = activation == "silu" and not self.layer_norm
+        if self._fold_neg:
+            self._fast_layers = [(-self.w0_folded, -self.b0_folded)]
+            self._fast_layers += [(w, -b) for w, b, _ in self.layers[1:]]
+            self._fast_head = -self.head_w
+        else:
+            self._fast_layers = [(self.w0_folded, self.b0_folded)] + [(w, b) for w, b, _ in self.layers[1:]]
+            self._fast_head = self.head_w
+        self._buffers = threading.local()
 
     @staticmethod
     def expected_shapes(init_args: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
@@ -135,48 +146,65 @@ class NumpyMLP:
         out += self.y_mean
         return out
 
-    def raw_output(self, X: np.ndarray, block: int = 16384) -> np.ndarray:
+    def _block_buffers(self, block: int):
+        """Per-thread buffers for one block (input, pre-activation and activation per layer, head)."""
+        cached = getattr(self._buffers, "by_block", None)
+        if cached is None or cached[0] != block:
+            layers = [(np.empty((block, w.shape[1]), np.float32), np.empty((block, w.shape[1]), np.float32))
+                      for w, _ in self._fast_layers]
+            cached = (block, np.empty((block, self.n_in), np.float32), layers,
+                      np.empty((block, self._fast_head.shape[1]), np.float32))
+            self._buffers.by_block = cached
+        return cached[1:]
+
+    def raw_output(self, X: np.ndarray, block: int = BLOCK) -> np.ndarray:
         """``head(h) * y_std + y_mean``: the regression value, or the logit for a classifier.
 
-        Rows are evaluated in blocks of ``block`` through buffers allocated once per call (no
-        temporaries per layer: float32 GEMMs with ``out=`` and in-place activations)."""
+        Rows are evaluated in blocks of exactly ``block`` rows (the last one padded with zeros)
+        through per-thread buffers: float32 GEMMs written with ``out=`` and in-place activations.
+        BLAS rounds a row differently depending on the matrix shape and the row's position in
+        it, so a fixed block shape on a grid of multiples of ``block`` is what makes a row's
+        result independent of how the input was chunked (callers keep chunk starts on that grid),
+        given the same BLAS thread count (``LibraryModel`` runs BLAS with one thread)."""
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
-        out = np.empty((n, self.head_w.shape[1]), dtype=np.float32)
+        out = np.empty((n, self._fast_head.shape[1]), dtype=np.float32)
         if n == 0:
             return out
-        block = max(1, min(int(block), n))
-        xbuf = np.empty((block, self.n_in), dtype=np.float32)
-        bufs = [(np.empty((block, w.shape[1]), np.float32), np.empty((block, w.shape[1]), np.float32))
-                for w, _ in self._fast_layers]
-        for i in range(0, n, block):
-            xb = X[i : i + block]
-            m = len(xb)
-            x = xbuf[:m]
-            # Non-finite descriptors (rare) stand for "missing": x = mean, i.e. z = 0. A sum is one
-            # cheap pass that is non-finite whenever any entry is (or on overflow: then the exact check runs).
-            if not np.isfinite(np.add.reduce(xb, axis=None)) and not np.isfinite(xb).all():
-                xb = np.where(np.isfinite(xb), xb, self.x_mean)
-            np.maximum(xb, self.x_lo, out=x)
-            np.minimum(x, self.x_hi, out=x)
-            h = x
-            for k, (w, b) in enumerate(self._fast_layers):
-                pre, act = bufs[k][0][:m], bufs[k][1][:m]
-                np.matmul(h, w, out=pre)
-                pre += b
-                if self._fold_half:
-                    np.tanh(pre, out=act)
-                    act *= pre
-                    act += pre
-                else:
-                    norm = self.layers[k][2]
-                    if norm is not None:
-                        mu = pre.mean(axis=1, keepdims=True)
-                        var = ((pre - mu) ** 2).mean(axis=1, keepdims=True)
-                        pre = (pre - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
-                    act[...] = self._act(pre)
-                h = act
-            np.matmul(h, self.head_w, out=out[i : i + m])
+        block = max(1, int(block))
+        x, bufs, head = self._block_buffers(block)
+        with np.errstate(over="ignore"):  # exp(p) = inf for p > 88: the activation is then -0, as it should be
+            for i in range(0, n, block):
+                xb = X[i : i + block]
+                m = len(xb)
+                # Non-finite descriptors (rare) stand for "missing": x = mean, i.e. z = 0. A sum is one
+                # cheap pass that is non-finite whenever any entry is (or on overflow: then the exact check runs).
+                if not np.isfinite(np.add.reduce(xb, axis=None)) and not np.isfinite(xb).all():
+                    xb = np.where(np.isfinite(xb), xb, self.x_mean)
+                np.maximum(xb, self.x_lo, out=x[:m])
+                np.minimum(x[:m], self.x_hi, out=x[:m])
+                if m < block:
+                    x[m:] = 0.0
+                h = x
+                for k, (w, b) in enumerate(self._fast_layers):
+                    pre, act = bufs[k]
+                    np.matmul(h, w, out=pre)
+                    pre += b
+                    if self._fold_neg:
+                        np.exp(pre, out=act)
+                        act += np.float32(1.0)
+                        np.divide(pre, act, out=act)
+                    else:
+                        norm = self.layers[k][2]
+                        p = pre
+                        if norm is not None:
+                            mu = p.mean(axis=1, keepdims=True)
+                            var = ((p - mu) ** 2).mean(axis=1, keepdims=True)
+                            p = (p - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
+                        act[...] = self._act(p)
+                    h = act
+                np.matmul(h, self._fast_head, out=head)
+                out[i : i + m] = head[:m]
         out += self.head_b
         out *= self.y_std
         out += self.y_mean

@@ -12,16 +12,18 @@ raises :class:`matxfer.ModelFormatError` naming the file and the reason; nothing
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import _safeio
-from ..exceptions import ModelFormatError
-from ._numpy_mlp import NumpyMLP
+from ..exceptions import FeaturizationError, FormulaError, InvalidArgumentError, ModelFormatError
+from ._numpy_mlp import BLOCK, NumpyMLP
 
 __all__ = ["CARD_SCHEMA", "LibraryModel", "load_model_dir", "save_mlp", "feature_names_sha256", "rows_sha256"]
 
@@ -111,30 +113,46 @@ class LibraryModel:
         return self.featurize(inputs, n_threads=n_threads)
 
     def _map_chunks(self, inputs: Any, fn, chunk_size: int, n_threads: Optional[int]):
-        """Apply ``fn`` to descriptors of consecutive chunks; featurizing chunk k+1 (Rust, GIL
-        released) overlaps the numpy evaluation of chunk k."""
+        """Apply ``fn`` to the descriptors of consecutive chunks, in order.
+
+        ``n_threads`` workers (default: ``MATXFER_NUM_THREADS`` or every core) each take whole
+        chunks: featurize (Rust, one thread, GIL released), then evaluate the network (numpy,
+        BLAS limited to one thread, GIL released in the GEMMs and ufuncs). Chunk starts stay on
+        multiples of the network block, so results are bit-identical for any chunk size and
+        thread count."""
+        workers = _thread_count(n_threads)
+        chunk = _round_up(max(1, int(chunk_size)), BLOCK)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
-            inputs = self._descriptors(inputs, n_threads)
-            return [fn(inputs[i : i + chunk_size]) for i in range(0, len(inputs), chunk_size)] or [fn(inputs[:0])]
-        seq = _as_sequence(inputs)
+            seq: Any = self._descriptors(inputs, n_threads)
+            featurized = True
+        else:
+            seq, featurized = _as_sequence(inputs), False
         n = len(seq)
-        if n <= chunk_size:
-            return [fn(self._descriptors(seq, n_threads))]
-        starts = range(0, n, chunk_size)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._descriptors, seq[0:chunk_size], n_threads)
-            outs = []
-            for k in range(len(starts)):
-                X = pending.result()
-                if k + 1 < len(starts):
-                    nxt = starts[k + 1]
-                    pending = pool.submit(self._descriptors, seq[nxt : nxt + chunk_size], n_threads)
-                outs.append(fn(X))
-        return outs
+        # enough chunks to keep every worker busy
+        chunk = min(chunk, max(BLOCK, _round_up(-(-n // workers), BLOCK)))
+        starts = list(range(0, n, chunk)) or [0]
+        parallel = workers > 1 and len(starts) > 1
+        feat_threads = 1 if parallel else n_threads
+
+        def work(start: int):
+            part = seq[start : start + chunk]
+            if featurized:
+                return fn(part)
+            try:
+                X = self._descriptors(part, feat_threads)
+            except (FormulaError, FeaturizationError) as err:
+                raise _shift_row(err, start) from None
+            return fn(X)
+
+        with _single_thread_blas():
+            if not parallel:
+                return [work(s) for s in starts]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+                return list(pool.map(work, starts))
 
     # -- outputs -----------------------------------------------------------------------------------
     def predict(
-        self, inputs: Any, chunk_size: int = 65536, n_threads: Optional[int] = None, return_error: bool = False
+        self, inputs: Any, chunk_size: int = 16384, n_threads: Optional[int] = None, return_error: bool = False
     ) -> Union[np.ndarray, Tuple[np.ndarray, Optional[float]]]:
         """Predictions (float64) for formulas (anything ``featurize`` takes) or a descriptor array.
 
@@ -153,18 +171,27 @@ class LibraryModel:
         return (pred, self.expected_error) if return_error else pred
 
     def transform(self, inputs: Any, layers: Union[str, Sequence[int]] = "all", include_prediction: bool = True,
-                  chunk_size: int = 65536, n_threads: Optional[int] = None) -> np.ndarray:
+                  chunk_size: int = 16384, n_threads: Optional[int] = None) -> np.ndarray:
         """Frozen features: hidden activations (float32) of the chosen layers, plus the raw output."""
         n_layers = len(self.network.layers)
         chosen = list(range(n_layers)) if layers == "all" else [n_layers - 1] if layers == "last" else [i % n_layers for i in layers]
 
-        def run(X):
+        def block(X):
             states = self.network.hidden_states(X)
             parts = [states[i] for i in chosen]
             if include_prediction:
                 h = states[-1]
                 parts.append((h @ self.network.head_w + self.network.head_b) * self.network.y_std + self.network.y_mean)
             return np.concatenate(parts, axis=1)
+
+        def run(X):
+            # whole blocks of BLOCK rows (the last one padded), as in predict: the bits of a row do
+            # not depend on the chunking
+            X = np.asarray(X, dtype=np.float32)
+            n = len(X)
+            padded = np.zeros((_round_up(max(n, 1), BLOCK), X.shape[1]), np.float32)
+            padded[:n] = X
+            return np.concatenate([block(padded[i : i + BLOCK]) for i in range(0, len(padded), BLOCK)])[:n]
 
         return np.concatenate(self._map_chunks(inputs, run, chunk_size, n_threads))
 
@@ -180,6 +207,73 @@ class LibraryModel:
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self._state.items()})
         model.task = self.task  # a plain attribute: transfer strategies read it to treat a classifier's output as a logit
         return model.eval()
+
+
+def _shift_row(err: Exception, offset: int) -> Exception:
+    """The same error with the row index of the whole input, not of the chunk."""
+    index = getattr(err, "index", None)
+    if not offset or not isinstance(index, int):
+        return err
+    message = str(err)
+    prefix = f"row {index}"
+    if message.startswith(prefix):
+        message = f"row {index + offset}" + message[len(prefix):]
+    shifted = type(err)(message)
+    shifted.__dict__.update(err.__dict__)
+    shifted.index = index + offset  # type: ignore[attr-defined]
+    return shifted
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _thread_count(n_threads: Optional[int]) -> int:
+    """Workers for one prediction: ``n_threads``, else ``MATXFER_NUM_THREADS``, else the usable cores."""
+    if n_threads is not None:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+            raise InvalidArgumentError(f"n_threads must be a positive integer, got {n_threads!r}")
+        return int(n_threads)
+    env = os.environ.get("MATXFER_NUM_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidArgumentError(f"MATXFER_NUM_THREADS must be a positive integer, got {env!r}")
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE: Dict[str, Any] = {"users": 0, "limit": None, "controller": None}
+
+
+@contextlib.contextmanager
+def _single_thread_blas():
+    """BLAS with one thread while any prediction runs (counted, so concurrent predictions from
+    several threads do not restore the user's setting under each other). One thread per worker
+    avoids oversubscribing the cores, and the thread count is part of what fixes BLAS rounding."""
+    from threadpoolctl import ThreadpoolController
+
+    with _BLAS_LOCK:
+        if _BLAS_STATE["users"] == 0:
+            if _BLAS_STATE["controller"] is None:
+                _BLAS_STATE["controller"] = ThreadpoolController()
+            _BLAS_STATE["limit"] = _BLAS_STATE["controller"].limit(limits=1, user_api="blas")
+        _BLAS_STATE["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["users"] -= 1
+            if _BLAS_STATE["users"] == 0:
+                _BLAS_STATE["limit"].restore_original_limits()
+                _BLAS_STATE["limit"] = None
 
 
 def _as_sequence(inputs: Any):

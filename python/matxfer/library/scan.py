@@ -135,7 +135,7 @@ def _score(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _candidate_features(model, X_desc: np.ndarray, strategy: str):
-    H = model.transform(X_desc).astype(np.float64)
+    H = model.transform(X_desc, n_threads=1).astype(np.float64)  # the scan's own pool runs the models in parallel
     source_pred = H[:, -1].copy()
     if strategy == "frozen-ridge":
         return H, None
