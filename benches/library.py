@@ -130,14 +130,17 @@ def section_scan(args):
 
     t = targets()
     formulas, y, _ = t["expt_gap"]
+    c0, load0 = _cpu_seconds(), os.getloadavg()[0]
     result = scan(formulas, y, cv=5, n_jobs=args.jobs, strategies=("frozen-ridge",), output_floor=0.0,
                   baselines=("gbm", "ridge"), plot=str(OUT / "scan_expt_gap.png"))
     result.table.to_csv(OUT / "scan_expt_gap.csv", index=False)
     n_models = int((result.table.kind == "source").sum())
-    print(f"| scan expt_gap | {n_models} models x 5 folds (frozen-ridge) | {result.seconds:.0f} s |", flush=True)
+    cpu = _cpu_seconds() - c0
+    print(f"| scan expt_gap | {n_models} models x 5 folds (frozen-ridge) | {result.seconds:.0f} s wall | {cpu:.0f} CPU-s | "
+          f"load {load0:.1f} -> {os.getloadavg()[0]:.1f} |", flush=True)
     print(result.table.head(12).to_string(index=False))
     print(result.table[result.table.kind != "source"].to_string(index=False))
-    return {"seconds": result.seconds, "n_models": n_models, "selected": result.selected,
+    return {"seconds": result.seconds, "cpu_s": cpu, "n_models": n_models, "selected": result.selected,
             "table_head": result.table.head(30).to_dict(orient="records"),
             "baselines": result.table[result.table.kind != "source"].to_dict(orient="records")}
 
@@ -168,25 +171,26 @@ def section_small(args):
                 src = table[table.kind == "source"]
                 gbm = float(table[table.kind == "baseline"].mae.iloc[0])
                 chosen = {}
-                for k in (1, 3, 5):
+                for k in (1, 3, 5, 10, 20):
                     pick = select_by_inner_loo(res.candidates, 0, k)
                     chosen[k] = _score("mae", y[test], np.mean([r["oof"][test] for r in pick], axis=0))
                 scratch_oof = _baseline("scratch", formulas, y, [(train, test)], "regression", "magpie_full",
                                         lambda p, X=X_mf: X, 0)
                 scratch = _score("mae", y[test], scratch_oof[test] if floor is None else np.maximum(scratch_oof[test], floor))
                 rows.append({"rep": rep, "selected": res.selected[0], "chosen_mae": chosen[1], "top3_mae": chosen[3],
-                             "top5_mae": chosen[5], "best_hindsight_mae": float(src.mae.min()),
+                             "top5_mae": chosen[5], "top10_mae": chosen[10], "top20_mae": chosen[20], "best_hindsight_mae": float(src.mae.min()),
                              "best_hindsight": f"{src.name.iloc[0]} [{src.strategy.iloc[0]}]", "gbm_mae": gbm,
                              "scratch_mae": scratch, "seconds": res.seconds})
                 print(f"{target} n={n_train} rep={rep}: top1 {chosen[1]:.3f} ({res.selected[0]}), top3 {chosen[3]:.3f}, "
-                      f"top5 {chosen[5]:.3f}, hindsight {src.mae.min():.3f}, gbm {gbm:.3f}, scratch {scratch:.3f}, "
+                      f"top5 {chosen[5]:.3f}, top10 {chosen[10]:.3f}, top20 {chosen[20]:.3f}, hindsight {src.mae.min():.3f}, gbm {gbm:.3f}, scratch {scratch:.3f}, "
                       f"{res.seconds:.0f} s", flush=True)
-            keys = ("chosen_mae", "top3_mae", "top5_mae", "best_hindsight_mae", "gbm_mae", "scratch_mae")
+            keys = ("chosen_mae", "top3_mae", "top5_mae", "top10_mae", "top20_mae", "best_hindsight_mae", "gbm_mae", "scratch_mae")
             mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
             h = mean["best_hindsight_mae"]
             print(f"| {target} | {n_train} rows | top-1 {mean['chosen_mae']:.3f} ({mean['chosen_mae'] / h - 1:+.1%}) | "
                   f"top-3 {mean['top3_mae']:.3f} ({mean['top3_mae'] / h - 1:+.1%}) | top-5 {mean['top5_mae']:.3f} "
-                  f"({mean['top5_mae'] / h - 1:+.1%}) | hindsight {h:.3f} | gbm {mean['gbm_mae']:.3f} | "
+                  f"({mean['top5_mae'] / h - 1:+.1%}) | top-10 {mean['top10_mae']:.3f} ({mean['top10_mae'] / h - 1:+.1%}) | "
+                  f"top-20 {mean['top20_mae']:.3f} ({mean['top20_mae'] / h - 1:+.1%}) | hindsight {h:.3f} | gbm {mean['gbm_mae']:.3f} | "
                   f"scratch {mean['scratch_mae']:.3f} |", flush=True)
             out[f"{target}/{n_train}"] = {"runs": rows, "mean": mean}
     return out

@@ -261,3 +261,22 @@ def test_predict_is_bit_identical_for_any_chunk_size_and_thread_count(mp_gap_for
     with pytest.raises(matxfer.FormulaError, match="row 5000: .*Xx2") as info:
         model.predict(formulas[:5000] + ["Xx2"], chunk_size=1024, n_threads=2)
     assert info.value.index == 5000
+
+
+def test_scan_ridge_from_the_shared_cross_product_matches_the_direct_fit():
+    # the scan gets each fold's Gram matrix from the whole set's minus the test rows'; on real
+    # frozen features (expt_gap through a shipped source) it must give the direct fit's ridge
+    from matxfer.library.scan import _folds, _ridge_fit, _ridge_predict
+
+    data = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str})
+    y = data.band_gap_expt_eV.to_numpy(float)[:2000]
+    H = lib.load("mp_gap/band_gap/magpie_full/mlp", library=lib.shipped_dir()).transform(data.formula.tolist()[:2000]).astype(np.float64)
+    H -= H.mean(axis=0)
+    cross = H.T @ H
+    for train, test in _folds(len(y), 3, 0):
+        direct = _ridge_fit(H[train], y[train])
+        shared_fit = _ridge_fit(H[train], y[train], cross - H[test].T @ H[test])
+        assert direct[-1] == pytest.approx(shared_fit[-1], rel=1e-8)
+        np.testing.assert_allclose(_ridge_predict(shared_fit, H[test]), _ridge_predict(direct, H[test]), rtol=0, atol=1e-8)
+        # a wrong cross-product (not this fold's) is not silently equivalent
+        assert _ridge_fit(H[train], y[train], cross)[-1] != pytest.approx(direct[-1], rel=1e-6)

@@ -80,13 +80,15 @@ def _folds(n: int, cv: Union[int, Iterable[Tuple[np.ndarray, np.ndarray]]], seed
     return [(np.asarray(a), np.asarray(b)) for a, b in cv]
 
 
-def _ridge_fit(H: np.ndarray, y: np.ndarray):
+def _ridge_fit(H: np.ndarray, y: np.ndarray, cross: Optional[np.ndarray] = None):
     """Ridge on standardised features with the penalty chosen by exact leave-one-out error.
 
     One eigendecomposition of the smaller Gram matrix (``Z^T Z`` or ``Z Z^T``) serves every
     penalty: with ``Z = U S V^T``, the fitted values are ``U diag(s^2 / (s^2 + a)) U^T y`` and the
     leave-one-out residual is ``(y_i - fit_i) / (1 - h_ii)`` (``h`` the hat matrix, plus ``1/n``
-    for the intercept). Returns (coef, intercept, mean, scale, lo, hi, loo_mse)."""
+    for the intercept). ``cross``: ``H^T H`` if the caller has it (the scan gets each fold's from
+    the whole set's minus the test rows'); ``Z^T Z`` then follows without a pass over the rows.
+    Returns (coef, intercept, mean, scale, lo, hi, loo_mse)."""
     n = len(y)
     mean = H.mean(axis=0)
     scale = H.std(axis=0)
@@ -96,7 +98,11 @@ def _ridge_fit(H: np.ndarray, y: np.ndarray):
     y_mean = float(y.mean())
     yc = y - y_mean
     if Z.shape[0] >= Z.shape[1]:
-        evals, V = np.linalg.eigh(Z.T @ Z)
+        if cross is None:
+            gram = Z.T @ Z
+        else:
+            gram = (cross - n * np.outer(mean, mean)) / np.outer(scale, scale)
+        evals, V = np.linalg.eigh(gram)
         keep = evals > 1e-10 * max(evals.max(), 1e-300)
         evals, V = evals[keep], V[:, keep]
         s = np.sqrt(evals)
@@ -202,6 +208,13 @@ def scan(
     for name in names:  # featurize once per preset, on this thread
         desc(found[name]["descriptor"]["preset"] if name in found else load(name, library).preset)
 
+    # folds whose training rows are exactly the rows outside the test rows
+    complements = []
+    for train, test in folds:
+        seen = np.zeros(len(y), dtype=np.int64)
+        np.add.at(seen, train, 1)
+        np.add.at(seen, test, 1)
+        complements.append(bool((seen == 1).all()))
     floor = (lambda p: np.maximum(p, output_floor)) if output_floor is not None else (lambda p: p)
 
     def evaluate(name: str):
@@ -213,9 +226,15 @@ def scan(
             H, offset = _candidate_features(model, X_desc, strategy)
             oof = np.zeros(len(y))
             loo = []
-            for train, test in folds:
+            # one cross-product of all rows; each fold's is that minus its test rows' (columns
+            # centred first, so the subtraction loses no digits)
+            H -= H.mean(axis=0)
+            cross = H.T @ H
+            for f, (train, test) in enumerate(folds):
                 target_train = y[train] - (offset[train] if offset is not None else 0.0)
-                params = _ridge_fit(H[train], target_train)
+                Ht = H[test]
+                use = complements[f] and len(test) < len(train) and len(train) >= H.shape[1]
+                params = _ridge_fit(H[train], target_train, cross - Ht.T @ Ht if use else None)
                 pred = _ridge_predict(params, H[test]) + (offset[test] if offset is not None else 0.0)
                 oof[test] = floor(pred)
                 loo.append(params[-1])
