@@ -85,6 +85,10 @@ class LibraryModel:
         self.network = NumpyMLP(card["architecture"]["init_args"], state)
         self._state = state
 
+    #: chunks go to parallel workers (False: one chunk after another, each featurized with
+    #: ``n_threads``; molecule models, whose featurization has its own process pool)
+    _chunk_workers = True
+
     name = property(lambda self: self.card["name"])
     preset = property(lambda self: self.card["descriptor"]["preset"])
     task = property(lambda self: self.card["task"])
@@ -120,7 +124,7 @@ class LibraryModel:
         BLAS limited to one thread, GIL released in the GEMMs and ufuncs). Chunk starts stay on
         multiples of the network block, so results are bit-identical for any chunk size and
         thread count."""
-        workers = _thread_count(n_threads)
+        workers = _thread_count(n_threads) if self._chunk_workers else 1
         chunk = _round_up(max(1, int(chunk_size)), BLOCK)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             seq: Any = self._descriptors(inputs, n_threads)

@@ -87,6 +87,8 @@ class MoleculeLibraryModel(LibraryModel):
     """A library model whose inputs are molecules: SMILES (list / array / pandas / polars column),
     RDKit ``Mol`` objects, an SDF path, or a descriptor array of the card's width."""
 
+    _chunk_workers = False  # RDKit featurization runs in its own worker processes
+
     def featurize(self, inputs: Any, n_threads: Optional[int] = None, errors: str = "raise") -> np.ndarray:
         from .. import molecules as mm
 
