@@ -261,6 +261,13 @@ def test_predict_is_bit_identical_for_any_chunk_size_and_thread_count(mp_gap_for
     with pytest.raises(matxfer.FormulaError, match="row 5000: .*Xx2") as info:
         model.predict(formulas[:5000] + ["Xx2"], chunk_size=1024, n_threads=2)
     assert info.value.index == 5000
+    # one formula string is one row (it was split into characters); bad sizes and counts are refused
+    # (to rounding: the row sits at another position of its BLAS block)
+    np.testing.assert_allclose(model.predict(formulas[3]), ref[3:4], rtol=1e-5, atol=1e-6)
+    with pytest.raises(matxfer.InvalidArgumentError, match="chunk_size"):
+        model.predict(formulas[:10], chunk_size=0)
+    with pytest.raises(matxfer.ArgumentTypeError, match="n_threads"):
+        model.predict(formulas[:10], n_threads=True)
 
 
 def test_scan_ridge_from_the_shared_cross_product_matches_the_direct_fit():

@@ -59,6 +59,8 @@ def test_molecule_model_round_trips_and_predicts_from_smiles(qm9, built):
     np.testing.assert_allclose(pred, ref, rtol=1e-4, atol=1e-6)
     # The gap is in Hartree: QM9 molecules are 0.02-0.62 Ha.
     assert np.all((pred > 0.0) & (pred < 0.7))
+    # one SMILES string is one molecule, as in mm.featurize
+    np.testing.assert_allclose(model.predict(smiles[7]), pred[7:8], rtol=1e-5, atol=1e-7)
 
 
 def test_molecule_model_names_a_bad_smiles(built):

@@ -22,7 +22,13 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _safeio
-from ..exceptions import FeaturizationError, FormulaError, InvalidArgumentError, ModelFormatError
+from ..exceptions import (
+    ArgumentTypeError,
+    FeaturizationError,
+    FormulaError,
+    InvalidArgumentError,
+    ModelFormatError,
+)
 from ._numpy_mlp import BLOCK, NumpyMLP
 
 __all__ = ["CARD_SCHEMA", "LibraryModel", "load_model_dir", "save_mlp", "feature_names_sha256", "rows_sha256"]
@@ -125,7 +131,12 @@ class LibraryModel:
         multiples of the network block, so results are bit-identical for any chunk size and
         thread count."""
         workers = _thread_count(n_threads) if self._chunk_workers else 1
-        chunk = _round_up(max(1, int(chunk_size)), BLOCK)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        chunk = _round_up(int(chunk_size), BLOCK)
+        if isinstance(inputs, (str, os.PathLike)):
+            # one formula (as featurize takes it); a molecule model reads a SMILES or an SDF path whole
+            inputs = [inputs] if self._chunk_workers else self.featurize(inputs, n_threads=n_threads)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             seq: Any = self._descriptors(inputs, n_threads)
             featurized = True
@@ -235,7 +246,9 @@ def _round_up(n: int, multiple: int) -> int:
 def _thread_count(n_threads: Optional[int]) -> int:
     """Workers for one prediction: ``n_threads``, else ``MATXFER_NUM_THREADS``, else the usable cores."""
     if n_threads is not None:
-        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        if isinstance(n_threads, bool):
+            raise ArgumentTypeError("n_threads must be an int, got bool")
+        if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
             raise InvalidArgumentError(f"n_threads must be a positive integer, got {n_threads!r}")
         return int(n_threads)
     env = os.environ.get("MATXFER_NUM_THREADS")
