@@ -138,8 +138,8 @@ class NumpyMLP:
         return states
 
     def raw_output_reference(self, X: np.ndarray) -> np.ndarray:
-        """``raw_output`` through :meth:`hidden_states` (per-layer temporaries); kept as the check
-        and the "before" of benches/library.py --sections predict."""
+        """``raw_output`` through :meth:`hidden_states` (per-layer temporaries, the ``tanh`` form of
+        SiLU, one matrix product over all rows); kept as the independent check of the tests."""
         out = self.hidden_states(X)[-1] @ self.head_w
         out += self.head_b
         out *= self.y_std
