@@ -21,8 +21,9 @@
 //!
 //! Faces are listed per site in order of increasing distance, ties by `j` then `S`. Neighbors
 //! whose plane only touches the cell at a vertex or an edge (zero area, common in high-symmetry
-//! crystals) are not faces; qhull-based tools (pymatgen's `VoronoiNN`) may report some of them
-//! with areas of rounding size.
+//! crystals) are not faces, nor are faces below [`MIN_FACE_AREA`] `(V / N)^(2/3)` (the same
+//! neighbors, cut by rounding); qhull-based tools (pymatgen's `VoronoiNN`) may report some of
+//! them with areas of rounding size.
 
 use rayon::prelude::*;
 
@@ -46,6 +47,10 @@ pub const MIN_SEPARATION: f64 = 1e-6;
 const FIRST_CUTOFF_SPACINGS: f64 = 2.0;
 /// Vertices within this distance of a plane, in units of the mean site spacing, are on it.
 const PLANE_TOLERANCE: f64 = 1e-10;
+/// Faces smaller than this, in units of the squared mean site spacing, are planes that touch the
+/// cell at a vertex or an edge, cut off by rounding (of the computation or of the input
+/// coordinates: a crystal stored to 1e-8 A has such slivers of about 1e-17 A^2).
+pub const MIN_FACE_AREA: f64 = 1e-12;
 /// Structures with at least this many sites are split over threads by sites.
 const PARALLEL_MIN_SITES: usize = 64;
 /// Sites per task when a structure is split.
@@ -324,6 +329,7 @@ fn tessellate_sites(
     scratch: &mut Scratch,
 ) -> Result<Vec<Result<SiteCell, f64>>, CoreError> {
     let tol = PLANE_TOLERANCE * setup.spacing;
+    let min_area = MIN_FACE_AREA * setup.spacing * setup.spacing;
     let mut out = Vec::with_capacity(sites.len());
     for (k, &i) in sites.iter().enumerate() {
         if k % 8 == 7 {
@@ -358,7 +364,7 @@ fn tessellate_sites(
         scratch
             .candidates
             .sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.j.cmp(&b.j)).then(a.shift.cmp(&b.shift)));
-        out.push(tessellate_one(s, index, i, setup, &scratch.candidates, cutoff, tol, &mut scratch.poly)?);
+        out.push(tessellate_one(s, index, i, setup, &scratch.candidates, cutoff, (tol, min_area), &mut scratch.poly)?);
     }
     Ok(out)
 }
@@ -372,7 +378,7 @@ fn tessellate_one(
     setup: &Setup,
     candidates: &[Candidate],
     cutoff: f64,
-    tol: f64,
+    (tol, min_area): (f64, f64),
     poly: &mut Polyhedron,
 ) -> Result<Result<SiteCell, f64>, CoreError> {
     poly.reset_cube(setup.box_half_width);
@@ -405,7 +411,7 @@ fn tessellate_one(
     for f in 0..n_faces {
         let polygon = &poly.verts[poly.face_start[f]..poly.face_start[f + 1]];
         let (area, omega) = polygon_area_solid_angle(polygon);
-        if area.is_nan() || area <= 0.0 {
+        if area.is_nan() || area <= min_area {
             continue;
         }
         if poly.generator[f] == BOX {
@@ -625,6 +631,18 @@ mod tests {
                 assert!((x - a * a * 2f64.sqrt() / 8.0).abs() < 1e-12);
             }
             assert!((c.volume - a * a * a / 4.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn rounded_zincblende_has_no_sliver_faces() {
+        // AgI (mp-22925) as stored in the shared set, coordinates rounded to 1e-8 A: the third
+        // neighbors touch the cell at its vertices, cut off by slivers of about 1e-17 A^2.
+        let lattice = [[4.06672416, 0.0, 2.34792429], [1.35557472, 3.8341443, 2.34792429], [0.0, 0.0, 4.69584857]];
+        let s = Structure::new(lattice, vec![[0.0; 3], [0.25; 3]], vec![47, 53], [true; 3]);
+        for c in voronoi_structure(&s, 0, false).unwrap() {
+            assert_eq!(c.j.len(), 16, "4 hexagons and 12 triangles");
+            assert!(c.areas.iter().all(|&a| a > 0.9));
         }
     }
 
