@@ -77,7 +77,9 @@ def test_faces_and_volumes_match_pymatgen_voronoinn(subset):
     assert compared >= 20
 
 
-@pytest.mark.parametrize("name", ["perov5_valtest_cdvae.jsonl", "mp_piezoelectric_matminer.jsonl", "jarvis_dft_2d_matminer.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["perov5_valtest_cdvae.jsonl", "mp_piezoelectric_matminer.jsonl", "mp_phonon_dielectric_matminer.jsonl", "jarvis_dft_2d_matminer.jsonl"]
+)
 def test_volumes_sum_to_the_cell_on_a_whole_dataset(name):
     batch = read_structures(STRUCTURES / name)
     cells = voronoi_cells(batch)

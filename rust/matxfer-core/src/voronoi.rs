@@ -45,8 +45,10 @@ pub const MIN_SEPARATION: f64 = 1e-6;
 /// the cells of close-packed and most other crystals in one pass (fcc needs 1.59, simple cubic
 /// 1.73); the other sites are redone at the cutoff they need.
 const FIRST_CUTOFF_SPACINGS: f64 = 2.0;
-/// Vertices within this distance of a plane, in units of the mean site spacing, are on it.
-const PLANE_TOLERANCE: f64 = 1e-10;
+/// Vertices within this distance of a plane, in units of the mean site spacing, are on it (well
+/// above the rounding of vertex coordinates, about 1e-15, and below the slivers that crystals
+/// stored to 1e-6 A have, faces about 1e-9 A wide).
+const PLANE_TOLERANCE: f64 = 1e-12;
 /// Faces smaller than this, in units of the squared mean site spacing, are planes that touch the
 /// cell at a vertex or an edge, cut off by rounding (of the computation or of the input
 /// coordinates: a crystal stored to 1e-8 A has such slivers of about 1e-17 A^2).
@@ -187,7 +189,8 @@ impl Polyhedron {
             }
         }
         // The new face: the distinct points on the plane, in angular order around their centroid.
-        let merge2 = (10.0 * tol) * (10.0 * tol);
+        // Copies of one vertex are bitwise equal; the tolerance only merges near-coincident ones.
+        let merge2 = tol * tol;
         let mut distinct: Vec<Vec3> = Vec::with_capacity(self.on_plane.len());
         for p in &self.on_plane {
             if !distinct.iter().any(|q| {
