@@ -73,6 +73,7 @@ def neighbor_list(
     n_threads: Optional[int] = None,
     min_distance: Optional[float] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
+def voronoi(structures: Structures, n_threads: Optional[int] = None) -> dict[str, npt.NDArray[Any]]: ...
 def build_graph_batch(
     structures: Structures,
     cutoff: float,

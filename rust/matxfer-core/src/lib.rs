@@ -4,6 +4,7 @@
 //! - [`elements`]: element symbols and embedded property tables.
 //! - [`composition`]: composition descriptors (Magpie, XenonPy-style statistics, embeddings).
 //! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
+//! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
 
 pub mod composition;
 pub mod elements;
@@ -16,6 +17,7 @@ pub mod neighbors;
 pub mod parallel;
 pub mod structure;
 pub mod structure_descriptors;
+pub mod voronoi;
 
 pub use error::{CoreError, FormulaError, FormulaErrorKind};
 pub use formula::{parse_formula, Composition, FormulaParser};

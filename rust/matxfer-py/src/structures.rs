@@ -12,6 +12,7 @@ use matxfer_core::neighbors::{neighbor_list_batch_with, NeighborOptions};
 use matxfer_core::structure::cif::{parse_cif, CifOptions, OccupancyPolicy};
 use matxfer_core::structure::{jsonl, poscar, xyz, Structure, StructureBatch};
 use matxfer_core::structure_descriptors as desc;
+use matxfer_core::voronoi::voronoi_batch;
 use matxfer_core::CoreError;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::prelude::*;
@@ -183,6 +184,30 @@ fn neighbor_list<'py>(
         d.set_item("vectors", arr2(py, vecs, 3)?)?;
     }
     d.set_item("edge_ptr", arr(py, out.edge_ptr.into_iter().map(|x| x as i64).collect::<Vec<i64>>()))?;
+    Ok(d)
+}
+
+/// Voronoi cells of every site: faces `i, j` (local indices), `shifts (F, 3)`, `areas`,
+/// `solid_angles`, `distances`, `face_ptr (S + 1)`, and `volumes (N,)` per site.
+#[pyfunction]
+#[pyo3(signature = (structures, n_threads = None))]
+fn voronoi<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let n_threads = args::threads(py, n_threads)?;
+    let list = &structures.get().inner;
+    let out = run(py, || voronoi_batch(list, n_threads))?;
+    let d = PyDict::new(py);
+    d.set_item("i", arr(py, out.i))?;
+    d.set_item("j", arr(py, out.j))?;
+    d.set_item("shifts", arr2(py, matxfer_core::neighbors::flatten3(out.shifts), 3)?)?;
+    d.set_item("areas", arr(py, out.areas))?;
+    d.set_item("solid_angles", arr(py, out.solid_angles))?;
+    d.set_item("distances", arr(py, out.distances))?;
+    d.set_item("volumes", arr(py, out.volumes))?;
+    d.set_item("face_ptr", arr(py, out.face_ptr.into_iter().map(|x| x as i64).collect::<Vec<i64>>()))?;
     Ok(d)
 }
 
@@ -383,6 +408,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(radial_distribution, m)?)?;
     m.add_function(wrap_pyfunction!(sine_coulomb_eigenvalues, m)?)?;
     m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
+    m.add_function(wrap_pyfunction!(voronoi, m)?)?;
     m.add_function(wrap_pyfunction!(build_graph_batch, m)?)?;
     Ok(())
 }
