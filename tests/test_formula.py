@@ -161,6 +161,8 @@ def test_random_text_never_crashes(text):
 def test_random_bytes_never_crash(data):
     text = data.decode("utf-8", errors="replace")
     try:
-        matxfer.parse_formula(text)
-    except FormulaError:
-        pass
+        result = matxfer.parse_formula(text)
+    except FormulaError as err:
+        assert 0 <= err.offset <= len(text) and err.reason
+    else:
+        assert result and all(math.isfinite(v) and v > 0 for v in result.values())

@@ -156,6 +156,11 @@ def test_huge_amount_is_rejected_never_inf():
     with pytest.raises(matxfer.FeaturizationError) as info:
         matxfer.featurize(["NaCl", "Li1e308Se2O6"], "magpie")
     assert info.value.index == 1
+    # Found by benches/fuzz.py: amounts whose sum overflows gave NaN features in an accepted row.
+    result = matxfer.featurize(["1e308AlSiO1e-300", "Al1e308Si1e308", "AlSi"], "magpie", errors="nan")
+    assert [r.index for r in result.rejected] == [0, 1]
+    assert all("non_finite_feature" in r.reason for r in result.rejected)
+    assert np.isfinite(result.values[2]).all()
 
 
 def test_sigint_stops_a_large_featurize_within_half_a_second(mp_gap_formulas):

@@ -172,8 +172,10 @@ def test_search_filters_agree_with_cards(library):
     hits = lib.search(mae_max=bound, library=library).name.tolist()
     assert hits == sorted(n for n, c in cards.items() if c["metrics"].get("mae") is not None and c["metrics"]["mae"] <= bound)
     assert lib.search(preset="xenonpy", library=library).empty
-    with pytest.raises(TypeError, match="unknown filter"):
+    with pytest.raises(matxfer.ArgumentTypeError, match="unknown filter 'mae_below'; valid filters: property, ") as bad:
         lib.search(mae_below=1, library=library)
+    assert isinstance(bad.value, TypeError)  # existing `except TypeError` clauses keep working
+    assert "mae_max" in str(bad.value) and "roc_auc_min" in str(bad.value)
     with pytest.raises(matxfer.ModelNotFoundError, match="no library model 'mp_gap/no_such/magpie_full/mlp' in ") as err:
         lib.load("mp_gap/no_such/magpie_full/mlp", library=library)
     assert isinstance(err.value, KeyError)  # existing `except KeyError` clauses keep working

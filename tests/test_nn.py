@@ -124,7 +124,8 @@ def test_training_learns_and_is_reproducible(gap_data):
         trainer.fit(model, ArrayData(X, y))
         preds.append(predict(model, X))
     after = np.abs(preds[0] - y).mean()
-    assert after < 0.8 * before, (before, after)
+    # after / before with data subset and torch seed 0/1/2: 0.472 / 0.491 / 0.466 (mean 0.476, sd 0.013)
+    assert after < 0.6 * before, (before, after)
     np.testing.assert_array_equal(preds[0], preds[1])
     assert len(trainer.history) == 15 and trainer.history[-1]["lr"] < trainer.history[1]["lr"]
 
@@ -273,7 +274,8 @@ def test_cgcnn_trains_on_real_structures(perov_graphs, tmp_path):
     base = float(np.abs(g.y.numpy()[:, 0] - g.y.numpy().mean()).mean())
     Trainer(_config(epochs=40, batch_size=16, lr=3e-3)).fit(model, g)
     mae = float(np.abs(predict(model, g) - g.y.numpy()[:, 0]).mean())
-    assert mae < 0.7 * base, (mae, base)
+    # mae / base with torch and trainer seeds 0/1/2: 0.241 / 0.199 / 0.208 (mean 0.216, sd 0.022)
+    assert mae < 0.3 * base, (mae, base)
     save_model(model, tmp_path / "cg")
     np.testing.assert_allclose(predict(load_model(tmp_path / "cg"), g), predict(model, g), atol=1e-6)
 

@@ -224,3 +224,38 @@ def test_invalid_structures_raise_naming_the_structure():
             neighbor_list([good, bad], 3.0)
     with pytest.raises(StructureError, match="unknown species"):
         StructureBatch.from_structures([dict(good, species=["Na", "Qq"])])
+
+
+def test_malformed_python_inputs_raise_matxfer_errors_naming_the_structure():
+    """Found by benches/fuzz.py: the dict/array constructors let numpy's ValueError, OverflowError
+    and UnicodeEncodeError through, and read the string "FFF" as periodic."""
+    import matxfer
+
+    good = {"lattice": np.eye(3) * 4, "species": ["Na", "Cl"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5]]}
+    cases = [
+        (dict(good, lattice=[[4, 0, 0], [0, 4, 0]]), "lattice is not a 3x3 array of numbers"),
+        (dict(good, frac_coords=[[0, 0], [0.5, 0.5]]), "frac_coords is not a Nx3 array of numbers"),
+        (dict(good, frac_coords=[[0, 0, "x"], [0.5, 0.5, 0.5]]), "frac_coords is not a Nx3 array of numbers"),
+        (dict(good, species=[11, 2**70]), "an atomic number is out of range"),
+        (dict(good, species=["Na", True]), "True"),
+        (dict(good, pbc="FFF"), "pbc must be a bool or three bools"),
+        (dict(good, pbc=(True, False)), "pbc must be a bool or three bools"),
+        ({"species": ["Na"], "frac_coords": [[0, 0, 0]]}, "missing lattice"),
+        (dict(good, frac_coords=None, cart_coords=[[0, 0, 0], [1, 1, 1]], lattice=np.zeros((3, 3))), "singular"),
+    ]
+    for bad, needle in cases:
+        with pytest.raises(StructureError, match=rf"structure 1: .*{needle}") as info:
+            StructureBatch.from_structures([good, bad])
+        assert info.value.index == 1 and needle in info.value.reason
+    with pytest.raises(matxfer.ArgumentTypeError, match="structure 0: cannot read int"):
+        StructureBatch.from_structures([5])
+    text = "2\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3\nNa 0 0 0\nCl\ud800 2 2 2\n"
+    with pytest.raises(StructureParseError, match="mine.xyz, line 4: invalid unicode") as parse:
+        StructureBatch.from_string(text, "xyz", name="mine.xyz")
+    assert (parse.value.file, parse.value.line) == ("mine.xyz", 4)
+    # the good structure still reads, with the periodicity it was given
+    assert StructureBatch.from_structures([dict(good, pbc=(1, 0, 1))]).pbc.tolist() == [[True, False, True]]
+    with pytest.raises(matxfer.InvalidArgumentError, match="StructureBatch: lattices cannot be read as float64 of shape"):
+        StructureBatch(np.zeros(4), np.zeros((1, 3)), [11], [True] * 3, [0, 1])
+    with pytest.raises(matxfer.InvalidArgumentError, match="StructureBatch: ptr does not match the number of sites"):
+        StructureBatch(np.eye(3) * 4, np.zeros((1, 3)), [11], [True] * 3, [0, 2])

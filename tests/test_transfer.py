@@ -114,22 +114,33 @@ def scratch_mae(gap):
     return _test_mae(FromScratch(hidden=HIDDEN, target_config=target_config()), gap)
 
 
-# With 150 target rows an MLP head on frozen activations does not beat an MLP on the raw descriptors
-# (it does beat the untrained source); every other strategy must also beat the baseline, except the
-# linear residual head, which ties it here (test MAE 0.668 vs 0.665 eV) and must stay within 3 % of it.
-NOT_EXPECTED_TO_BEAT_SCRATCH = {"frozen_mlp"}
-TIES_SCRATCH = {"delta_ridge"}
+# Bounds on test MAE ratios: (trained / same strategy on the untrained source, trained / scratch).
+# Each is the mean + 2 sd over three seeds (target slice, source subset, source, untrained and
+# strategy seeds 0/1/2; the figures per seed are in the comments), the first capped at 1: a strategy
+# must beat itself on an untrained source. The test runs the seed-0 split. With 150 target rows,
+# beating scratch depends on the split: on seed 0 eight of nine strategies beat it, on seed 2 only
+# multitask and latent do, so the second bound only says "not much worse than scratch".
+BOUNDS = {
+    #                               trained / untrained      trained / scratch
+    "frozen_ridge": (1.00, 1.16),  # 0.792 / 0.858 / 0.972    0.980 / 1.045 / 1.093
+    "frozen_mlp": (0.97, 1.16),  # 0.896 / 0.902 / 0.946    1.021 / 0.992 / 1.104
+    "finetune": (0.99, 1.17),  # 0.699 / 0.778 / 0.893    0.831 / 0.867 / 1.060
+    "finetune_frozen_first": (0.85, 1.16),  # 0.619 / 0.699 / 0.766    0.886 / 0.958 / 1.067
+    "multitask": (0.94, 1.07),  # 0.739 / 0.844 / 0.848    0.826 / 0.925 / 0.976
+    "latent": (0.91, 1.04),  # 0.730 / 0.818 / 0.832    0.836 / 0.914 / 0.962
+    "delta": (1.00, 1.13),  # 0.941 / 0.901 / 0.965    0.870 / 0.943 / 1.045
+    "delta_ridge": (0.99, 1.04),  # 0.810 / 0.877 / 0.922    1.004 / 1.005 / 1.028
+    "delta_gbm": (1.00, 1.08),  # 0.859 / 0.945 / 1.006    0.951 / 0.910 / 1.019
+}
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_transfer_beats_untrained_source_and_scratch(name, gap, scratch_mae):
     trained = _test_mae(STRATEGIES[name]().use_source(gap.source, gap.Xs, gap.ys), gap)
     untrained = _test_mae(STRATEGIES[name]().use_source(gap.untrained, gap.Xs, gap.ys), gap)
-    assert trained < 0.95 * untrained, (name, trained, untrained)
-    if name in TIES_SCRATCH:
-        assert trained < 1.03 * scratch_mae, (name, trained, scratch_mae)
-    elif name not in NOT_EXPECTED_TO_BEAT_SCRATCH:
-        assert trained < scratch_mae, (name, trained, scratch_mae)
+    bound_untrained, bound_scratch = BOUNDS[name]
+    assert trained < bound_untrained * untrained, (name, trained, untrained)
+    assert trained < bound_scratch * scratch_mae, (name, trained, scratch_mae)
 
 
 def test_source_is_never_modified_and_fresh_drops_target_state(gap):
@@ -259,7 +270,8 @@ def test_multitask_keeps_both_tasks(gap):
     both = predict(s.target_, gap.Xs[:2000])
     # the source head still predicts the source property (the masked loss trained it on source rows)
     source_mae = np.abs(both[:, 0] - gap.ys[:2000]).mean()
-    assert source_mae < 0.8 * np.abs(gap.ys[:2000] - gap.ys.mean()).mean()
+    # source MAE / mean-predictor MAE with seeds 0/1/2: 0.499 / 0.448 / 0.484 (mean 0.477, sd 0.026)
+    assert source_mae < 0.55 * np.abs(gap.ys[:2000] - gap.ys.mean()).mean()
     with pytest.raises(ValueError, match="X_source"):
         MultiTask().use_source(gap.source)
 

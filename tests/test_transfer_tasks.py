@@ -130,7 +130,9 @@ def test_stratified_cv_and_learning_curve_report_classification_metrics(metal):
     assert res.task == "classification" and len(res.folds) == 5
     assert {"roc_auc", "balanced_accuracy", "f1", "log_loss", "brier"} <= set(res.summary())
     assert res.predictions.shape == (300, 2) and np.isfinite(res.predictions).all()
-    assert res.mean() == res.mean("roc_auc") > 0.85  # measured 0.93
+    # CV ROC-AUC with the fixture's subset drawn with seeds 0/1/2: 0.879 / 0.888 / 0.864 (mean 0.877,
+    # sd 0.012); the bound is about mean - 3 sd.
+    assert res.mean() == res.mean("roc_auc") > 0.84
     curve = learning_curve(FrozenFeatures(head="linear").use_source(source), X[:300], y[:300], sizes=(30, None), n_repeats=2)
     assert curve["task"] == "classification" and len(curve["roc_auc"]) == 2
     for run in curve["runs"]:
@@ -142,7 +144,8 @@ def test_tree_baseline_chooses_by_inner_cv_on_the_training_rows(metal):
     res = cross_validate(FromScratch(hidden=(16,), target_config=FAST, task="classification"), X[:200], y[:200],
                          baselines=(TreeBaseline("gbm", grid={"learning_rate": [0.05, 0.2]}, n_estimators=20),))
     (base,) = res.baselines.values()
-    assert base.mean("roc_auc") > 0.85  # measured 0.93
+    # seeds 0/1/2 (subset and tree seed): 0.922 / 0.928 / 0.925 (mean 0.925, sd 0.003)
+    assert base.mean("roc_auc") > 0.90
     one = TreeBaseline("rf", grid={"min_samples_leaf": [1, 5]}, n_estimators=30, task="classification").adapt(X[:200], y[:200])
     assert one.best_params_["min_samples_leaf"] in (1, 5)
     reg = TreeBaseline("gbm", grid={"max_leaf_nodes": [4, 15]}, n_estimators=30).adapt(X[:200], y[:200].astype(float) * 2.5)

@@ -44,7 +44,7 @@ _DTYPES = {
 }
 
 
-def _target_values(units, good, batch_len, target: str):
+def _target_values(units, target: str):
     """Targets of the structures of one chunk, read from the JSON line or the extxyz comment line."""
     values = np.full(len(units), np.nan)
     for k, unit in enumerate(units):
@@ -133,7 +133,7 @@ def write_graph_store(
             files["edge_ptr"].write((n_edges + np.cumsum(edge_counts)).astype("<i8").tobytes())
             files["valid"].write(valid.tobytes())
             if target:
-                files["y"].write(_target_values(units, good, len(batch), target).astype("<f8").tobytes())
+                files["y"].write(_target_values(units, target).astype("<f8").tobytes())
             ids.write("".join(u.label.replace("\n", " ") + "\n" for u in units))
             n_nodes += int(node_counts.sum())
             n_edges += int(edge_counts.sum())

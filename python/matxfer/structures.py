@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from matxfer import _core
-from matxfer.exceptions import InvalidArgumentError, StructureError, StructureParseError
+from matxfer.exceptions import ArgumentTypeError, InvalidArgumentError, StructureError, StructureParseError
 
 _FORMATS = {
     ".cif": "cif",
@@ -44,19 +44,26 @@ class StructureBatch:
     """Many structures in contiguous arrays (see the module docstring for the layout)."""
 
     def __init__(self, lattices, frac_coords, numbers, pbc, ptr, ids=None):
-        self.lattices = np.ascontiguousarray(lattices, dtype=np.float64).reshape(-1, 3, 3)
-        self.frac_coords = np.ascontiguousarray(frac_coords, dtype=np.float64).reshape(-1, 3)
-        self.numbers = np.ascontiguousarray(numbers, dtype=np.int64).reshape(-1)
-        self.pbc = np.ascontiguousarray(pbc, dtype=bool).reshape(-1, 3)
-        self.ptr = np.ascontiguousarray(ptr, dtype=np.int64).reshape(-1)
+        def array(name, value, dtype, shape):
+            try:
+                return np.ascontiguousarray(value, dtype=dtype).reshape(shape)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InvalidArgumentError(f"StructureBatch: {name} cannot be read as {np.dtype(dtype).name} of shape "
+                                           f"{tuple('N' if d == -1 else d for d in shape)}: {exc}") from None
+
+        self.lattices = array("lattices", lattices, np.float64, (-1, 3, 3))
+        self.frac_coords = array("frac_coords", frac_coords, np.float64, (-1, 3))
+        self.numbers = array("numbers", numbers, np.int64, (-1,))
+        self.pbc = array("pbc", pbc, bool, (-1, 3))
+        self.ptr = array("ptr", ptr, np.int64, (-1,))
         n = len(self.lattices)
         self.ids = list(ids) if ids is not None else [None] * n
         if not (len(self.ptr) == n + 1 and len(self.pbc) == n and len(self.ids) == n):
-            raise ValueError("lattices, pbc, ptr and ids describe different numbers of structures")
+            raise InvalidArgumentError("StructureBatch: lattices, pbc, ptr and ids describe different numbers of structures")
         if self.ptr[0] != 0 or self.ptr[-1] != len(self.numbers) or len(self.frac_coords) != len(self.numbers):
-            raise ValueError("ptr does not match the number of sites")
+            raise InvalidArgumentError("StructureBatch: ptr does not match the number of sites")
         if np.any(np.diff(self.ptr) < 0):
-            raise ValueError("ptr must be non-decreasing")
+            raise InvalidArgumentError("StructureBatch: ptr must be non-decreasing")
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -119,6 +126,13 @@ class StructureBatch:
 
     @classmethod
     def from_string(cls, text: str, format: str, *, name: str = "<string>", occupancy_policy: str = "error") -> StructureBatch:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: not text any file could hold
+            line = text.count("\n", 0, exc.start) + 1
+            err = StructureParseError(f"{name}, line {line}: invalid unicode (lone surrogate)")
+            err.file, err.line, err.reason = name, line, "invalid unicode (lone surrogate)"
+            raise err from None
         return cls._from_dict(_core.parse_structures(text, format, name, occupancy_policy))
 
     @classmethod
@@ -201,26 +215,43 @@ def _guess_format(path: Path) -> str:
     ext = os.path.splitext(name)[1]
     if ext in _FORMATS:
         return _FORMATS[ext]
-    raise ValueError(f"cannot tell the format of {path}; pass format='cif'|'poscar'|'xyz'|'jsonl'|'parquet'")
+    raise InvalidArgumentError(f"cannot tell the format of {path}; pass format='cif'|'poscar'|'xyz'|'jsonl'|'parquet'")
+
+
+def _structure_error(k: int, reason: str) -> StructureError:
+    err = StructureError(f"structure {k}: {reason}")
+    err.index, err.name, err.reason = k, None, reason
+    return err
+
+
+def _float_array(value, k: int, what: str, shape) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64).reshape(shape)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _structure_error(k, f"{what} is not a {'x'.join(str(d) for d in shape).replace('-1', 'N')} array of numbers ({exc})") from None
 
 
 def _species_numbers(species, k) -> np.ndarray:
-    species = list(species)
-    if all(isinstance(s, (int, np.integer)) for s in species):
-        return np.asarray(species, dtype=np.int64)
+    try:
+        species = list(species)
+    except TypeError:
+        raise _structure_error(k, f"species must be a sequence, got {type(species).__name__}") from None
+    if all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in species):
+        try:
+            return np.asarray(species, dtype=np.int64)
+        except OverflowError:
+            raise _structure_error(k, "an atomic number is out of range") from None
     try:
         return _core.atomic_numbers([str(s) for s in species])
     except InvalidArgumentError as exc:
-        err = StructureError(f"structure {k}: {exc}")
-        err.index, err.name, err.reason = k, None, str(exc)
-        raise err from None
+        raise _structure_error(k, str(exc)) from None
 
 
 def _one(item, k):
     """(lattice, frac, numbers, pbc, id) of one pymatgen/ASE/dict structure."""
     if hasattr(item, "lattice") and hasattr(item, "frac_coords"):  # pymatgen Structure
         if not item.is_ordered:
-            raise StructureError(f"structure {k}: disordered (partial occupancy) pymatgen structures are not supported")
+            raise _structure_error(k, "disordered (partial occupancy) pymatgen structures are not supported")
         lat = np.asarray(item.lattice.matrix, dtype=np.float64)
         pbc = tuple(bool(x) for x in getattr(item.lattice, "pbc", (True, True, True)))
         z = np.array([site.specie.Z for site in item], dtype=np.int64)
@@ -231,26 +262,41 @@ def _one(item, k):
         z = np.asarray(item.numbers, dtype=np.int64)
         if abs(np.linalg.det(lat)) < 1e-12:
             if any(pbc):
-                raise StructureError(f"structure {k}: periodic Atoms with a zero-volume cell")
+                raise _structure_error(k, "periodic Atoms with a zero-volume cell")
             pos = item.positions
             span = (pos.max(0) - pos.min(0)) if len(pos) else np.zeros(3)
             lat = np.diag(span + 10.0)
         frac = np.linalg.solve(lat.T, np.asarray(item.positions, dtype=np.float64).T).T
         return lat, frac.reshape(-1, 3), z, pbc, None
     if isinstance(item, dict):
-        lat = np.asarray(item["lattice"], dtype=np.float64).reshape(3, 3)
+        missing = [key for key in ("lattice", "species") if key not in item]
+        if item.get("frac_coords") is None and item.get("cart_coords") is None:
+            missing.append("frac_coords or cart_coords")
+        if missing:
+            raise _structure_error(k, f"missing {', '.join(missing)}")
+        lat = _float_array(item["lattice"], k, "lattice", (3, 3))
         z = _species_numbers(item["species"], k)
         if item.get("frac_coords") is not None:
-            frac = np.asarray(item["frac_coords"], dtype=np.float64).reshape(-1, 3)
+            frac = _float_array(item["frac_coords"], k, "frac_coords", (-1, 3))
         else:
-            cart = np.asarray(item["cart_coords"], dtype=np.float64).reshape(-1, 3)
-            frac = np.linalg.solve(lat.T, cart.T).T if len(cart) else cart
+            cart = _float_array(item["cart_coords"], k, "cart_coords", (-1, 3))
+            try:
+                frac = np.linalg.solve(lat.T, cart.T).T if len(cart) else cart
+            except np.linalg.LinAlgError:
+                raise _structure_error(k, "the lattice is singular; Cartesian coordinates cannot be made fractional") from None
         pbc = item.get("pbc")
-        pbc = (True, True, True) if pbc is None else ((bool(pbc),) * 3 if np.ndim(pbc) == 0 else tuple(bool(x) for x in pbc))
+        if pbc is None:
+            pbc = (True, True, True)
+        elif np.ndim(pbc) == 0 and not isinstance(pbc, str):
+            pbc = (bool(pbc),) * 3
+        elif isinstance(pbc, str) or np.shape(pbc) != (3,):
+            raise _structure_error(k, f"pbc must be a bool or three bools, got {pbc!r}")
+        else:
+            pbc = tuple(bool(x) for x in pbc)
         if len(frac) != len(z):
-            raise StructureError(f"structure {k}: {len(frac)} coordinates but {len(z)} species")
+            raise _structure_error(k, f"{len(frac)} coordinates but {len(z)} species")
         return lat, frac, z, pbc, item.get("id")
-    raise TypeError(f"structure {k}: cannot read {type(item).__name__}; pass pymatgen Structure, ASE Atoms or a dict")
+    raise ArgumentTypeError(f"structure {k}: cannot read {type(item).__name__}; pass pymatgen Structure, ASE Atoms or a dict")
 
 
 StructuresLike = Union[StructureBatch, Any]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from .. import _safeio
-from ..exceptions import ModelFormatError, ModelNotFoundError
+from ..exceptions import ArgumentTypeError, ModelFormatError, ModelNotFoundError
 from .model import CARD_FILE, CARD_SCHEMA, LibraryModel, load_model_dir, rows_sha256, save_mlp
 
 __all__ = [
@@ -162,7 +162,11 @@ def search(
     for key, bound in metric_bounds.items():
         metric, _, side = key.rpartition("_")
         if metric not in _METRIC_FILTERS or side not in ("min", "max"):
-            raise TypeError(f"unknown filter {key!r}; use <metric>_min / <metric>_max with metric in {_METRIC_FILTERS}")
+            valid = ", ".join(
+                ["property", "modality", "preset", "task", "dataset", "name"]
+                + [f"{m}_{s}" for m in _METRIC_FILTERS for s in ("min", "max")]
+            )
+            raise ArgumentTypeError(f"search() got an unknown filter {key!r}; valid filters: {valid}")
         values = frame[metric].astype(float)
         mask &= (values <= bound) if side == "max" else (values >= bound)
     return frame[mask].reset_index(drop=True)

@@ -265,7 +265,6 @@ def build(
     split_cache: Dict[Tuple[str, str, str], Tuple] = {}
     feat_cache: Dict[Tuple[str, str, str, str], Tuple] = {}
     t_start = time.perf_counter()
-    n_built = 0
     for k, (preset, seed, task) in enumerate(jobs):
         name = _model_name(task, preset, seed)
         recipe = _recipe_hash(task, preset, seed, config)
@@ -351,7 +350,6 @@ def build(
         from .model import save_mlp
 
         save_mlp(model, card, out / name)
-        n_built += 1
         names.append(name)
         with open(out / "build_log.jsonl", "a") as fh:
             fh.write(json.dumps({"name": name, "seconds": round(seconds, 2), "threads": threads,

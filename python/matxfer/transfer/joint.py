@@ -29,7 +29,6 @@ class JointRows:
     X_val: Optional[np.ndarray]  # held-out target rows for early stopping
     y_val: Optional[np.ndarray]
     target_index: Optional[np.ndarray] = None  # which target rows (of X) are training rows, in order
-    val_index: Optional[np.ndarray] = None
 
 
 def joint_rows(
@@ -76,7 +75,6 @@ def joint_rows(
         X_val=X[val_idx] if n_val else None,
         y_val=y[val_idx] if n_val else None,
         target_index=train_idx,
-        val_index=val_idx,
     )
 
 

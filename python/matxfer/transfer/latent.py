@@ -17,8 +17,6 @@ from .joint import default_joint_config, joint_rows, n_source_tasks
 
 __all__ = ["LatentVariable"]
 
-SOURCE_TASK, TARGET_TASK = 0, 1
-
 
 class _TaskColumns(torch.nn.Module):
     """Training wrapper: column 0 of the output (the source tasks' value) then the target block."""

@@ -74,12 +74,6 @@ def logits_to_proba(logits: np.ndarray, n_classes: int) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def proba_to_logit(proba: np.ndarray) -> np.ndarray:
-    """Binary probabilities [n, 2] -> logit of the positive class (clipped away from 0 and 1)."""
-    p = np.clip(np.asarray(proba, dtype=np.float64)[:, 1], 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
 @torch.no_grad()
 def with_new_head(source: MLP, n_out: int, seed: int, keep_head: bool = False) -> MLP:
     """A trainable copy of ``source`` (same trunk, input scaling) with an ``n_out``-output layer and

@@ -126,18 +126,33 @@ pub fn detach_core<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreEr
     }
 }
 
-/// While core work runs with the GIL released, Python cannot run its SIGINT handler. On the main
-/// thread, while Python's default handler is installed, a C handler takes its place for the
-/// duration of the call: it only asks the core to stop (async-signal-safe atomic stores); the
-/// previous handler is restored afterwards and the interrupt handed back to Python.
-#[cfg(target_os = "linux")]
+/// While core work runs with the GIL released, Python cannot run its SIGINT handler: CPython's C
+/// handler only sets a flag, and the Python-level handler runs when the main thread next holds the
+/// GIL, i.e. after the call. (A watcher thread cannot take over: `PyErr_CheckSignals` runs handlers
+/// on the main thread only.) So on the main thread, while Python's default handler is installed, a
+/// C handler takes its place for the duration of the call: it only asks the core to stop
+/// (async-signal-safe atomic stores); the previous handler is restored afterwards and the interrupt
+/// handed back to Python. Only POSIX calls are used (`sigaction`, `sigemptyset`), so this holds on
+/// every Unix; Windows has no `sigaction`, see the other `sigint` below.
+#[cfg(unix)]
 mod sigint {
     use std::sync::Mutex;
 
     use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
 
     /// (active guards, the handler to restore).
     static STATE: Mutex<(usize, Option<libc::sigaction>)> = Mutex::new((0, None));
+
+    /// The Python objects every call consults, looked up once per process instead of importing
+    /// `signal` and `threading` on every call.
+    struct PythonSide {
+        getsignal: Py<PyAny>,
+        default_int_handler: Py<PyAny>,
+        main_thread: Py<PyAny>,
+    }
+
+    static PYTHON_SIDE: PyOnceLock<PythonSide> = PyOnceLock::new();
 
     extern "C" fn on_sigint(_: libc::c_int) {
         matxfer_core::parallel::request_cancel();
@@ -147,18 +162,32 @@ mod sigint {
         active: bool,
     }
 
-    /// Whether Python's own SIGINT handler is installed (not a user handler, SIG_IGN or SIG_DFL).
-    fn python_default_handler(py: Python<'_>) -> PyResult<bool> {
-        let signal = py.import("signal")?;
-        let current = signal.call_method1("getsignal", (libc::SIGINT,))?;
-        Ok(current.is(&signal.getattr("default_int_handler")?))
+    /// Whether this is Python's main thread (the only one that runs signal handlers) and Python's
+    /// own SIGINT handler is installed (not a user handler, SIG_IGN or SIG_DFL).
+    fn python_default_handler_on_main_thread(py: Python<'_>) -> PyResult<bool> {
+        let side = PYTHON_SIDE.get_or_try_init(py, || -> PyResult<PythonSide> {
+            let signal = py.import("signal")?;
+            Ok(PythonSide {
+                getsignal: signal.getattr("getsignal")?.unbind(),
+                default_int_handler: signal.getattr("default_int_handler")?.unbind(),
+                main_thread: py.import("threading")?.getattr("main_thread")?.unbind(),
+            })
+        })?;
+        // `threading.main_thread()` is asked each time: after a fork from another thread, that
+        // thread becomes the child's main thread.
+        let main = side.main_thread.bind(py).call0()?.getattr(pyo3::intern!(py, "ident"))?;
+        // SAFETY: takes no arguments, returns the calling thread's identifier (as `Thread.ident`).
+        let this = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+        if main.extract::<libc::c_ulong>().ok() != Some(this) {
+            return Ok(false);
+        }
+        let current = side.getsignal.bind(py).call1((libc::SIGINT,))?;
+        Ok(current.is(side.default_int_handler.bind(py)))
     }
 
     impl Guard {
         pub fn install(py: Python<'_>) -> PyResult<Self> {
-            // SAFETY: plain system calls without memory arguments.
-            let main_thread = unsafe { libc::getpid() == libc::gettid() };
-            if !main_thread || !python_default_handler(py)? {
+            if !python_default_handler_on_main_thread(py)? {
                 return Ok(Self { active: false });
             }
             let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
@@ -212,11 +241,13 @@ mod sigint {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// Windows: CPython installs its SIGINT handler with the C runtime's `signal()` and the console
+/// runs it on a thread of its own; swapping handlers that way is not done here (and not tested), so
+/// the core is not cancelled and Ctrl-C is raised as `KeyboardInterrupt` when the call returns.
+#[cfg(not(unix))]
 mod sigint {
     use pyo3::prelude::*;
 
-    /// Ctrl-C during core work is handled on Linux only; elsewhere it arrives after the call.
     pub struct Guard;
 
     impl Guard {

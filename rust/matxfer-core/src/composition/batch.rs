@@ -146,6 +146,15 @@ impl Worker {
         if let Err(e) = self.parser.parse_into(text, &mut self.comp) {
             return Err(Rejected { formula_error: Some(e.clone()), ..reject(text, e.kind.code(), e.to_string()) });
         }
+        // Finite amounts whose sum overflows (`1e308Al1e308Si`) turn every fraction into 0 and the
+        // statistics into NaN, which would pass for missing data below.
+        if !self.comp.total().is_finite() {
+            return Err(reject(
+                text,
+                "non_finite_feature",
+                "the element amounts sum to more than the largest float".into(),
+            ));
+        }
         let out = match dst {
             Some(d) => d,
             None => {
