@@ -112,6 +112,13 @@ def radial_distribution(
     n_threads: Optional[int] = None,
 ) -> npt.NDArray[np.float64]: ...
 def sine_coulomb_eigenvalues(structures: Structures, n_max: int, n_threads: Optional[int] = None) -> npt.NDArray[np.float64]: ...
+def global_symmetry_features(
+    structures: Structures,
+    symprec: float = 0.01,
+    n_threads: Optional[int] = None,
+) -> tuple[
+    npt.NDArray[np.int64], list[str], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+]: ...
 
 # Molecular graphs (rust/matxfer-py/src/molecules.rs)
 def build_molecule_graph_batch(
