@@ -43,6 +43,19 @@ class Featurizer:
     ) -> tuple[npt.NDArray[np.floating], list[Rejected]]: ...
 
 def parse_formula(formula: str) -> dict[str, float]: ...
+
+# Oxidation-state guesses (pymatgen oxi_state_guesses semantics): per row None (rejected with
+# errors="none") or [(guess {symbol: average state}, score), ...] best first.
+def guess_oxidation_states(
+    formulas: list[Any],
+    all_guesses: bool = False,
+    target_charge: float = 0.0,
+    all_oxi_states: bool = False,
+    max_work: int = ...,
+    max_guesses: int = ...,
+    errors: str = "raise",
+    n_threads: Optional[int] = None,
+) -> tuple[list[Optional[list[tuple[dict[str, float], float]]]], list[Rejected]]: ...
 def element_tables() -> list[tuple[str, str]]: ...
 def element_table(name: str) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 
@@ -100,6 +113,13 @@ def radial_distribution(
     n_threads: Optional[int] = None,
 ) -> npt.NDArray[np.float64]: ...
 def sine_coulomb_eigenvalues(structures: Structures, n_max: int, n_threads: Optional[int] = None) -> npt.NDArray[np.float64]: ...
+def global_symmetry_features(
+    structures: Structures,
+    symprec: float = 0.01,
+    n_threads: Optional[int] = None,
+) -> tuple[
+    npt.NDArray[np.int64], list[str], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+]: ...
 
 # Molecular graphs (rust/matxfer-py/src/molecules.rs)
 def build_molecule_graph_batch(

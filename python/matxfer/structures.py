@@ -510,7 +510,46 @@ def sine_coulomb_eigenvalues(structures: StructuresLike, n_max: Optional[int] = 
     return _core.sine_coulomb_eigenvalues(batch._native(), n_max, n_threads)
 
 
+#: matminer ``GlobalSymmetryFeatures`` names, in matminer's order.
+GLOBAL_SYMMETRY_FEATURES = ("spacegroup_num", "crystal_system", "crystal_system_int", "is_centrosymmetric", "n_symmetry_ops")
+
+
+def global_symmetry_features(
+    structures: StructuresLike,
+    *,
+    symprec: float = 0.01,
+    n_threads: Optional[int] = None,
+) -> dict[str, np.ndarray]:
+    """matminer ``GlobalSymmetryFeatures`` for every structure, found by the Rust ``moyo`` crate.
+
+    Returns ``{name: column}`` with matminer's names in its order: ``spacegroup_num`` (int64,
+    International Tables number), ``crystal_system`` (object array of str: ``"cubic"``,
+    ``"hexagonal"``, ``"trigonal"``, ``"tetragonal"``, ``"orthorhombic"``, ``"monoclinic"``,
+    ``"triclinic"``), ``crystal_system_int`` (int64, matminer's code: cubic 1 ... triclinic 7),
+    ``is_centrosymmetric`` (bool: the point group contains the inversion, which is what
+    matminer's ``SpacegroupAnalyzer.is_laue()`` tests) and ``n_symmetry_ops`` (int64, the
+    operations of the cell as given, pure translations of a supercell or centred cell included).
+
+    ``symprec`` (angstrom) is pymatgen's ``SpacegroupAnalyzer`` default; the angle tolerance is
+    moyo's default (spglib's default), not pymatgen's 5 degrees, with which moyo 0.22 never
+    returns on some real structures (see ``docs/structures.md``). Every structure is treated as periodic, as in
+    pymatgen. A structure for which moyo finds no group raises :class:`StructureError` naming
+    it. Where moyo and spglib disagree at the same tolerance, see ``docs/structures.md``.
+    """
+    batch = as_batch(structures)
+    numbers, systems, codes, centro, n_ops = _core.global_symmetry_features(batch._native(), symprec, n_threads)
+    return {
+        "spacegroup_num": numbers,
+        "crystal_system": np.array(systems, dtype=object),
+        "crystal_system_int": codes,
+        "is_centrosymmetric": centro,
+        "n_symmetry_ops": n_ops,
+    }
+
+
 __all__ = [
+    "GLOBAL_SYMMETRY_FEATURES",
+    "global_symmetry_features",
     "density_features",
     "radial_distribution",
     "sine_coulomb_eigenvalues",

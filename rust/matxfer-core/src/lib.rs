@@ -14,6 +14,7 @@ pub mod graph;
 pub mod limits;
 pub mod molecule_graph;
 pub mod neighbors;
+pub mod oxidation;
 pub mod parallel;
 pub mod structure;
 pub mod structure_descriptors;

@@ -5,13 +5,14 @@ use matxfer_core::composition::{
     featurize_batch, BadEntry, ErrorMode, Featurizer, MissingPolicy, OutFloat, Rejected, Stat, StrSource,
 };
 use matxfer_core::elements::{available_tables, embedded_table, ElementTable};
+use matxfer_core::oxidation::{guess_batch, GuessOptions, DEFAULT_MAX_GUESSES, DEFAULT_MAX_WORK};
 use matxfer_core::{parse_formula as core_parse, CoreError};
 use numpy::{Element, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::args;
-use crate::errors::{detach_core, dict_from, to_py_err};
+use crate::errors::{detach_core, dict_from, invalid_argument, to_py_err};
 
 /// Strings copied out of a Python list into one buffer (so the GIL can be released).
 struct PackedStrings {
@@ -118,6 +119,26 @@ fn invalid_unicode(item: &Bound<'_, PyAny>) -> BadEntry {
     BadEntry { code: "invalid_unicode", message: "not valid Unicode (lone surrogate)".into(), input }
 }
 
+/// Copy the strings of a Python list into one buffer; non-strings are remembered by row.
+fn pack_list(formulas: &Bound<'_, PyList>) -> PackedStrings {
+    let n = formulas.len();
+    let mut packed =
+        PackedStrings { data: Vec::with_capacity(n * 12), offsets: Vec::with_capacity(n + 1), not_strings: Vec::new() };
+    packed.offsets.push(0);
+    for (i, item) in formulas.iter().enumerate() {
+        match item.cast::<PyString>() {
+            Ok(s) => match s.to_str() {
+                Ok(text) => packed.data.extend_from_slice(text.as_bytes()),
+                // A str that is not valid Unicode (a lone surrogate): a bad row, not a failed batch.
+                Err(_) => packed.not_strings.push((i, invalid_unicode(&item))),
+            },
+            Err(_) => packed.not_strings.push((i, not_a_string(&item))),
+        }
+        packed.offsets.push(packed.data.len());
+    }
+    packed
+}
+
 /// A composition featurizer (immutable, shareable between threads).
 #[pyclass(name = "Featurizer", module = "matxfer._core", frozen)]
 pub struct PyFeaturizer {
@@ -192,24 +213,7 @@ impl PyFeaturizer {
     ) -> PyResult<(Bound<'py, PyAny>, Vec<RejectedRow>)> {
         let mode: ErrorMode = errors.parse().map_err(|e| to_py_err(py, e))?;
         let n_threads = args::threads(py, n_threads)?;
-        let n = formulas.len();
-        let mut packed = PackedStrings {
-            data: Vec::with_capacity(n * 12),
-            offsets: Vec::with_capacity(n + 1),
-            not_strings: Vec::new(),
-        };
-        packed.offsets.push(0);
-        for (i, item) in formulas.iter().enumerate() {
-            match item.cast::<PyString>() {
-                Ok(s) => match s.to_str() {
-                    Ok(text) => packed.data.extend_from_slice(text.as_bytes()),
-                    // A str that is not valid Unicode (a lone surrogate): a bad row, not a failed batch.
-                    Err(_) => packed.not_strings.push((i, invalid_unicode(&item))),
-                },
-                Err(_) => packed.not_strings.push((i, not_a_string(&item))),
-            }
-            packed.offsets.push(packed.data.len());
-        }
+        let packed = pack_list(formulas);
         if float32 {
             run::<f32, _>(py, &self.inner, &packed, mode, n_threads)
         } else {
@@ -287,7 +291,56 @@ pub fn element_table<'py>(py: Python<'py>, name: &str) -> PyResult<(Bound<'py, P
     Ok((array, t.columns().to_vec()))
 }
 
+/// Oxidation-state guesses (pymatgen `Composition.oxi_state_guesses` semantics) for a list of
+/// formulas. Returns `(rows, rejected)`: per row `None` (rejected, `errors="none"`) or a list of
+/// `(guess dict, score)` best first (at most one unless `all_guesses`).
+#[pyfunction]
+#[pyo3(signature = (formulas, all_guesses=false, target_charge=0.0, all_oxi_states=false, max_work=DEFAULT_MAX_WORK, max_guesses=DEFAULT_MAX_GUESSES, errors="raise", n_threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn guess_oxidation_states<'py>(
+    py: Python<'py>,
+    formulas: &Bound<'py, PyList>,
+    all_guesses: bool,
+    target_charge: f64,
+    all_oxi_states: bool,
+    max_work: u64,
+    max_guesses: usize,
+    errors: &str,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyList>, Vec<RejectedRow>)> {
+    let mode = match errors {
+        "raise" => ErrorMode::Raise,
+        "none" => ErrorMode::Nan,
+        o => return Err(invalid_argument(py, format!("errors must be 'raise' or 'none', got {o:?}"))),
+    };
+    let n_threads = args::threads(py, n_threads)?;
+    let options = GuessOptions { target_charge, all_oxi_states, all_guesses, max_work, max_guesses };
+    let packed = pack_list(formulas);
+    let (rows, rejected) = detach_core(py, || guess_batch(&packed, &options, mode, n_threads))?;
+    let symbols: Vec<Bound<'py, PyString>> =
+        (1..=118u8).map(|z| PyString::new(py, matxfer_core::elements::symbol(z).unwrap_or("?"))).collect();
+    let out = PyList::empty(py);
+    for row in rows {
+        match row {
+            None => out.append(py.None())?,
+            Some(g) => {
+                let guesses = PyList::empty(py);
+                for k in 0..g.n_guesses() {
+                    let dict = PyDict::new(py);
+                    for (z, value) in g.guess(k) {
+                        dict.set_item(&symbols[z as usize - 1], value)?;
+                    }
+                    guesses.append((dict, g.scores[k]))?;
+                }
+                out.append(guesses)?;
+            }
+        }
+    }
+    Ok((out, rejected_rows(rejected)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(guess_oxidation_states, m)?)?;
     m.add_class::<PyFeaturizer>()?;
     m.add_function(wrap_pyfunction!(parse_formula, m)?)?;
     m.add_function(wrap_pyfunction!(element_tables, m)?)?;

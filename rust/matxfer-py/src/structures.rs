@@ -387,6 +387,36 @@ fn sine_coulomb_eigenvalues<'py>(
     rows(py, out, n_max)
 }
 
+/// matminer `GlobalSymmetryFeatures` through moyo: `(spacegroup_num int64, crystal_system
+/// list[str], crystal_system_int int64, is_centrosymmetric bool, n_symmetry_ops int64)`.
+#[pyfunction]
+#[pyo3(signature = (structures, symprec = 0.01, n_threads = None))]
+#[allow(clippy::type_complexity)]
+fn global_symmetry_features<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    symprec: f64,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Vec<&'static str>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<i64>>,
+)> {
+    core(py, desc::check_symprec(symprec))?;
+    let n_threads = args::threads(py, n_threads)?;
+    let list = &structures.get().inner;
+    let out = run(py, || desc::batch(list, n_threads, |s, k| desc::global_symmetry(s, k, symprec)))?;
+    Ok((
+        arr(py, out.iter().map(|g| g.spacegroup_num as i64).collect()),
+        out.iter().map(|g| g.crystal_system).collect(),
+        arr(py, out.iter().map(|g| g.crystal_system_int as i64).collect()),
+        arr(py, out.iter().map(|g| g.is_centrosymmetric).collect()),
+        arr(py, out.iter().map(|g| g.n_symmetry_ops as i64).collect()),
+    ))
+}
+
 /// Atomic numbers of element symbols (exact symbols such as `Fe`; an unknown one raises
 /// `InvalidArgumentError` naming the site).
 #[pyfunction]
@@ -407,6 +437,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(density_features, m)?)?;
     m.add_function(wrap_pyfunction!(radial_distribution, m)?)?;
     m.add_function(wrap_pyfunction!(sine_coulomb_eigenvalues, m)?)?;
+    m.add_function(wrap_pyfunction!(global_symmetry_features, m)?)?;
     m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
     m.add_function(wrap_pyfunction!(voronoi, m)?)?;
     m.add_function(wrap_pyfunction!(build_graph_batch, m)?)?;

@@ -74,7 +74,7 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    fn into_error(self) -> CoreError {
+    pub(crate) fn into_error(self) -> CoreError {
         match self.formula_error {
             Some(source) => CoreError::Formula { index: self.index, input: self.input, source },
             None => CoreError::Descriptor { index: self.index, input: self.input, reason: self.message },
