@@ -41,9 +41,11 @@ print("\n".join(project["dependencies"] + project["optional-dependencies"]["demo
     python -m pip install --quiet "${requirements[@]}" &
     deps=$!
     trap 'kill "$deps" 2>/dev/null || true' EXIT
-    wait "$fetch"
+    # pip prepares maturin's build environment while the crates arrive; cargo waits for the download
+    # (the package cache is locked) and a failed download fails the build itself
     export MATURIN_PEP517_ARGS="${MATURIN_PEP517_ARGS:---profile demo}"
     python -m pip install --quiet --no-deps -e .
+    wait "$fetch" || true
     wait "$deps"
     trap - EXIT
     rm -f "$VENV"/.matxfer-"$1"-*; touch "$VENV/.matxfer-$1-$STAMP_ID"
