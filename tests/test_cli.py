@@ -258,7 +258,7 @@ NO_TORCH = ("import sys\n"
 
 
 def test_demo_small_setting(tmp_path):
-    code = (NO_TORCH + "import runpy; sys.argv = ['matxfer', 'demo', '--quick', '--out', %r]; "
+    code = (NO_TORCH + "import runpy; sys.argv = ['matxfer', 'demo', '--quick', '--jobs', '2', '--out', %r]; "
             "runpy.run_module('matxfer', run_name='__main__')") % str(tmp_path / "demo")
     env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "python")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)  # torch blocked
@@ -273,6 +273,14 @@ def test_demo_small_setting(tmp_path):
     assert predictions.height == 500 and predictions["predicted_delta_gbm_eV"].min() >= 0.0
     # the rows counted as unseen are exactly the held-out bucket of the library's split rule
     assert summary["source"]["unseen_rows"] == int(predictions["unseen_by_source"].sum()) > 0
+    # the fits ran in 2 worker processes above; all in this process they give the same bytes
+    from matxfer import demo
+
+    assert demo.run(tmp_path / "serial", quick=True, quiet=True, progress=False, jobs=1) == 0
+    assert (tmp_path / "serial" / "predictions.csv").read_bytes() == (tmp_path / "demo" / "predictions.csv").read_bytes()
+    serial = json.loads((tmp_path / "serial" / "summary.json").read_text())
+    assert serial["cv"]["delta_gbm"]["mae"] == summary["cv"]["delta_gbm"]["mae"]
+    assert serial["learning_curve"] == summary["learning_curve"]
 
 
 def test_demo_source_overlap_figure():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,12 +85,18 @@ def run(
     quiet: bool = False,
     progress: Optional[bool] = None,
     settings: Optional[DemoSettings] = None,
+    jobs: Optional[int] = None,
 ) -> int:
+    """Run the demo; ``jobs`` model fits run at once in worker processes (default: one per core, at
+    most 4; 1: all in this process). Every fit is single-threaded and seeded, so the results do not
+    depend on ``jobs``."""
     from matxfer.streaming import check_writable
 
     settings = settings or (QUICK if quick else FULL)
     out = Path(out)
     check_writable(out / "predictions.csv")  # before any work
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     t_start = time.perf_counter()
     try:
         import matplotlib  # noqa: F401
@@ -99,10 +106,20 @@ def run(
     except ImportError as exc:
         raise ImportError(f'matxfer demo needs {exc.name}: pip install "matxfer[demo]"') from None
 
-    # 4,604 rows gain little from a second thread, and OpenMP's spin-waiting makes multi-threaded
-    # fits many times slower on a machine that is busy with other work.
+    # 4,604 rows gain little from a second thread per fit, and OpenMP's spin-waiting makes
+    # multi-threaded fits many times slower on a machine that is busy with other work: the cores are
+    # used by running independent fits side by side instead (``jobs``).
     with threadpool_limits(settings.threads):
-        return _run(out, settings, quick, n_threads, quiet, progress, t_start)
+        return _run(out, settings, quick, n_threads, quiet, progress, t_start, jobs or default_jobs())
+
+
+def default_jobs() -> int:
+    """One worker per core available to this process, at most 4 (the demo has about 20 fits)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _boosting(settings: DemoSettings):
@@ -128,27 +145,46 @@ def _network(settings: DemoSettings):
                                       early_stopping=True, random_state=0))
 
 
-class _Model:
-    """One row of the table: ``fit(X, y, s)`` / ``predict(X, s)`` with ``s`` the source prediction."""
+#: the models compared in cross-validation: key -> (label, estimator, learns the residual of the source)
+MODELS = {
+    "delta_gbm": ("Delta, boosted head on descriptors + source (matxfer)", "boosting", True),
+    "gbm": ("gradient boosting, same descriptors, no source", "boosting", False),
+    "scratch": ("network from scratch (scikit-learn MLPRegressor)", "network", False),
+}
 
-    def __init__(self, make, delta: bool) -> None:
-        self.make, self.delta = make, delta
 
-    def fit(self, X, y, s):
-        self.model = self.make()
-        if self.delta:
-            self.model.fit(np.column_stack([X, s]), y - s)
+def _fit_predict(key: str, settings: DemoSettings, X, y, s, train_idx, test_idx):
+    """Fit one model of the table on ``train_idx`` and predict ``test_idx`` (``s``: the source
+    prediction); returns the predictions (clipped at 0 eV) and the seconds the fit took. A module-level
+    function of picklable arguments, so that it can run in a worker process."""
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    _, estimator, delta = MODELS[key]
+    model = _boosting(settings) if estimator == "boosting" else _network(settings)
+    with threadpool_limits(settings.threads):
+        if delta:
+            model.fit(np.column_stack([X[train_idx], s[train_idx]]), y[train_idx] - s[train_idx])
+            pred = s[test_idx] + model.predict(np.column_stack([X[test_idx], s[test_idx]]))
         else:
-            self.model.fit(X, y)
-        return self
-
-    def predict(self, X, s):
-        if self.delta:
-            return np.maximum(s + self.model.predict(np.column_stack([X, s])), 0.0)
-        return np.maximum(self.model.predict(X), 0.0)
+            model.fit(X[train_idx], y[train_idx])
+            pred = model.predict(X[test_idx])
+    return np.maximum(pred, 0.0), time.perf_counter() - t
 
 
-def _run(out, settings, quick, n_threads, quiet, progress, t_start) -> int:
+def _fit_all(tasks, settings: DemoSettings, X, y, s, jobs: int):
+    """``[(key, train_idx, test_idx), ...]`` -> ``[(predictions, seconds), ...]`` in the same order,
+    ``jobs`` fits at a time (joblib's process pool, which scikit-learn already depends on)."""
+    if jobs == 1 or len(tasks) == 1:
+        return [_fit_predict(key, settings, X, y, s, tr, te) for key, tr, te in tasks]
+    from joblib import Parallel, delayed
+
+    # batch_size=1 with the longest fits queued first keeps both cores busy until the end
+    return Parallel(n_jobs=min(jobs, len(tasks)), backend="loky", batch_size=1, pre_dispatch="all")(
+        delayed(_fit_predict)(key, settings, X, y, s, tr, te) for key, tr, te in tasks)
+
+
+def _run(out, settings, quick, n_threads, quiet, progress, t_start, jobs) -> int:
     import pyarrow.parquet as pq
     from sklearn.model_selection import KFold
 
@@ -194,30 +230,46 @@ def _run(out, settings, quick, n_threads, quiet, progress, t_start) -> int:
         f"{int(held_out.sum()):,} of these {len(y):,} rows are in the library's held-out composition bucket,")
     say("   so the source never saw them: every model is also scored on those rows (column 'unseen').")
 
-    # 3. cross-validation
+    # 3. cross-validation, and the learning curve on the rows of the first fold: every fit is an
+    # independent task, run `jobs` at a time (longest first)
     cv = KFold(n_splits=settings.folds, shuffle=True, random_state=MATBENCH_SEED)
     folds = list(cv.split(X))
     protocol = "the matbench split" if settings.folds == 5 and len(y) == 4604 else f"{settings.folds} folds on {len(y):,} rows"
     say(f"3. transfer   {settings.folds}-fold cross-validation ({protocol}); boosting: {settings.gbm_trees} trees, "
-        f"learning rate {settings.gbm_lr:g}; network: MLPRegressor {'-'.join(map(str, settings.mlp_hidden))}, early stopping")
-    models = {
-        "delta_gbm": ("Delta, boosted head on descriptors + source (matxfer)", _Model(lambda: _boosting(settings), True)),
-        "gbm": ("gradient boosting, same descriptors, no source", _Model(lambda: _boosting(settings), False)),
-        "scratch": ("network from scratch (scikit-learn MLPRegressor)", _Model(lambda: _network(settings), False)),
-    }
+        f"learning rate {settings.gbm_lr:g}; network: MLPRegressor {'-'.join(map(str, settings.mlp_hidden))}, early stopping; "
+        f"{jobs} fit{'s' if jobs > 1 else ''} at a time")
+    curve_train, curve_test = folds[0]
+    curve_sizes = _curve_sizes(settings.curve_sizes, len(curve_train))
+    cv_tasks = [(key, train_idx, test_idx) for key in MODELS for train_idx, test_idx in folds]
+    curve_tasks = [(key, _subset(curve_train, n), curve_test) for n in curve_sizes if n < len(curve_train) for key in MODELS]
+    t = time.perf_counter()
+    fitted = _fit_all(cv_tasks + curve_tasks, settings, X, y, s, jobs)
+    timings: dict = {"fits_wall": time.perf_counter() - t}
     results = {}
-    timings = {}
-    for key, (_, model) in models.items():
-        t = time.perf_counter()
-        pred = np.full(len(y), np.nan)
-        for train_idx, test_idx in folds:
-            pred[test_idx] = model.fit(X[train_idx], y[train_idx], s[train_idx]).predict(X[test_idx], s[test_idx])
-        timings[key] = time.perf_counter() - t
+    out_of_fold = {}
+    for i, key in enumerate(MODELS):
+        out_of_fold[key] = pred = np.full(len(y), np.nan)
+        model_fits = fitted[i * len(folds):(i + 1) * len(folds)]
+        for (_, test_idx), (fold_pred, _) in zip(folds, model_fits):
+            pred[test_idx] = fold_pred
+        timings[key] = sum(seconds for _, seconds in model_fits)
         results[key] = CVResult(key, [regression_metrics(y[te], pred[te]) for _, te in folds], pred, timings[key])
     source_pred = np.maximum(s, 0.0)
     results["source"] = CVResult("source", [regression_metrics(y[te], source_pred[te]) for _, te in folds], source_pred)
-    labels = {k: v[0] for k, v in models.items()}
+    labels = {k: v[0] for k, v in MODELS.items()}
     labels["source"] = "DFT source alone (no experimental training)"
+    # the curve's last point (all training rows of the first fold) is that fold of the CV above
+    curves = {key: {"sizes": curve_sizes, "mae": [], "mae_std": [0.0] * len(curve_sizes)} for key in MODELS}
+    curve_fits = iter(zip(curve_tasks, fitted[len(cv_tasks):]))
+    timings["learning_curve"] = 0.0
+    for n in curve_sizes:
+        for key in MODELS:
+            if n < len(curve_train):
+                _, (pred, seconds) = next(curve_fits)
+                timings["learning_curve"] += seconds
+            else:
+                pred = out_of_fold[key][curve_test]
+            curves[key]["mae"].append(regression_metrics(y[curve_test], pred)["mae"])
 
     def unseen_mae(pred) -> float:
         return float(np.mean(np.abs(pred[held_out] - y[held_out]))) if held_out.any() else float("nan")
@@ -242,15 +294,13 @@ def _run(out, settings, quick, n_threads, quiet, progress, t_start) -> int:
                        {k: r.predictions for k, r in results.items()})
     parity_plot(y, results["delta_gbm"].predictions, str(out / "parity.png"),
                 title=f"Delta transfer (boosted head), {settings.folds}-fold CV on expt_gap", unit="eV")
-    t = time.perf_counter()
-    curves = _learning_curve({k: models[k][1] for k in ("delta_gbm", "gbm", "scratch")}, X, y, s, settings.curve_sizes)
-    timings["learning_curve"] = time.perf_counter() - t
     names = {"delta_gbm": "Delta transfer", "gbm": "boosting, no source", "scratch": "network from scratch"}
     learning_curve_plot({names[k]: v for k, v in curves.items()}, str(out / "learning_curve.png"),
-                        title="expt_gap: test MAE vs training rows (20 % test split)", unit="eV")
+                        title=f"expt_gap: MAE on the {len(curve_test):,} test rows of CV fold 1 vs training rows", unit="eV")
     say()
-    say("4. learning curve (test MAE in eV on a fixed 20 % split, one draw per size):")
-    say("   " + f"{'rows':<22}" + "".join(f"{n:>8,}" for n in curves["delta_gbm"]["sizes"]))
+    say(f"4. learning curve (MAE in eV on the {len(curve_test):,} test rows of CV fold 1; training rows drawn from that fold's "
+        f"{len(curve_train):,}, one draw per size):")
+    say("   " + f"{'rows':<22}" + "".join(f"{n:>8,}" for n in curve_sizes))
     for key, curve in curves.items():
         say("   " + f"{names[key]:<22}" + "".join(f"{m:>8.3f}" for m in curve["mae"]))
     summary_json = {
@@ -271,23 +321,14 @@ def _run(out, settings, quick, n_threads, quiet, progress, t_start) -> int:
     return 0
 
 
-def _learning_curve(models, X, y, s, sizes, test_fraction: float = 0.2, seed: int = 0):
-    """Test MAE against training-set size on one seeded split (one draw per size)."""
-    from matxfer._evaluation import regression_metrics
+def _curve_sizes(sizes: Sequence[Optional[int]], n_train: int) -> list:
+    """Learning-curve sizes, ``None`` (or more than there are) meaning all ``n_train`` rows."""
+    return sorted({n_train if n is None or n >= n_train else int(n) for n in sizes})
 
-    perm = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(test_fraction * len(y)))
-    test_idx, pool = perm[:n_test], perm[n_test:]
-    resolved = [len(pool) if n is None or n >= len(pool) else int(n) for n in sizes]
-    curves = {}
-    for key, model in models.items():
-        maes = []
-        for n in resolved:
-            train_idx = np.random.default_rng([seed, n]).choice(pool, size=n, replace=False)
-            pred = model.fit(X[train_idx], y[train_idx], s[train_idx]).predict(X[test_idx], s[test_idx])
-            maes.append(regression_metrics(y[test_idx], pred)["mae"])
-        curves[key] = {"sizes": resolved, "mae": maes, "mae_std": [0.0] * len(resolved)}
-    return curves
+
+def _subset(train_idx, n: int, seed: int = 0):
+    """``n`` of the training rows, a seeded draw (one per size)."""
+    return np.sort(np.random.default_rng([seed, n]).choice(train_idx, size=n, replace=False))
 
 
 def _write_predictions(path: Path, formulas, y, held_out, predictions) -> None:
