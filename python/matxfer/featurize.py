@@ -178,6 +178,34 @@ def _arrow_buffers(array: Any):
     return data, offsets, validity, off
 
 
+def formula_items(formulas: Any) -> list:
+    """The rows of any formula input as a Python list: strings kept, pymatgen Compositions and
+    ``{element: amount}`` dicts written as exact formulas, anything else (None, NaN, numbers) passed
+    on for the core to reject by row. Used where no Arrow fast path applies."""
+    module = type(formulas).__module__.split(".")[0]
+    if isinstance(formulas, str):
+        items: list = [formulas]
+    elif module in ("pandas", "numpy"):
+        if getattr(formulas, "ndim", 1) != 1:
+            raise InvalidArgumentError(f"expected a 1-d column of formulas, got shape {formulas.shape}")
+        items = formulas.tolist()
+    elif module == "polars":
+        if formulas.__class__.__name__ == "DataFrame":
+            raise InvalidArgumentError("pass one column (a polars Series), not a DataFrame")
+        items = formulas.to_list()
+    elif module == "pyarrow":
+        items = formulas.to_pylist()
+    elif isinstance(formulas, list):
+        items = formulas
+    elif isinstance(formulas, Iterable):
+        items = list(formulas)
+    else:
+        raise InvalidArgumentError(f"cannot read formulas from {type(formulas).__name__}")
+    if not all(type(x) is str for x in items):
+        items = [x if isinstance(x, str) else (_composition_to_formula(x) or x) for x in items]
+    return items
+
+
 def _run(featurizer, formulas: Any, errors: str, n_threads: Optional[int], float32: bool):
     module = type(formulas).__module__.split(".")[0]
     if module == "polars":
@@ -192,23 +220,7 @@ def _run(featurizer, formulas: Any, errors: str, n_threads: Optional[int], float
     if module == "pyarrow":
         data, offsets, validity, bit_offset = _arrow_buffers(formulas)
         return featurizer.featurize_arrow(data, offsets, validity, bit_offset, errors, n_threads, float32)
-    if isinstance(formulas, str):
-        items: list = [formulas]
-    elif module == "pandas":
-        items = formulas.tolist()
-    elif isinstance(formulas, np.ndarray):
-        if formulas.ndim != 1:
-            raise InvalidArgumentError(f"expected a 1-d array of formulas, got shape {formulas.shape}")
-        items = formulas.tolist()
-    elif isinstance(formulas, list):
-        items = formulas
-    elif isinstance(formulas, Iterable):
-        items = list(formulas)
-    else:
-        raise InvalidArgumentError(f"cannot read formulas from {type(formulas).__name__}")
-    if items and not all(type(x) is str for x in items):
-        items = [x if isinstance(x, str) else (_composition_to_formula(x) or x) for x in items]
-    return featurizer.featurize_list(items, errors, n_threads, float32)
+    return featurizer.featurize_list(formula_items(formulas), errors, n_threads, float32)
 
 
 def featurize(

@@ -13,13 +13,13 @@ pymatgen tables it needs (``icsd_oxidation_states``, ``common_oxidation_states``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from matxfer import _core
 from matxfer.exceptions import InvalidArgumentError
-from matxfer.featurize import Rejected, _composition_to_formula
+from matxfer.featurize import Rejected, formula_items
 
 __all__ = ["OxidationGuesses", "guess", "DEFAULT_MAX_WORK", "DEFAULT_MAX_GUESSES"]
 
@@ -29,29 +29,6 @@ DEFAULT_MAX_WORK = 10_000_000
 DEFAULT_MAX_GUESSES = 1_000_000
 
 Guess = dict[str, float]
-
-
-def _items(formulas: Any) -> list:
-    """The rows as a list: str kept, Compositions/dicts written as exact formulas, anything else
-    (None, NaN, numbers) passed on for the core to reject by row."""
-    module = type(formulas).__module__.split(".")[0]
-    if isinstance(formulas, str):
-        items: list = [formulas]
-    elif module in ("pandas", "numpy"):
-        if getattr(formulas, "ndim", 1) != 1:
-            raise InvalidArgumentError(f"expected a 1-d column of formulas, got shape {formulas.shape}")
-        items = formulas.tolist()
-    elif module in ("polars", "pyarrow"):
-        items = formulas.to_list() if module == "polars" else formulas.to_pylist()
-    elif isinstance(formulas, list):
-        items = formulas
-    elif isinstance(formulas, Iterable):
-        items = list(formulas)
-    else:
-        raise InvalidArgumentError(f"cannot read formulas from {type(formulas).__name__}")
-    if not all(type(x) is str for x in items):
-        items = [x if isinstance(x, str) else (_composition_to_formula(x) or x) for x in items]
-    return items
 
 
 @dataclass
@@ -127,7 +104,7 @@ def guess(
     for name, value in (("max_work", max_work), ("max_guesses", max_guesses)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-    items = _items(formulas)
+    items = formula_items(formulas)
     rows, rejected = _core.guess_oxidation_states(
         items,
         all_guesses=bool(all_guesses),
