@@ -118,3 +118,19 @@ def test_bad_structure_is_named_by_its_index(built, heldout):
     sub.frac_coords[sub.ptr[4] + 1] = sub.frac_coords[sub.ptr[4]]  # two atoms on one site in structure 4
     with pytest.raises(Exception, match="structure 4"):
         model.predict(sub, chunk_size=3)
+
+
+def test_loading_without_torch_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import matxfer.library as lib\n"
+        "try:\n"
+        "    lib.load('perov5/heat_of_formation/crystal_graph/cgcnn', library=lib.shipped_dir())\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    assert out.stdout.strip() == 'structure library models need PyTorch: pip install "matxfer[torch]"', out.stderr
