@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import matxfer.library as lib  # noqa: E402
-from matxfer import ModelFormatError  # noqa: E402
+from matxfer import ModelFormatError, StructureError  # noqa: E402
 from matxfer.library.structure import StructureLibraryModel, build_structure_model, holdout_split  # noqa: E402
 from matxfer.structures import read_structures  # noqa: E402
 
@@ -116,7 +116,7 @@ def test_bad_structure_is_named_by_its_index(built, heldout):
     model = lib.load(NAME, library=root)
     sub = batch.select(range(6))
     sub.frac_coords[sub.ptr[4] + 1] = sub.frac_coords[sub.ptr[4]]  # two atoms on one site in structure 4
-    with pytest.raises(Exception, match="structure 4"):
+    with pytest.raises(StructureError, match="structure 4"):
         model.predict(sub, chunk_size=3)
 
 
