@@ -188,13 +188,16 @@ def card(name: str, library=None) -> Dict[str, Any]:
     return load(name, library).card
 
 
-def load(name: str, library=None) -> LibraryModel:
-    """Load a model by name (or model directory path), verifying card, preset and weights."""
+def load(name: str, library=None) -> Any:
+    """Load a model by name (or model directory path), verifying card, preset and weights: a
+    :class:`LibraryModel`, or a :class:`matxfer.library.structure.StructureLibraryModel` for a
+    ``modality: "structure"`` card (needs torch)."""
     return load_model_dir(_resolve(name, library))
 
 
 def register(model: Any, card: Dict[str, Any], library=None, overwrite: bool = False) -> Path:
-    """Save a trained :class:`matxfer.nn.MLP` with its card into a library (default: the user library).
+    """Save a trained :class:`matxfer.nn.MLP` (a :class:`matxfer.nn.CGCNN` for ``modality: "structure"``)
+    with its card into a library (default: the user library).
 
     ``card`` needs at least ``name`` (``<dataset>/<property>/<preset>/<arch>[-seed]``), ``task``,
     ``modality``, ``property`` (``{"name", "units"}``), ``source`` (``{"dataset", ...}``) and

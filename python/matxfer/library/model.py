@@ -37,7 +37,7 @@ __all__ = ["CARD_SCHEMA", "LibraryModel", "load_model_dir", "save_mlp", "feature
 CARD_SCHEMA = "matxfer.model-card/1"
 READABLE_SCHEMAS = (CARD_SCHEMA,)
 CARD_FILE, WEIGHTS_FILE = "card.json", "weights.safetensors"
-KNOWN_CLASSES = ("MLP",)
+KNOWN_CLASSES = ("MLP", "CGCNN")
 TASKS = ("regression", "classification")
 MODALITIES = ("composition", "structure", "molecule")
 _REQUIRED = ("schema", "name", "class", "task", "modality", "property", "source", "descriptor", "architecture", "weights")
@@ -75,6 +75,9 @@ def validate_card(card: Any, path: Path) -> Dict[str, Any]:
         raise ModelFormatError(path, f"unknown task {card['task']!r}")
     if card["modality"] not in MODALITIES:
         raise ModelFormatError(path, f"unknown modality {card['modality']!r}")
+    expected_class = "CGCNN" if card["modality"] == "structure" else "MLP"
+    if card["class"] != expected_class:
+        raise ModelFormatError(path, f"a {card['modality']} model must be class {expected_class!r}, got {card['class']!r}")
     return card
 
 
@@ -305,8 +308,10 @@ def _as_sequence(inputs: Any):
     return list(inputs)
 
 
-def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True) -> LibraryModel:
-    """Load and verify a model directory (see the module docstring for the checks)."""
+def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True) -> Any:
+    """Load and verify a model directory (see the module docstring for the checks): a
+    :class:`LibraryModel`, or a :class:`matxfer.library.structure.StructureLibraryModel` for a
+    structure card (whose weights must fit ``CGCNN(**init_args)`` exactly; needs torch)."""
     directory = Path(directory)
     card_path = directory / CARD_FILE
     card = validate_card(_safeio.read_json(card_path, "model card"), card_path)
@@ -336,6 +341,10 @@ def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True
         check_descriptor(descriptor, card_path)
     weights_path = directory / WEIGHTS_FILE
     state = _safeio.read_safetensors_numpy(weights_path, weights["sha256"])
+    if card["modality"] == "structure":
+        from .structure import load_structure_dir
+
+        return load_structure_dir(directory, card, state)
     init_args = card["architecture"].get("init_args")
     if not isinstance(init_args, dict):
         raise ModelFormatError(card_path, "architecture.init_args is missing")
@@ -357,7 +366,9 @@ def load_model_dir(directory: Union[str, os.PathLike], check_preset: bool = True
 
 
 def save_mlp(model: Any, card: Dict[str, Any], directory: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Write a torch :class:`matxfer.nn.MLP` and its card into ``directory``; returns the final card.
+    """Write a torch :class:`matxfer.nn.MLP` (or, for a structure card, a :class:`matxfer.nn.CGCNN`)
+    and its card into ``directory``; returns the final card. Extra ``architecture`` entries of the
+    card (a structure model's ``target_scaling``) are kept.
 
     Fills ``schema``, ``class``, ``architecture``, ``descriptor.feature_names_sha256`` and
     ``weights`` (sha256 of the written file); the rest of the card is the caller's.
@@ -369,7 +380,7 @@ def save_mlp(model: Any, card: Dict[str, Any], directory: Union[str, os.PathLike
     card = dict(card)
     card["schema"] = CARD_SCHEMA
     card["class"] = type(model).__name__
-    card["architecture"] = {"class": type(model).__name__, "init_args": model.init_args}
+    card["architecture"] = {**card.get("architecture", {}), "class": type(model).__name__, "init_args": model.init_args}
     if card.get("modality", "composition") == "composition":
         card["descriptor"] = {**card.get("descriptor", {}), "feature_names_sha256": feature_names_sha256(card["descriptor"]["preset"])}
     card["weights"] = {"file": WEIGHTS_FILE, "sha256": digest, "dtype": "float32", "bytes": (directory / WEIGHTS_FILE).stat().st_size}

@@ -1,0 +1,379 @@
+"""Crystal-structure source models in the model library (``modality: "structure"``).
+
+Same format as every library model (a directory with ``card.json`` and ``weights.safetensors``);
+the network is a :class:`matxfer.nn.CGCNN` (``class: "CGCNN"``, its constructor arguments in
+``architecture.init_args``) and the card's ``descriptor`` records how the crystal graphs are built::
+
+    "descriptor": {"preset": "crystal_graph", "cutoff": 8.0, "max_neighbors": 12,
+                   "few_neighbors": "keep", "min_distance": 0.1,
+                   "rbf": {"start": 0.0, "stop": 8.0, "n": 40}}
+
+(``rbf`` is the Gaussian distance expansion inside the network, copied from ``init_args``).
+``architecture.target_scaling`` holds the mean and standard deviation the network's output is
+multiplied back with. Loading checks the card as for every modality (JSON, schema, known class,
+weights sha256), then that every tensor has the name and shape ``CGCNN(**init_args)`` has.
+Structure models need torch (``pip install "matxfer[torch]"``) to load and to predict.
+
+>>> from matxfer.library.structure import build_structure_model
+>>> build_structure_model("../shared/data/structures/perov5_valtest_cdvae.jsonl", "heat_ref",
+...                       name="perov5/heat_of_formation/crystal_graph/cgcnn", ...)
+>>> import matxfer.library as lib
+>>> lib.load("perov5/heat_of_formation/crystal_graph/cgcnn").predict("POSCAR")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..exceptions import InvalidArgumentError, ModelFormatError, StructureError
+
+__all__ = ["StructureLibraryModel", "graph_descriptor", "holdout_split", "build_structure_model", "build_perov5_heat"]
+
+PRESET = "crystal_graph"
+_GRAPH_KEYS = ("cutoff", "max_neighbors", "few_neighbors", "min_distance")
+_TORCH_MESSAGE = 'structure library models need PyTorch: pip install "matxfer[torch]"'
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(_TORCH_MESSAGE) from None
+    return torch
+
+
+def graph_descriptor(init_args: Dict[str, Any], cutoff: float = 8.0, max_neighbors: Optional[int] = 12,
+                     few_neighbors: str = "keep", min_distance: Optional[float] = 0.1) -> Dict[str, Any]:
+    """The ``descriptor`` entry of a structure model's card (graph settings and the network's RBF)."""
+    if not (isinstance(cutoff, (int, float)) and math.isfinite(cutoff) and cutoff > 0):
+        raise InvalidArgumentError(f"cutoff must be a positive number of angstrom, got {cutoff!r}")
+    if max_neighbors is not None and (isinstance(max_neighbors, bool) or not isinstance(max_neighbors, int) or max_neighbors < 1):
+        raise InvalidArgumentError(f"max_neighbors must be a positive integer or None, got {max_neighbors!r}")
+    return {
+        "preset": PRESET,
+        "cutoff": float(cutoff),
+        "max_neighbors": max_neighbors,
+        "few_neighbors": few_neighbors,
+        "min_distance": min_distance,
+        "rbf": {"start": 0.0, "stop": float(init_args["cutoff"]), "n": int(init_args["n_gaussians"])},
+    }
+
+
+def _check_card(card: Dict[str, Any], card_path: Path) -> Tuple[Dict[str, Any], float, float]:
+    if card.get("class") != "CGCNN":
+        raise ModelFormatError(card_path, f"a structure model must be class 'CGCNN', got {card.get('class')!r}")
+    d = card["descriptor"]
+    if not isinstance(d, dict) or d.get("preset") != PRESET or any(k not in d for k in _GRAPH_KEYS):
+        raise ModelFormatError(card_path, f"descriptor must be preset {PRESET!r} with {', '.join(_GRAPH_KEYS)}")
+    init_args = card["architecture"].get("init_args")
+    if not isinstance(init_args, dict):
+        raise ModelFormatError(card_path, "architecture.init_args is missing")
+    scaling = card["architecture"].get("target_scaling")
+    try:
+        mean, std = float(scaling["mean"]), float(scaling["std"])
+    except (TypeError, KeyError, ValueError):
+        raise ModelFormatError(card_path, "architecture.target_scaling needs numeric mean and std") from None
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise ModelFormatError(card_path, "architecture.target_scaling must be finite with std > 0")
+    return init_args, mean, std
+
+
+def load_structure_dir(directory: Path, card: Dict[str, Any], state: Dict[str, np.ndarray]) -> StructureLibraryModel:
+    """Build the network of a verified structure card and check the weights fit it exactly."""
+    card_path = directory / "card.json"
+    init_args, mean, std = _check_card(card, card_path)
+    torch = _torch()
+    from ..nn import CGCNN
+
+    try:
+        net = CGCNN(**init_args)
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(card_path, f"invalid init_args ({err})") from None
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+    def fits(k: str) -> bool:  # a 0-d buffer (batch-norm counter) is stored with shape (1,)
+        got = tuple(state[k].shape)
+        return got == expected[k] or (expected[k] == () and got == (1,))
+
+    if set(state) != set(expected) or not all(fits(k) for k in expected):
+        raise ModelFormatError(directory / "weights.safetensors", "tensor names or shapes do not match the card's architecture")
+    net.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32).reshape(expected[k])) for k, v in state.items()})
+    return StructureLibraryModel(card, net.eval(), mean, std, directory)
+
+
+class StructureLibraryModel:
+    """A library model whose inputs are crystal structures: a :class:`matxfer.structures.StructureBatch`,
+    a structure file (CIF, POSCAR, XYZ, JSON lines, parquet), or pymatgen / ASE / dict structures.
+
+    ``predict`` builds the crystal graphs with the card's settings (Rust, in chunks of
+    ``chunk_size`` structures) and runs the CGCNN in torch (CPU, float32, no gradients).
+    """
+
+    def __init__(self, card: Dict[str, Any], network: Any, y_mean: float, y_std: float, path: Optional[Path] = None) -> None:
+        self.card = card
+        self.path = path
+        self.network = network
+        self.y_mean, self.y_std = y_mean, y_std
+
+    name = property(lambda self: self.card["name"])
+    preset = property(lambda self: self.card["descriptor"]["preset"])
+    task = property(lambda self: self.card["task"])
+
+    @property
+    def expected_error(self) -> Optional[float]:
+        """The hold-out mean absolute error from the card, else None."""
+        return (self.card.get("metrics") or {}).get("mae")
+
+    def __repr__(self) -> str:
+        p = self.card["property"]
+        return f"StructureLibraryModel({self.name!r}, property={p.get('name')!r} [{p.get('units', '')}], task={self.task!r})"
+
+    def graphs(self, structures: Any, n_threads: Optional[int] = None):
+        """The crystal graphs of ``structures`` built with the card's settings (a BatchedGraph)."""
+        from ..graphs import build_graphs
+
+        d = self.card["descriptor"]
+        return build_graphs(structures, d["cutoff"], max_neighbors=d["max_neighbors"], few_neighbors=d["few_neighbors"],
+                            min_distance=d["min_distance"], n_threads=n_threads)
+
+    def _map_chunks(self, structures: Any, method: str, chunk_size: int, n_threads: Optional[int]) -> np.ndarray:
+        from ..structures import as_batch
+
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        torch = _torch()
+        batch = as_batch(structures)
+        max_z = self.network.init_args["max_z"]
+        outs = []
+        for start in range(0, len(batch), int(chunk_size)):
+            part = batch.select(range(start, min(start + int(chunk_size), len(batch))))
+            if len(part.numbers) and int(part.numbers.max()) > max_z:
+                k = int(np.searchsorted(part.ptr, int(np.argmax(part.numbers > max_z)), side="right")) - 1
+                raise _structure_error(start + k, f"atomic number above the model's max_z={max_z}")
+            try:
+                g = self.graphs(part, n_threads=n_threads)
+            except StructureError as err:
+                if start and isinstance(getattr(err, "index", None), int):
+                    raise _structure_error(start + err.index, err.reason) from None
+                raise
+            inputs = (torch.from_numpy(g.numbers), torch.from_numpy(g.edge_index),
+                      torch.from_numpy(g.distances.astype(np.float32)), torch.from_numpy(g.node_graph), g.n_graphs)
+            with torch.no_grad():
+                out = getattr(self.network, method)(*inputs)
+            outs.append(out.numpy())
+        if not outs:
+            width = 1 if method == "forward" else self.network.embedding_dim
+            return np.zeros((0, width), np.float32)
+        return np.concatenate(outs)
+
+    def predict(self, structures: Any, chunk_size: int = 1024, n_threads: Optional[int] = None,
+                return_error: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, Optional[float]]]:
+        """Predictions (float64, the card's units) for every structure, in input order.
+
+        Results are bit-identical for the same inputs and ``chunk_size``; ``return_error=True``
+        also returns the card's hold-out MAE."""
+        raw = self._map_chunks(structures, "forward", chunk_size, n_threads)[:, 0].astype(np.float64)
+        pred = raw * self.y_std + self.y_mean
+        if self.task == "classification":
+            pred = 1.0 / (1.0 + np.exp(-pred))
+        return (pred, self.expected_error) if return_error else pred
+
+    def transform(self, structures: Any, chunk_size: int = 1024, n_threads: Optional[int] = None) -> np.ndarray:
+        """Frozen features: the pooled crystal embedding (mean of the atom states after the
+        convolutions, through the readout layers), float32, ``embedding_dim`` columns per structure."""
+        return self._map_chunks(structures, "encode", chunk_size, n_threads)
+
+    def to_torch(self):
+        """The network (a :class:`matxfer.nn.CGCNN`, eval mode); its output is in standardized
+        units: multiply by ``y_std`` and add ``y_mean`` for the card's units."""
+        return self.network
+
+
+def _structure_error(k: int, reason: str) -> StructureError:
+    err = StructureError(f"structure {k}: {reason}")
+    err.index, err.name, err.reason = k, None, reason
+    return err
+
+
+# -- building ----------------------------------------------------------------------------------------
+
+
+def holdout_split(batch, test_fraction: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:
+    """Deterministic hold-out by composition: a structure is a test row when the sha256 of its
+    reduced composition (sorted atomic numbers with counts divided by their gcd) falls in the lowest
+    ``test_fraction`` of buckets, so polymorphs of one composition are on one side; independent of
+    row order and of the seed."""
+    if not 0 < test_fraction < 1:
+        raise InvalidArgumentError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    keys = []
+    for s in range(len(batch)):
+        z, counts = np.unique(batch.numbers[batch.ptr[s] : batch.ptr[s + 1]], return_counts=True)
+        g = int(np.gcd.reduce(counts)) if len(counts) else 1
+        keys.append(" ".join(f"{int(a)}:{int(c) // g}" for a, c in zip(z, counts)))
+    buckets = np.array([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 16**8 for k in keys])
+    test = buckets < test_fraction
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def _read_targets(path: Path, column: str) -> np.ndarray:
+    import json
+
+    values = []
+    opener: Any = open
+    if path.suffix == ".gz":
+        import gzip
+
+        opener = gzip.open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if column not in record:
+                raise InvalidArgumentError(f"{path}, line {line_no}: no field {column!r}")
+            v = record[column]
+            values.append(np.nan if v is None else float(v))
+    return np.asarray(values, np.float64)
+
+
+def build_structure_model(
+    dataset_path: Union[str, os.PathLike],
+    target_column: str,
+    *,
+    name: str,
+    property_name: Optional[str] = None,
+    units: str = "",
+    source: Optional[Dict[str, Any]] = None,
+    cutoff: float = 8.0,
+    max_neighbors: Optional[int] = 12,
+    node_dim: int = 64,
+    n_conv: int = 3,
+    n_gaussians: int = 40,
+    hidden: Sequence[int] = (128,),
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    max_train_rows: Optional[int] = None,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    device: Any = "cpu",
+    library: Union[None, str, os.PathLike] = None,
+    overwrite: bool = False,
+    notes: str = "",
+) -> Path:
+    """Train a CGCNN on a JSON-lines structure set (``target_column`` of each record) and register it.
+
+    Rows with a missing target are left out (counted in the card). The hold-out is
+    :func:`holdout_split` (by reduced composition); ``max_train_rows`` takes a seeded sample of the
+    other rows. The Trainer keeps 10% of the training rows for early stopping. The card records the
+    graph settings, the architecture, the training settings, the hold-out MAE / RMSE / R^2 and the
+    mean predictor's hold-out MAE. Returns the model directory.
+    """
+    torch = _torch()
+    from .. import __version__, _safeio
+    from ..nn import CGCNN, GraphData, TrainConfig, Trainer
+    from ..structures import read_structures
+    from . import register
+    from .model import rows_sha256
+    from .molecule import _metrics
+
+    path = Path(dataset_path)
+    batch = read_structures(path)
+    y_file = _read_targets(path, target_column)
+    if len(y_file) != len(batch):
+        raise InvalidArgumentError(f"{path}: {len(batch)} structures but {len(y_file)} records")
+    keep = np.flatnonzero(np.isfinite(y_file))
+    y_all = y_file
+    batch, y_all = batch.select(keep), y_all[keep]
+    train, test = holdout_split(batch, test_fraction)
+    if max_train_rows is not None and len(train) > max_train_rows:
+        train = np.sort(np.random.default_rng(seed).choice(train, max_train_rows, replace=False))
+    if len(train) < 10 or len(test) < 1:
+        raise InvalidArgumentError(f"{path}: too few rows ({len(train)} train, {len(test)} test)")
+    y_mean, y_std = float(y_all[train].mean()), float(y_all[train].std())
+    if not y_std > 0:
+        raise InvalidArgumentError(f"{path}: column {target_column!r} is constant on the training rows")
+    desc_kw = dict(cutoff=cutoff, max_neighbors=max_neighbors, few_neighbors="keep", min_distance=0.1)
+    torch.manual_seed(seed)
+    net = CGCNN(node_dim=node_dim, n_conv=n_conv, n_gaussians=n_gaussians, cutoff=cutoff, hidden=hidden)
+    desc = graph_descriptor(net.init_args, **desc_kw)  # type: ignore[arg-type]
+    from ..graphs import build_graphs
+
+    def graphs(rows):
+        return build_graphs(batch.select(rows), cutoff, max_neighbors=max_neighbors, few_neighbors="keep", min_distance=0.1)
+
+    data = GraphData.from_graphs(graphs(train), y=(y_all[train] - y_mean) / y_std)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=max(5, epochs // 4), val_fraction=0.1,
+                         seed=seed, device=device, loss="l1")
+    trainer = Trainer(config)
+    trainer.fit(net, data)
+    net = net.cpu().eval()
+    card: Dict[str, Any] = {
+        "name": name,
+        "task": "regression",
+        "modality": "structure",
+        "arch": "cgcnn",
+        "property": {"name": property_name or target_column, "units": units},
+        "descriptor": desc,
+        "source": {
+            **(source or {}),
+            "file": (source or {}).get("file", path.name),
+            "file_sha256": _safeio.sha256_file(path),
+            "column": target_column,
+            "n_rows_file": len(y_file),
+            "n_rows_missing_target": int(len(y_file) - len(keep)),
+            "n_rows_train": int(len(train)),
+            "n_rows_test": int(len(test)),
+            "rows_sha256": rows_sha256([str(batch.ids[i]) for i in train], y_all[train]),
+            "test_rows_sha256": rows_sha256([str(batch.ids[i]) for i in test], y_all[test]),
+            "split": f"hold-out by reduced composition: sha256 bucket < {test_fraction:.0%}"
+            + (f"; training rows: a seeded sample of at most {max_train_rows} of the rest" if max_train_rows else ""),
+        },
+        "training": {"epochs_max": epochs, "epochs_run": len(trainer.history), "best_epoch": trainer.best_epoch,
+                     "batch_size": batch_size, "loss": config.loss, "lr": lr, "weight_decay": config.weight_decay,
+                     "patience": config.patience, "val_fraction": config.val_fraction, "seed": seed,
+                     "optimizer": "AdamW", "schedule": config.schedule},
+        "notes": notes,
+        "version": 1,
+        "matxfer_version": __version__,
+    }
+    card["architecture"] = {"class": "CGCNN", "init_args": net.init_args, "target_scaling": {"mean": y_mean, "std": y_std}}
+    model = StructureLibraryModel(card, net, y_mean, y_std)
+    pred = model._map_chunks(batch.select(test), "forward", 1024, None)[:, 0].astype(np.float64) * y_std + y_mean
+    card["metrics"] = {"split": "hold-out (see source.split)", **_metrics(y_all[test], pred),
+                       "mean_predictor_mae": float(np.mean(np.abs(y_all[test] - y_mean)))}
+    return register(net, card, library=library, overwrite=overwrite)
+
+
+def build_perov5_heat(
+    data_dir: Union[None, str, os.PathLike] = None,
+    *,
+    epochs: int = 30,
+    max_train_rows: Optional[int] = None,
+    library: Union[None, str, os.PathLike] = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
+    """The perov_5 heat-of-formation source (``perov5/heat_of_formation/crystal_graph/cgcnn``, eV
+    per 5-atom cell, CMR ``heat_ref``) from ``<data_dir>/structures/perov5_valtest_cdvae.jsonl``
+    (default: ``$MATXFER_SHARED_DATA`` or ``../shared/data``); ``options`` go to
+    :func:`build_structure_model` (``node_dim``, ``n_conv``, ``hidden``, ``lr``, ``device``, ...)."""
+    from .builder import default_data_dir
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return build_structure_model(
+        root / "structures" / "perov5_valtest_cdvae.jsonl", "heat_ref",
+        name="perov5/heat_of_formation/crystal_graph/cgcnn", property_name="heat_of_formation", units="eV per 5-atom cell",
+        source={"dataset": "perov5", "file": "structures/perov5_valtest_cdvae.jsonl",
+                "citation": "Castelli et al., Energy Environ. Sci. 5, 9034 (2012); Xie et al., ICLR 2022 (CDVAE)",
+                "license": "CDVAE repository (MIT); CMR (DTU) data", "shippable": True},
+        epochs=epochs, max_train_rows=max_train_rows, library=library, overwrite=overwrite, **options,
+        notes="DFT-relaxed cubic perovskites ABX3 (5-atom cells), CDVAE val + test splits of perov_5; "
+        "CGCNN with CGCNN-style graphs (8 angstrom, 12 nearest neighbours).",
+    )

@@ -1,0 +1,136 @@
+"""Structure-modality library models (CGCNN on crystal graphs) on real perov_5 structures."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import matxfer.library as lib  # noqa: E402
+from matxfer import ModelFormatError, StructureError  # noqa: E402
+from matxfer.library.structure import StructureLibraryModel, build_structure_model, holdout_split  # noqa: E402
+from matxfer.structures import read_structures  # noqa: E402
+
+DATA = Path(os.environ.get("MATXFER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+PEROV = DATA / "structures" / "perov5_valtest_cdvae.jsonl"
+NAME = "perov5/heat_of_formation/crystal_graph/cgcnn-test"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if not PEROV.exists():
+        pytest.skip(f"shared data not found at {PEROV}")
+    root = tmp_path_factory.mktemp("structlib")
+    directory = build_structure_model(
+        PEROV, "heat_ref", name=NAME, property_name="heat_of_formation", units="eV per 5-atom cell",
+        source={"dataset": "perov5"}, node_dim=32, n_conv=2, hidden=(32,), epochs=10, batch_size=32, lr=5e-3,
+        max_train_rows=500, library=root,
+    )
+    return root, directory
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    batch = read_structures(PEROV)
+    with open(PEROV) as fh:
+        y = np.array([json.loads(line)["heat_ref"] for line in fh], float)
+    _, test = holdout_split(batch)
+    test = test[:300]
+    return batch.select(test), y[test]
+
+
+def test_build_records_card_and_beats_mean_predictor(built, heldout):
+    root, directory = built
+    model = lib.load(NAME, library=root)
+    assert isinstance(model, StructureLibraryModel)
+    card = model.card
+    assert card["modality"] == "structure" and card["class"] == "CGCNN"
+    assert card["descriptor"]["cutoff"] == 8.0 and card["descriptor"]["max_neighbors"] == 12
+    assert card["descriptor"]["rbf"] == {"start": 0.0, "stop": 8.0, "n": 40}
+    assert card["architecture"]["init_args"]["node_dim"] == 32
+    assert card["source"]["n_rows_train"] == 500 and card["source"]["n_rows_test"] > 500
+    assert card["metrics"]["mae"] < 0.8 * card["metrics"]["mean_predictor_mae"], card["metrics"]
+    batch, y = heldout
+    pred = model.predict(batch)
+    mae, base = np.abs(pred - y).mean(), np.abs(y - card["architecture"]["target_scaling"]["mean"]).mean()
+    assert mae < 0.8 * base, (mae, base)
+    emb = model.transform(batch.select(range(7)))
+    assert emb.shape == (7, 32) and emb.dtype == np.float32 and np.isfinite(emb).all()
+
+
+def test_round_trip_is_bit_identical_and_chunking_keeps_order(built, heldout, tmp_path):
+    root, directory = built
+    batch, _ = heldout
+    model = lib.load(NAME, library=root)
+    again = lib.load(str(directory))
+    a, b = model.predict(batch), again.predict(batch)
+    assert np.array_equal(a, b)
+    small = model.predict(batch, chunk_size=37)
+    np.testing.assert_allclose(small, a, rtol=1e-5, atol=1e-5)
+    one = model.predict(batch.select([5]))
+    np.testing.assert_allclose(one, a[5:6], rtol=1e-5, atol=1e-5)
+    assert model.predict(batch.select([])).shape == (0,)
+
+
+def test_search_finds_structure_models(built):
+    root, _ = built
+    found = lib.search(modality="structure", library=root)
+    assert found["name"].tolist() == [NAME]
+    assert found["arch"].iloc[0] == "cgcnn" and found["mae"].iloc[0] > 0
+    assert lib.search(modality="composition", library=root).empty
+
+
+def test_tampered_or_mismatched_model_is_refused(built, tmp_path):
+    import shutil
+
+    root, directory = built
+    copy = tmp_path / "m"
+    shutil.copytree(directory, copy)
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError, match="sha256"):
+        lib.load(str(copy))
+    shutil.copy(directory / "weights.safetensors", weights)
+    card = json.loads((copy / "card.json").read_text())
+    card["architecture"]["init_args"]["node_dim"] = 16
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFormatError, match="shapes"):
+        lib.load(str(copy))
+    card["architecture"]["init_args"]["node_dim"] = 32
+    card["class"] = "MLP"
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFormatError, match="class 'CGCNN'"):
+        lib.load(str(copy))
+
+
+def test_bad_structure_is_named_by_its_index(built, heldout):
+    root, _ = built
+    batch, _ = heldout
+    model = lib.load(NAME, library=root)
+    sub = batch.select(range(6))
+    sub.frac_coords[sub.ptr[4] + 1] = sub.frac_coords[sub.ptr[4]]  # two atoms on one site in structure 4
+    with pytest.raises(StructureError, match="structure 4"):
+        model.predict(sub, chunk_size=3)
+
+
+def test_loading_without_torch_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import matxfer.library as lib\n"
+        "try:\n"
+        "    lib.load('perov5/heat_of_formation/crystal_graph/cgcnn', library=lib.shipped_dir())\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    assert out.stdout.strip() == 'structure library models need PyTorch: pip install "matxfer[torch]"', out.stderr
