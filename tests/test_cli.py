@@ -336,3 +336,28 @@ def test_missing_extra_is_one_line_naming_it(tmp_path):
                           env={**os.environ, "PYTHONPATH": os.path.join(REPO, "python")})
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and 'pip install "matxfer[torch]"' in done.stderr, done.stderr
+
+
+def test_predict_with_a_structure_model_reads_a_structure_file(tmp_path):
+    """`matxfer predict` with the shipped CGCNN reads every structure of a structure file, in order,
+    and gives the same numbers as the Python call; a formula table is one clear line, no traceback."""
+    pytest.importorskip("torch")
+    import matxfer.library as lib
+
+    name = "perov5/heat_of_formation/crystal_graph/cgcnn"
+    path = STRUCTURES / "mp_bulk_moduli100_megnet.jsonl"
+    out = tmp_path / "pred.csv"
+    proc = run("predict", name, str(path), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    table = pl.read_csv(out)
+    batch = read_structures(path)
+    assert table["index"].to_list() == list(range(len(batch)))
+    assert table["id"].to_list() == [str(i) for i in batch.ids]
+    expected = lib.load(name).predict(batch)
+    np.testing.assert_allclose(table["heat_of_formation"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+    formulas = tmp_path / "formulas.csv"
+    formulas.write_text("formula\nNaCl\n")
+    proc = run("predict", name, str(formulas), "--out", str(tmp_path / "x.csv"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: cannot tell the format")

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from matxfer.exceptions import MatxferError
+
 EXIT_OK, EXIT_NOTHING_DONE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -360,15 +362,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import matxfer.library as lib
 
     model = lib.load(args.model, library=args.library)
-    frame = _read_table(Path(args.input), args.column)
     start = time.perf_counter()
-    pred = model.predict(frame[args.column], n_threads=args.n_threads)
+    if model.card["modality"] == "structure":
+        # a structure model reads a structure file (CIF, POSCAR, extxyz, JSON lines), one row per structure
+        from matxfer.structures import read_structures
+
+        batch = read_structures(args.input)
+        start = time.perf_counter()
+        pred = model.predict(batch, n_threads=args.n_threads)
+        frame = pl.DataFrame({"index": range(len(batch)), "id": [None if i is None else str(i) for i in batch.ids]},
+                             schema={"index": pl.Int64, "id": pl.String})
+        unit = "structures"
+    else:
+        frame = _read_table(Path(args.input), args.column)
+        start = time.perf_counter()
+        pred = model.predict(frame[args.column], n_threads=args.n_threads)
+        unit = "formulas" if model.card["modality"] == "composition" else "molecules"
     seconds = time.perf_counter() - start
     out = frame.with_columns(pl.Series(args.name or model.card["property"]["name"], pred))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.write_parquet(args.out) if args.out.endswith(".parquet") else out.write_csv(args.out)
     err = model.expected_error
-    print(f"{model.name}: {len(pred)} predictions in {seconds:.2f} s ({len(pred) / max(seconds, 1e-9):,.0f} formulas/s) "
+    print(f"{model.name}: {len(pred)} predictions in {seconds:.2f} s ({len(pred) / max(seconds, 1e-9):,.0f} {unit}/s) "
           f"-> {args.out}" + (f"; expected error (hold-out MAE) {err:.3g} {model.card['property']['units']}" if err else ""))
     return 0
 
@@ -489,9 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     lbuild.add_argument("--seeds", nargs="*", type=int, default=[0])
     lbuild.add_argument("--tasks", nargs="*", default=None, help="<dataset>/<property> keys or dataset names")
     lbuild.set_defaults(func=cmd_library_build)
-    pred = sub.add_parser("predict", parents=[common], help="predict a column of formulas with a library model")
+    pred = sub.add_parser("predict", parents=[common], help="predict with a library model: a column of formulas or "
+                          "SMILES, or every structure of a structure file")
     pred.add_argument("model", help="library model name, e.g. mp_gap/band_gap/magpie_full/mlp")
-    pred.add_argument("input", help=".csv, .csv.gz or .parquet file")
+    pred.add_argument("input", help=".csv, .csv.gz or .parquet file (composition and molecule models); a structure "
+                      "file read by matxfer.structures.read_structures (structure models)")
     pred.add_argument("--column", default="formula")
     pred.add_argument("--out", required=True, help="output .parquet or .csv")
     pred.add_argument("--name", default=None, help="prediction column name (default: the property)")
@@ -509,7 +526,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError, KeyError, ImportError, RuntimeError) as err:
+    except (MatxferError, ValueError, OSError, KeyError, ImportError, RuntimeError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
 
