@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATXFER_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))  # matminer's row layout is the parity test's
+
+from tests.test_global_symmetry import feature_row  # noqa: E402
 
 
 def main() -> None:
@@ -60,13 +64,7 @@ def main() -> None:
             reference = [featurizer.featurize(s) for s in structures]
             t_ref = time.perf_counter() - t0
         for i, ref in enumerate(reference):
-            mine = [
-                int(ours["spacegroup_num"][i]),
-                str(ours["crystal_system"][i]),
-                int(ours["crystal_system_int"][i]),
-                bool(ours["is_centrosymmetric"][i]),
-                int(ours["n_symmetry_ops"][i]),
-            ]
+            mine = feature_row(ours, i)
             agree += mine == ref
         per_ref = t_ref / m
         n = len(batch)

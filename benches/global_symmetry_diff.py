@@ -21,11 +21,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATXFER_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))  # matminer's row layout is the parity test's
+
+from tests.test_global_symmetry import feature_row  # noqa: E402
 
 
 def main() -> None:
@@ -52,13 +56,7 @@ def main() -> None:
             f"{'row':>6} {'formula':<10}{'sites':>6}  {'matxfer':<34}{'matminer':<34}{'sg 0.02':>8}{'sg ang-1':>9}{'moyopy':>12}{'5deg':>6}"
         )
         for i in range(n):
-            mine = [
-                int(ours["spacegroup_num"][i]),
-                str(ours["crystal_system"][i]),
-                int(ours["crystal_system_int"][i]),
-                bool(ours["is_centrosymmetric"][i]),
-                int(ours["n_symmetry_ops"][i]),
-            ]
+            mine = feature_row(ours, i)
             s = batch.to_pymatgen(i)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

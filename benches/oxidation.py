@@ -28,8 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
 import random
 import signal
 import sys
@@ -37,38 +35,10 @@ import time
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MATXFER_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))  # the formula pool and pymatgen's cost estimate are the parity test's
 
-
-def shared_formulas() -> list[str]:
-    pool: set[str] = set()
-    for path in sorted((SHARED / "composition").glob("*/*.csv*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as f:
-            frame = pd.read_csv(f, keep_default_na=False, dtype=str)
-        if "formula" in frame.columns:
-            pool.update(frame["formula"])
-    return sorted(pool)
-
-
-def pymatgen_cost(amounts: dict[str, float]) -> float:
-    """Python steps of pymatgen's guesser: every multiset of states per element (tuples of
-    ``n``), then the product of the per-element totals."""
-    from math import comb, prod
-
-    from pymatgen.core import Element
-
-    multisets, product = 0.0, []
-    for el, n in amounts.items():
-        states = Element(el).icsd_oxidation_states or Element(el).common_oxidation_states
-        if n != int(n) or not states:
-            return 0.0
-        multisets += comb(int(n) + len(states) - 1, len(states) - 1) * n
-        product.append(int(n) * (max(states) - min(states)) + 1)
-    return multisets + prod(product)
+from tests.test_oxidation import pymatgen_cost, shared_formulas  # noqa: E402
 
 
 class Timeout(Exception):

@@ -42,7 +42,8 @@ def _subset():
         yield path.name, batch.select(range(min(len(batch), N_PER_SET)))
 
 
-def _rows(features: dict, i: int) -> list:
+def feature_row(features: dict, i: int) -> list:
+    """Row ``i`` of :func:`global_symmetry_features` as matminer's ``featurize`` list."""
     return [
         int(features["spacegroup_num"][i]),
         str(features["crystal_system"][i]),
@@ -68,7 +69,7 @@ def test_parity_with_matminer_and_pinned_differences():
             for i in range(len(batch)):
                 n += 1
                 theirs = reference.featurize(batch.to_pymatgen(i))
-                mine = _rows(ours, i)
+                mine = feature_row(ours, i)
                 if mine != theirs:
                     differences[(name, i)] = (mine, theirs)
                     # Explained: at a tolerance within a factor 2 of 0.01, one tool gives the
@@ -142,8 +143,8 @@ def test_perov5_differences_are_translation_fitting():
         warnings.simplefilter("ignore")
         for i in range(len(batch)):
             theirs = reference.featurize(batch.to_pymatgen(i))
-            if _rows(ours, i) != theirs:
-                differences[i] = (_rows(ours, i), theirs)
+            if feature_row(ours, i) != theirs:
+                differences[i] = (feature_row(ours, i), theirs)
     assert differences == PEROV5_PINNED
     looser = global_symmetry_features(batch.select(list(PEROV5_PINNED)), symprec=0.02)
     for k, (i, (mine, theirs)) in enumerate(PEROV5_PINNED.items()):
@@ -170,7 +171,7 @@ def test_mlearn_differences_are_the_angle_tolerance():
         warnings.simplefilter("ignore")
         for k in range(len(batch)):
             s = batch.to_pymatgen(k)
-            assert _rows(ours, k) == [12, "monoclinic", 6, True, 432]
+            assert feature_row(ours, k) == [12, "monoclinic", 6, True, 432]
             assert reference.featurize(s) == [71, "orthorhombic", 5, True, 864]
             cell = (s.lattice.matrix, s.frac_coords, [site.specie.Z for site in s])
             assert spglib.get_symmetry_dataset(cell, symprec=0.01, angle_tolerance=-1.0).number == 12
@@ -179,7 +180,7 @@ def test_mlearn_differences_are_the_angle_tolerance():
     # (checked separately with moyopy's operations), just inside the tolerance; spglib finds P1 at
     # 0.01 and Cm at 0.02. At half the tolerance moyo gives P1 as well.
     vacancy = read_structures(STRUCTURES / "mlearn_elemental_alignn.jsonl.gz").select([904])
-    assert _rows(global_symmetry_features(vacancy), 0) == [160, "trigonal", 3, False, 6]
+    assert feature_row(global_symmetry_features(vacancy), 0) == [160, "trigonal", 3, False, 6]
     assert int(global_symmetry_features(vacancy, symprec=0.005)["spacegroup_num"][0]) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -190,9 +191,9 @@ def test_known_groups_and_centring():
     # BaTiO3 (mp-2998, cubic Pm-3m) and LiFePO4 (olivine, Pnma) from the shared CIFs.
     batch = read_structures(CIFS / "BaTiO3_mp-2998_computed.cif")
     f = global_symmetry_features(batch)
-    assert _rows(f, 0) == [221, "cubic", 1, True, 48]
+    assert feature_row(f, 0) == [221, "cubic", 1, True, 48]
     f = global_symmetry_features(read_structures(CIFS / "LiFePO4_mp-19017_computed.cif"))
-    assert _rows(f, 0) == [62, "orthorhombic", 5, True, 8]
+    assert feature_row(f, 0) == [62, "orthorhombic", 5, True, 8]
     # Supercells: operations of the cell as given, as spglib counts them (a 2x1x1 cell keeps the
     # 16 rotations its tetragonal lattice allows, times 2 translations; 2x2x2: 48 x 8).
     cells = []

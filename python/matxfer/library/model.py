@@ -81,6 +81,13 @@ def validate_card(card: Any, path: Path) -> Dict[str, Any]:
     return card
 
 
+def positive_chunk_size(chunk_size: Any) -> int:
+    """``chunk_size`` as an int, refused unless it is a positive integer (bool is not)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    return int(chunk_size)
+
+
 class LibraryModel:
     """A loaded library model: ``predict(formulas)`` featurizes with the model's own preset in
     chunks (Rust, GIL released) and evaluates the network in numpy (torch is not needed).
@@ -134,9 +141,7 @@ class LibraryModel:
         multiples of the network block, so results are bit-identical for any chunk size and
         thread count."""
         workers = _thread_count(n_threads) if self._chunk_workers else 1
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        chunk = _round_up(int(chunk_size), BLOCK)
+        chunk = _round_up(positive_chunk_size(chunk_size), BLOCK)
         if isinstance(inputs, (str, os.PathLike)):
             # one formula (as featurize takes it); a molecule model reads a SMILES or an SDF path whole
             inputs = [inputs] if self._chunk_workers else self.featurize(inputs, n_threads=n_threads)

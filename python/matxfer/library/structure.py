@@ -143,16 +143,16 @@ class StructureLibraryModel:
                             min_distance=d["min_distance"], n_threads=n_threads)
 
     def _map_chunks(self, structures: Any, method: str, chunk_size: int, n_threads: Optional[int]) -> np.ndarray:
-        from ..structures import as_batch
+        from ..structures import _structure_error, as_batch
+        from .model import positive_chunk_size
 
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        chunk_size = positive_chunk_size(chunk_size)
         torch = _torch()
         batch = as_batch(structures)
         max_z = self.network.init_args["max_z"]
         outs = []
-        for start in range(0, len(batch), int(chunk_size)):
-            part = batch.select(range(start, min(start + int(chunk_size), len(batch))))
+        for start in range(0, len(batch), chunk_size):
+            part = batch.select(range(start, min(start + chunk_size, len(batch))))
             if len(part.numbers) and int(part.numbers.max()) > max_z:
                 k = int(np.searchsorted(part.ptr, int(np.argmax(part.numbers > max_z)), side="right")) - 1
                 raise _structure_error(start + k, f"atomic number above the model's max_z={max_z}")
@@ -193,12 +193,6 @@ class StructureLibraryModel:
         """The network (a :class:`matxfer.nn.CGCNN`, eval mode); its output is in standardized
         units: multiply by ``y_std`` and add ``y_mean`` for the card's units."""
         return self.network
-
-
-def _structure_error(k: int, reason: str) -> StructureError:
-    err = StructureError(f"structure {k}: {reason}")
-    err.index, err.name, err.reason = k, None, reason
-    return err
 
 
 # -- building ----------------------------------------------------------------------------------------

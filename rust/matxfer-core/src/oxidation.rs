@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::composition::{BadEntry, ErrorMode, Rejected, StrSource};
+use crate::composition::{parse_row, ErrorMode, Rejected, StrSource};
 use crate::elements::{symbol, N_ELEMENTS};
 use crate::error::CoreError;
 use crate::formula::{Composition, FormulaParser};
@@ -474,22 +474,9 @@ struct Worker {
 
 impl Worker {
     fn row<S: StrSource + ?Sized>(&mut self, src: &S, i: usize, options: &GuessOptions) -> Result<Guesses, Rejected> {
-        let reject = |input: &str, code: &'static str, message: String| Rejected {
-            index: i,
-            input: input.to_string(),
-            code,
-            message,
-            formula_error: None,
-        };
-        let text = match src.get(i) {
-            Ok(Some(t)) => t,
-            Ok(None) => return Err(reject("", "null", "missing value (null)".into())),
-            Err(BadEntry { code, message, input }) => return Err(reject(&input, code, message)),
-        };
-        if let Err(e) = self.parser.parse_into(text, &mut self.comp) {
-            return Err(Rejected { formula_error: Some(e.clone()), ..reject(text, e.kind.code(), e.to_string()) });
-        }
-        guess_composition(&self.comp, options, &mut self.scratch).map_err(|(code, message)| reject(text, code, message))
+        let text = parse_row(&mut self.parser, &mut self.comp, src, i)?;
+        guess_composition(&self.comp, options, &mut self.scratch)
+            .map_err(|(code, message)| Rejected::new(i, text, code, message))
     }
 }
 

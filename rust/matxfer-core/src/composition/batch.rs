@@ -74,6 +74,11 @@ pub struct Rejected {
 }
 
 impl Rejected {
+    /// Row `index` rejected for a reason other than its formula text.
+    pub(crate) fn new(index: usize, input: &str, code: &'static str, message: String) -> Self {
+        Rejected { index, input: input.to_string(), code, message, formula_error: None }
+    }
+
     pub(crate) fn into_error(self) -> CoreError {
         match self.formula_error {
             Some(source) => CoreError::Formula { index: self.index, input: self.input, source },
@@ -114,6 +119,28 @@ impl OutFloat for f32 {
     }
 }
 
+/// Parse row `i` of `src` into `comp` and return its text; a null, non-string or unparsable entry
+/// is the row's [`Rejected`] (the one reading rule of every formula batch in the core).
+pub(crate) fn parse_row<'a, S: StrSource + ?Sized>(
+    parser: &mut FormulaParser,
+    comp: &mut Composition,
+    src: &'a S,
+    i: usize,
+) -> Result<&'a str, Rejected> {
+    let text = match src.get(i) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(Rejected::new(i, "", "null", "missing value (null)".into())),
+        Err(bad) => return Err(Rejected::new(i, &bad.input, bad.code, bad.message)),
+    };
+    if let Err(e) = parser.parse_into(text, comp) {
+        return Err(Rejected {
+            formula_error: Some(e.clone()),
+            ..Rejected::new(i, text, e.kind.code(), e.to_string())
+        });
+    }
+    Ok(text)
+}
+
 #[derive(Default)]
 struct Worker {
     parser: FormulaParser,
@@ -131,21 +158,8 @@ impl Worker {
         i: usize,
         dst: Option<&mut [f64]>,
     ) -> Result<(), Rejected> {
-        let reject = |input: &str, code: &'static str, message: String| Rejected {
-            index: i,
-            input: input.to_string(),
-            code,
-            message,
-            formula_error: None,
-        };
-        let text = match src.get(i) {
-            Ok(Some(t)) => t,
-            Ok(None) => return Err(reject("", "null", "missing value (null)".into())),
-            Err(bad) => return Err(reject(&bad.input, bad.code, bad.message)),
-        };
-        if let Err(e) = self.parser.parse_into(text, &mut self.comp) {
-            return Err(Rejected { formula_error: Some(e.clone()), ..reject(text, e.kind.code(), e.to_string()) });
-        }
+        let reject = |input: &str, code: &'static str, message: String| Rejected::new(i, input, code, message);
+        let text = parse_row(&mut self.parser, &mut self.comp, src, i)?;
         // Finite amounts whose sum overflows (`1e308Al1e308Si`) turn every fraction into 0 and the
         // statistics into NaN, which would pass for missing data below.
         if !self.comp.total().is_finite() {

@@ -16,6 +16,7 @@ mod batch;
 mod stats;
 mod vectorized;
 
+pub(crate) use batch::parse_row;
 pub use batch::{featurize_batch, BadEntry, ErrorMode, OutFloat, Rejected, StrSource};
 pub use stats::{compute as compute_stat, Stat, MAGPIE_STATS, XENONPY_STATS};
 
