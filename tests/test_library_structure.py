@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import matxfer.library as lib  # noqa: E402
-from matxfer import ModelFormatError, StructureError  # noqa: E402
+from matxfer import InvalidArgumentError, ModelFormatError, StructureError  # noqa: E402
 from matxfer.library.structure import StructureLibraryModel, build_structure_model, holdout_split  # noqa: E402
 from matxfer.structures import read_structures  # noqa: E402
 
@@ -134,3 +134,29 @@ def test_loading_without_torch_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == 'structure library models need PyTorch: pip install "matxfer[torch]"', out.stderr
+
+
+def test_library_build_trains_structure_sources_and_resumes(tmp_path):
+    """`matxfer.library.build` builds the structure sources of STRUCTURE_TASKS through the same
+    resumable, recipe-hashed path as the composition sources (a tiny CGCNN on real JARVIS 2D data)."""
+    from matxfer.library.structure import STRUCTURE_TASKS, StructureBuildConfig
+
+    if not (DATA / "structures" / "jarvis_dft_2d_matminer.jsonl").exists():
+        pytest.skip("shared data not found")
+    assert {t.key for t in STRUCTURE_TASKS} >= {"perov5/heat_of_formation", "jarvis_2d/exfoliation_energy"}
+    config = StructureBuildConfig(node_dim=16, n_conv=1, hidden=(16,), epochs=2)
+    kw = dict(out=tmp_path, data_dir=DATA, tasks=["jarvis_2d/exfoliation_energy"], seeds=(0,), structure_config=config,
+              n_threads=1, progress=False)
+    assert lib.build(modalities=("composition",), **kw) == []
+    names = lib.build(**kw)
+    assert names == ["jarvis_2d/exfoliation_energy/crystal_graph/cgcnn"]
+    card = lib.card(names[0], library=tmp_path)
+    assert card["modality"] == "structure" and card["source"]["file"] == "structures/jarvis_dft_2d_matminer.jsonl"
+    assert card["build"]["config"]["epochs"] == 2 and len(card["build"]["recipe_sha256"]) == 64
+    assert card["source"]["n_rows_train"] + card["source"]["n_rows_test"] + card["source"]["n_rows_missing_target"] == 636
+    weights = (tmp_path / names[0] / "weights.safetensors").read_bytes()
+    assert lib.build(**kw) == names  # resumed: the same recipe is not trained again
+    assert len((tmp_path / "build_log.jsonl").read_text().splitlines()) == 1
+    assert (tmp_path / names[0] / "weights.safetensors").read_bytes() == weights
+    with pytest.raises(InvalidArgumentError, match="unknown modalities"):
+        lib.build(modalities=("molecule",), **kw)

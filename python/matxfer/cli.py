@@ -349,7 +349,7 @@ def cmd_library_build(args: argparse.Namespace) -> int:
 
     # One torch thread unless asked: reproducible, and the fastest on a busy machine.
     names = lib.build(out=args.out, data_dir=args.data, presets=args.presets, seeds=args.seeds, tasks=args.tasks,
-                      n_threads=args.n_threads or 1)
+                      n_threads=args.n_threads or 1, modalities=args.modalities)
     print(f"{len(names)} models in {args.out or lib.user_dir()}")
     return 0
 
@@ -503,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     lbuild.add_argument("--presets", nargs="*", default=["magpie_full", "fraction", "xenonpy", "cromel"])
     lbuild.add_argument("--seeds", nargs="*", type=int, default=[0])
     lbuild.add_argument("--tasks", nargs="*", default=None, help="<dataset>/<property> keys or dataset names")
+    lbuild.add_argument("--modalities", nargs="*", default=["composition", "structure"], choices=["composition", "structure"],
+                        help="composition sources (an MLP per task, preset and seed) and/or structure sources (a CGCNN per task and seed)")
     lbuild.set_defaults(func=cmd_library_build)
     pred = sub.add_parser("predict", parents=[common], help="predict with a library model: a column of formulas or "
                           "SMILES, or every structure of a structure file")

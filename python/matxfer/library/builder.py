@@ -1,6 +1,7 @@
 """Rebuild the model library from the public datasets in ``../shared/data`` (needs torch).
 
-``build()`` trains one descriptor MLP per (source task, preset, seed), writes each into the
+``build()`` trains one descriptor MLP per (source task, preset, seed) and one CGCNN per (structure
+source, seed) (:data:`matxfer.library.structure.STRUCTURE_TASKS`), writes each into the
 library directory with its card, and appends one line per model to ``build_log.jsonl`` (seconds,
 thread count). It is resumable (a model whose card exists with the same recipe hash is skipped),
 reproducible (same bytes for the same data, machine and thread count: seeded splits, seeded
@@ -239,13 +240,24 @@ def build(
     n_threads: Optional[int] = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    modalities: Sequence[str] = ("composition", "structure"),
+    structure_config: Any = None,
 ) -> List[str]:
     """Build (or resume building) the library; returns the names of the models now present.
 
     ``tasks``: keys ``"<dataset>/<property>"`` or dataset names to restrict the build (default: all
-    of :data:`TASKS`). ``out``: library directory (default: the user library). Models are built
-    preset by preset, so an interrupted build has every task of the first presets.
+    of :data:`TASKS` and of the structure sources
+    :data:`matxfer.library.structure.STRUCTURE_TASKS`). ``modalities``: which of the two lists
+    to build. ``out``: library directory (default: the user library). Composition models are built
+    preset by preset, so an interrupted build has every task of the first presets; the structure
+    sources (a CGCNN per task and seed, ``structure_config``: a
+    :class:`~matxfer.library.structure.StructureBuildConfig`) come last.
     """
+    unknown = set(modalities) - {"composition", "structure"}
+    if unknown:
+        from ..exceptions import InvalidArgumentError
+
+        raise InvalidArgumentError(f"unknown modalities {sorted(unknown)}; use 'composition' and/or 'structure'")
     import torch
 
     import matxfer
@@ -259,8 +271,12 @@ def build(
     if n_threads is not None:
         torch.set_num_threads(int(n_threads))
     threads = torch.get_num_threads()
-    chosen = [t for t in TASKS if tasks is None or t.key in tasks or t.dataset in tasks]
+    chosen = [t for t in TASKS if tasks is None or t.key in tasks or t.dataset in tasks] if "composition" in modalities else []
     jobs = [(preset, seed, t) for preset in presets for seed in seeds for t in chosen]
+    from .structure import STRUCTURE_TASKS
+
+    chosen_structure = [t for t in STRUCTURE_TASKS if "structure" in modalities and (tasks is None or t.key in tasks or t.dataset in tasks)]
+    n_jobs = len(jobs) + len(seeds) * len(chosen_structure)
     names: List[str] = []
     split_cache: Dict[Tuple[str, str, str], Tuple] = {}
     feat_cache: Dict[Tuple[str, str, str, str], Tuple] = {}
@@ -357,6 +373,52 @@ def build(
         if progress:
             elapsed = time.perf_counter() - t_start
             metric = card["metrics"].get("mae", card["metrics"].get("roc_auc"))
-            log(f"[{k + 1}/{len(jobs)}] {name}: {seconds:.1f} s, n_train={len(y_tr)}, "
+            log(f"[{k + 1}/{n_jobs}] {name}: {seconds:.1f} s, n_train={len(y_tr)}, "
                 f"{'mae' if 'mae' in card['metrics'] else 'auc'}={metric if metric is None else round(metric, 4)}, elapsed {elapsed / 60:.1f} min")
+    names += _build_structure_sources(out, data_dir, chosen_structure, seeds, structure_config, threads, progress, log,
+                                      len(jobs), n_jobs, t_start)
+    return names
+
+
+def _build_structure_sources(out: Path, data_dir: Path, chosen: Sequence[Any], seeds: Sequence[int], config: Any, threads: int,
+                             progress: bool, log: Callable[[str], None], done: int, n_jobs: int, t_start: float) -> List[str]:
+    """The structure half of :func:`build`: one CGCNN per (structure source, seed), resumable by recipe hash."""
+    from .structure import (
+        StructureBuildConfig,
+        build_structure_task,
+        structure_model_name,
+        structure_recipe_sha256,
+    )
+
+    config = config if config is not None else StructureBuildConfig()
+    names: List[str] = []
+    file_hash: Dict[str, str] = {}
+    k = done
+    for seed in seeds:
+        for task in chosen:
+            k += 1
+            name = structure_model_name(task, seed)
+            if task.file not in file_hash:
+                file_hash[task.file] = _safeio.sha256_file(data_dir / task.file)
+            recipe = structure_recipe_sha256(task, seed, config, file_hash[task.file])
+            card_path = out / name / CARD_FILE
+            if card_path.exists():
+                try:
+                    if _safeio.read_json(card_path).get("build", {}).get("recipe_sha256") == recipe:
+                        names.append(name)
+                        continue
+                except Exception:  # an unreadable card is rebuilt
+                    pass
+            t0 = time.perf_counter()
+            directory = build_structure_task(task, data_dir, seed, config, out, recipe)
+            seconds = time.perf_counter() - t0
+            card = _safeio.read_json(directory / CARD_FILE)
+            names.append(name)
+            with open(out / "build_log.jsonl", "a") as fh:
+                fh.write(json.dumps({"name": name, "seconds": round(seconds, 2), "threads": threads,
+                                     "n_train": card["source"]["n_rows_train"], "epochs_run": card["training"]["epochs_run"]}) + "\n")
+            if progress:
+                m = card["metrics"]
+                log(f"[{k}/{n_jobs}] {name}: {seconds:.1f} s, n_train={card['source']['n_rows_train']}, mae={round(m['mae'], 4)} "
+                    f"(mean predictor {round(m['mean_predictor_mae'], 4)}), elapsed {(time.perf_counter() - t_start) / 60:.1f} min")
     return names

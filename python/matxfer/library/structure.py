@@ -23,7 +23,10 @@ Structure models need torch (``pip install "matxfer[torch]"``) to load and to pr
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -33,7 +36,8 @@ import numpy as np
 
 from ..exceptions import InvalidArgumentError, ModelFormatError, StructureError
 
-__all__ = ["StructureLibraryModel", "graph_descriptor", "holdout_split", "build_structure_model", "build_perov5_heat"]
+__all__ = ["StructureLibraryModel", "graph_descriptor", "holdout_split", "build_structure_model", "build_perov5_heat",
+           "StructureSourceTask", "StructureBuildConfig", "STRUCTURE_TASKS", "structure_model_name"]
 
 PRESET = "crystal_graph"
 _GRAPH_KEYS = ("cutoff", "max_neighbors", "few_neighbors", "min_distance")
@@ -260,6 +264,7 @@ def build_structure_model(
     library: Union[None, str, os.PathLike] = None,
     overwrite: bool = False,
     notes: str = "",
+    build_info: Optional[Dict[str, Any]] = None,
 ) -> Path:
     """Train a CGCNN on a JSON-lines structure set (``target_column`` of each record) and register it.
 
@@ -267,7 +272,8 @@ def build_structure_model(
     :func:`holdout_split` (by reduced composition); ``max_train_rows`` takes a seeded sample of the
     other rows. The Trainer keeps 10% of the training rows for early stopping. The card records the
     graph settings, the architecture, the training settings, the hold-out MAE / RMSE / R^2 and the
-    mean predictor's hold-out MAE. Returns the model directory.
+    mean predictor's hold-out MAE; ``build_info`` (the library builder's recipe hash and settings)
+    is stored as the card's ``build`` entry. Returns the model directory.
     """
     torch = _torch()
     from .. import __version__, _safeio
@@ -338,6 +344,8 @@ def build_structure_model(
         "matxfer_version": __version__,
     }
     card["architecture"] = {"class": "CGCNN", "init_args": net.init_args, "target_scaling": {"mean": y_mean, "std": y_std}}
+    if build_info is not None:
+        card["build"] = build_info
     model = StructureLibraryModel(card, net, y_mean, y_std)
     pred = model._map_chunks(batch.select(test), "forward", 1024, None)[:, 0].astype(np.float64) * y_std + y_mean
     card["metrics"] = {"split": "hold-out (see source.split)", **_metrics(y_all[test], pred),
@@ -370,4 +378,110 @@ def build_perov5_heat(
         epochs=epochs, max_train_rows=max_train_rows, library=library, overwrite=overwrite, **options,
         notes="DFT-relaxed cubic perovskites ABX3 (5-atom cells), CDVAE val + test splits of perov_5; "
         "CGCNN with CGCNN-style graphs (8 angstrom, 12 nearest neighbours).",
+    )
+
+
+# -- the library's structure sources ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureSourceTask:
+    """One target column of one JSON-lines structure file under the data directory."""
+
+    dataset: str
+    file: str
+    property: str
+    column: str
+    units: str
+    license: str
+    citation: str
+    shippable: bool
+    description: str = ""
+
+    @builtins.property  # the field ``property`` shadows the builtin name in the class body
+    def key(self) -> str:
+        return f"{self.dataset}/{self.property}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureBuildConfig:
+    """CGCNN size and training budget of the library's structure sources (the shipped perov_5
+    model's recipe); ``max_train_rows`` caps the training rows of the larger sets."""
+
+    node_dim: int = 48
+    n_conv: int = 3
+    n_gaussians: int = 40
+    hidden: Tuple[int, ...] = (64,)
+    cutoff: float = 8.0
+    max_neighbors: int = 12
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 3e-3
+    max_train_rows: Optional[int] = None
+    test_fraction: float = 0.1
+
+    def recipe(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CDVAE = ("CDVAE repository (MIT); CMR (DTU) data", "Castelli et al., Energy Environ. Sci. 5, 9034 (2012); Xie et al., ICLR 2022 (CDVAE)")
+_MATMINER = ("matminer datasets (BSD); Materials Project data CC BY 4.0",
+             "Dunn et al., npj Comput. Mater. 6, 138 (2020); Petousis et al., Sci. Data 4, 160134 (2017); de Jong et al., Sci. Data 2, 150053 (2015)")
+_JARVIS2D = ("JARVIS-DFT (NIST, public domain in the US) via matminer datasets (BSD)",
+             "Choudhary et al., npj Comput. Mater. 6, 173 (2020); Dunn et al., npj Comput. Mater. 6, 138 (2020)")
+_CARBON = ("CDVAE repository (MIT); Materials Cloud record (licence not checked)",
+           "Pickard, Materials Cloud doi:10.24435/materialscloud:2020.0026/v1; Xie et al., ICLR 2022 (CDVAE)")
+
+
+def _st(dataset: str, file: str, prop: str, column: str, units: str, lic: Tuple[str, str], shippable: bool,
+        description: str) -> StructureSourceTask:
+    return StructureSourceTask(dataset, "structures/" + file, prop, column, units, lic[0], lic[1], shippable, description)
+
+
+#: The structure sources :func:`matxfer.library.build` trains (one CGCNN per task and seed).
+STRUCTURE_TASKS: Tuple[StructureSourceTask, ...] = (
+    _st("perov5", "perov5_valtest_cdvae.jsonl", "heat_of_formation", "heat_ref", "eV per 5-atom cell", _CDVAE, True,
+        "heat of formation of cubic perovskites ABX3 (CMR heat_ref)"),
+    _st("perov5", "perov5_valtest_cdvae.jsonl", "indirect_gap_gllbsc", "ind_gap_eV", "eV", _CDVAE, True,
+        "GLLB-SC indirect band gap of cubic perovskites"),
+    _st("mp_phonon_dielectric", "mp_phonon_dielectric_matminer.jsonl", "last_phdos_peak", "last_phdos_peak_cm1", "cm^-1",
+        _MATMINER, True, "highest-frequency peak of the phonon density of states (DFPT)"),
+    _st("mp_phonon_dielectric", "mp_phonon_dielectric_matminer.jsonl", "eps_electronic", "eps_electronic", "dimensionless",
+        _MATMINER, True, "electronic (high-frequency) dielectric constant (DFPT)"),
+    _st("mp_piezoelectric", "mp_piezoelectric_matminer.jsonl", "eij_max", "eij_max_C_per_m2", "C/m^2", _MATMINER, True,
+        "largest piezoelectric tensor component (DFPT)"),
+    _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "exfoliation_energy", "exfoliation_energy_meV_per_atom", "meV/atom",
+        _JARVIS2D, True, "exfoliation energy of layered materials (OptB88vdW)"),
+    _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "formation_energy", "formation_energy_eV_per_atom", "eV/atom",
+        _JARVIS2D, True, "formation energy of 2D materials (OptB88vdW)"),
+    _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "band_gap_optb88vdw", "band_gap_optb88vdw_eV", "eV", _JARVIS2D, True,
+        "OptB88vdW band gap of 2D materials"),
+    _st("carbon24", "carbon24_valtest_cdvae.jsonl", "energy_per_atom", "energy_per_atom_eV", "eV/atom", _CARBON, False,
+        "DFT energy per atom of carbon polymorphs at 10 GPa (absolute, not a formation energy)"),
+)
+
+
+def structure_model_name(task: StructureSourceTask, seed: int) -> str:
+    return f"{task.dataset}/{task.property}/{PRESET}/cgcnn" + (f"-s{seed}" if seed else "")
+
+
+def structure_recipe_sha256(task: StructureSourceTask, seed: int, config: StructureBuildConfig, file_sha256: str) -> str:
+    blob = json.dumps({"task": dataclasses.asdict(task), "seed": seed, "config": config.recipe(), "file_sha256": file_sha256},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_structure_task(task: StructureSourceTask, data_dir: Path, seed: int, config: StructureBuildConfig,
+                         library: Path, recipe: str) -> Path:
+    """Train and register one library structure source (called by :func:`matxfer.library.build`)."""
+    return build_structure_model(
+        data_dir / task.file, task.column, name=structure_model_name(task, seed), property_name=task.property,
+        units=task.units,
+        source={"dataset": task.dataset, "file": task.file, "citation": task.citation, "license": task.license,
+                "shippable": task.shippable, "description": task.description},
+        cutoff=config.cutoff, max_neighbors=config.max_neighbors, node_dim=config.node_dim, n_conv=config.n_conv,
+        n_gaussians=config.n_gaussians, hidden=config.hidden, epochs=config.epochs, batch_size=config.batch_size,
+        lr=config.lr, max_train_rows=config.max_train_rows, test_fraction=config.test_fraction, seed=seed,
+        library=library, overwrite=True, notes=task.description,
+        build_info={"recipe_sha256": recipe, "config": config.recipe()},
     )
