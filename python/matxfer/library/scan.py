@@ -14,6 +14,12 @@ chosen, and only then evaluated on the fold's test rows ("scan-selected" in the 
 ranks every candidate by outer-CV error next to baselines without any source: gradient boosting
 on descriptors (``HistGradientBoosting``, squared loss, 500 trees: the model a user would otherwise pick), ridge on
 descriptors, and optionally the from-scratch network (needs torch).
+
+A target given as crystal structures (a :class:`~matxfer.structures.StructureBatch`, or
+``modality="structure"`` with anything :func:`matxfer.structures.as_batch` takes) is scanned
+against the library's structure sources instead: their features are the pooled crystal embedding
+and the prediction (needs torch), ``"delta"`` uses the composition descriptors of each
+structure's formula, and the baselines see those same composition descriptors.
 """
 
 from __future__ import annotations
@@ -140,8 +146,12 @@ def _score(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
     return float(roc_auc_score(y, pred))
 
 
-def _candidate_features(model, X_desc: np.ndarray, strategy: str):
-    H = model.transform(X_desc, n_threads=1).astype(np.float64)  # the scan's own pool runs the models in parallel
+def _candidate_features(model, X_desc: np.ndarray, strategy: str, structures: Any = None):
+    if structures is None:
+        H = model.transform(X_desc, n_threads=1).astype(np.float64)  # the scan's own pool runs the models in parallel
+    else:  # structure source: pooled crystal embedding and the prediction (the MLP's transform ends with it too)
+        H = np.concatenate([model.transform(structures, n_threads=1).astype(np.float64), model.predict(structures, n_threads=1)[:, None]],
+                           axis=1)
     source_pred = H[:, -1].copy()
     if strategy == "frozen-ridge":
         return H, None
@@ -149,8 +159,20 @@ def _candidate_features(model, X_desc: np.ndarray, strategy: str):
     return np.concatenate([np.nan_to_num(X_desc.astype(np.float64)), source_pred[:, None]], axis=1), source_pred
 
 
+def _formulas_of(batch) -> List[str]:
+    """One formula string per structure (element counts in the cell), for composition descriptors."""
+    from ..featurize import _symbols
+
+    symbols = _symbols()
+    out = []
+    for k in range(len(batch)):
+        z, counts = np.unique(batch.numbers[batch.ptr[k] : batch.ptr[k + 1]], return_counts=True)
+        out.append("".join(f"{symbols[int(a) - 1]}{int(c)}" for a, c in zip(z, counts)))
+    return out
+
+
 def scan(
-    target: Sequence[str],
+    target: Any,
     y,
     library=None,
     strategies: Sequence[str] = STRATEGIES,
@@ -165,6 +187,7 @@ def scan(
     plot: Optional[str] = None,
     progress: bool = False,
     select_top: int = 1,
+    modality: Optional[str] = None,
 ) -> ScanResult:
     """Rank library models as sources for ``(target, y)``.
 
@@ -175,6 +198,8 @@ def scan(
     "scratch" (the from-scratch MLP; needs torch). ``plot``: a PNG path for the bar chart.
     ``select_top``: the "scan-selected" model averages the predictions of the ``select_top``
     candidates with the lowest inner leave-one-out error on each fold's training rows (1: the best one).
+    ``modality``: ``"composition"`` or ``"structure"`` (default: ``"structure"`` for a
+    ``StructureBatch``, else ``"composition"``); it picks which library models are candidates.
     """
     if int(select_top) < 1:
         raise ValueError(f"select_top must be >= 1, got {select_top!r}")
@@ -182,22 +207,31 @@ def scan(
     from threadpoolctl import threadpool_limits
 
     from ..featurize import featurize
+    from ..structures import StructureBatch, as_batch
     from . import cards, load
 
     t0 = time.perf_counter()
-    formulas = list(target)
+    if modality is None:
+        modality = "structure" if isinstance(target, StructureBatch) else "composition"
+    if modality not in ("composition", "structure"):
+        raise ValueError(f"modality must be 'composition' or 'structure', got {modality!r}")
+    structures = as_batch(target) if modality == "structure" else None
+    formulas = _formulas_of(structures) if structures is not None else list(target)
     y = np.asarray(y, dtype=np.float64)
     if len(y) != len(formulas):
-        raise ValueError(f"{len(formulas)} formulas but {len(y)} targets")
+        raise ValueError(f"{len(formulas)} {'structures' if structures is not None else 'formulas'} but {len(y)} targets")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
     metric = "mae" if task == "regression" else "roc_auc"
     folds = _folds(len(y), cv, seed)
     found = cards(library)
-    names = sorted(n for n, c in found.items() if c.get("modality") == "composition") if models is None else list(models)
+    names = sorted(n for n, c in found.items() if c.get("modality") == modality) if models is None else list(models)
     if not names:
-        raise ValueError("no composition models in the library: build some with `matxfer library build`")
+        raise ValueError(f"no {modality} models in the library: build some with `matxfer library build`")
+    wrong = [n for n in names if n in found and found[n].get("modality") != modality]
+    if wrong:
+        raise ValueError(f"models {wrong[:3]} are not {modality} models; a {modality} target needs {modality} sources")
     descriptors: Dict[str, np.ndarray] = {}
 
     def desc(preset: str) -> np.ndarray:
@@ -205,8 +239,11 @@ def scan(
             descriptors[preset] = featurize(formulas, preset, errors="nan", dtype=np.float32).values
         return descriptors[preset]
 
+    def preset_of(name: str) -> str:
+        return baseline_preset if structures is not None else (found[name]["descriptor"]["preset"] if name in found else load(name, library).preset)
+
     for name in names:  # featurize once per preset, on this thread
-        desc(found[name]["descriptor"]["preset"] if name in found else load(name, library).preset)
+        desc(preset_of(name))
 
     # folds whose training rows are exactly the rows outside the test rows
     complements = []
@@ -221,9 +258,9 @@ def scan(
         rows = []
         # (BLAS is limited to one thread around the pool, below)
         model = load(name, library)
-        X_desc = desc(model.preset)
+        X_desc = desc(preset_of(name))
         for strategy in strategies:
-            H, offset = _candidate_features(model, X_desc, strategy)
+            H, offset = _candidate_features(model, X_desc, strategy, structures)
             oof = np.zeros(len(y))
             loo = []
             # one cross-product of all rows; each fold's is that minus its test rows' (columns
