@@ -245,8 +245,10 @@ class GraphData:
         edge_index = torch.cat([p.edge_index + int(o) for p, o in zip(parts, node_offsets)], dim=1)
         node_graph = torch.cat([p.node_graph + int(o) for p, o in zip(parts, graph_offsets)])
         ptr = torch.cat([torch.zeros(1, dtype=torch.long)] + [p.graph_ptr[1:] + int(o) for p, o in zip(parts, node_offsets)])
-        y = torch.cat([p.y for p in parts]) if all(p.y is not None for p in parts) else None
-        w = torch.cat([p.weight for p in parts]) if all(p.weight is not None for p in parts) else None
+        ys = [p.y for p in parts if p.y is not None]
+        ws = [p.weight for p in parts if p.weight is not None]
+        y = torch.cat(ys) if len(ys) == len(parts) else None
+        w = torch.cat(ws) if len(ws) == len(parts) else None
         rbf = None if parts[0].rbf is None else torch.cat([p.rbf for p in parts if p.rbf is not None])
         return GraphData(z, edge_index, torch.cat([p.distances for p in parts]), ptr, y=y, node_graph=node_graph,
                          weight=w, rbf=rbf)

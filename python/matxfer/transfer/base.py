@@ -198,7 +198,7 @@ class TransferStrategy:
         self.source_config = source_config or default_source_config()
         self.target_config = target_config or default_target_config()
         self.seed = int(seed)
-        self.source_model_: Optional[MLP] = None
+        self.source_model_: Any = None  # an MLP, or a GraphRegressor for a graph source
         self._X_source: Optional[np.ndarray] = None
         self._y_source: Optional[np.ndarray] = None
         #: everything learned from the target lives here, so ``fresh()`` can drop it in one step
@@ -225,7 +225,7 @@ class TransferStrategy:
         model = pretrain_mlp(X, y, self.hidden, self.source_config.replace(seed=self.seed))
         return self.use_source(model, X, y)
 
-    def use_source(self, model: MLP, X_source=None, y_source=None, task: Optional[str] = None) -> TransferStrategy:
+    def use_source(self, model: Any, X_source=None, y_source=None, task: Optional[str] = None) -> TransferStrategy:
         """Adopt an already trained source model (a private copy is kept); strategies that train on the
         source rows during ``adapt`` also need ``X_source``/``y_source``. ``task`` says whether the
         source is a "regression" model or a (binary, logit-output) "classification" model; by default

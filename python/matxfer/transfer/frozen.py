@@ -76,15 +76,19 @@ class FrozenFeatures(TransferStrategy):
         """The frozen descriptors for ``X`` (deterministic: eval mode, no dropout)."""
         model = self._require_source()
         graph = self.graph_source
-        Xt = self._inputs(X) if graph else torch.as_tensor(np.asarray(X, dtype=np.float32))
+        source_pred = None
         with torch.no_grad():
             model.eval()
             if graph:
-                states = _graph_states(model, Xt)
-                source_pred = predict(model, Xt)[:, None] if self.include_source_prediction else None
+                graphs = self._inputs(X)
+                states = _graph_states(model, graphs)
+                if self.include_source_prediction:
+                    source_pred = predict(model, graphs)[:, None]
             else:
+                Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
                 states = model.hidden_states(Xt)
-                source_pred = model(Xt).double().numpy() if self.include_source_prediction else None
+                if self.include_source_prediction:
+                    source_pred = model(Xt).double().numpy()
         n_layers = len(states)
         if self.layers == "last":
             chosen = [n_layers - 1]

@@ -105,7 +105,8 @@ class MultiTask(TransferStrategy):
         # joint_rows only picks and stacks rows: give it row numbers and cut the graphs with them.
         rows = joint_rows(np.arange(len(source_graphs))[:, None], self._y_source, np.arange(len(X))[:, None], y,
                           self.max_source_rows, self.target_share, config.val_fraction, self.seed)
-        self._n_source_tasks = T = self.n_source_tasks
+        T = self.n_source_tasks
+        self._n_source_tasks: int = T
         model = self._build_graph_model(y)
         ys = rows.y_source[:, None] if rows.y_source.ndim == 1 else rows.y_source
         labels = np.concatenate([ys, rows.y_target[:, None]], axis=1)
