@@ -4,6 +4,7 @@ Importing this subpackage imports torch; ``import matxfer`` alone never does.
 """
 
 from .data import ArrayData, GraphData
+from .graph_models import GraphRegressor
 from .io import load_model, save_model
 from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
 from .store import GraphStoreData
@@ -26,6 +27,7 @@ __all__ = [
     "LatentMLP",
     "CompositionEncoder",
     "CGCNN",
+    "GraphRegressor",
     "CGConv",
     "GaussianExpansion",
     "TrainConfig",

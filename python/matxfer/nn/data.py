@@ -94,6 +94,9 @@ class GraphData:
     atomic_numbers int64 [N]; edge_index int64 [2, E] with global node indices (row 0 = centre);
     distances float [E] (angstrom); graph_ptr int64 [G + 1] (nodes of graph g are
     ``graph_ptr[g]:graph_ptr[g+1]``). ``node_graph`` is derived when not given.
+    ``rbf`` float [E, K] (optional): the core's Gaussian expansion of the distances
+    (``build_graphs(..., rbf=model.graph_rbf())``); when present, every batch passes it to the
+    model as a sixth input, so the network uses it instead of expanding the distances itself.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class GraphData:
         y=None,
         node_graph=None,
         weight=None,
+        rbf=None,
     ) -> None:
         self.z = torch.as_tensor(np.asarray(atomic_numbers), dtype=torch.long)
         self.edge_index = torch.as_tensor(np.asarray(edge_index), dtype=torch.long)
@@ -119,6 +123,10 @@ class GraphData:
             raise ValueError("edge_index must have shape (2, E)")
         if self.distances.shape != (self.edge_index.shape[1],):
             raise ValueError("distances must have one entry per edge")
+        self.rbf = None if rbf is None else torch.as_tensor(np.asarray(rbf) if not isinstance(rbf, Tensor) else rbf,
+                                                            dtype=torch.float32)
+        if self.rbf is not None and (self.rbf.ndim != 2 or self.rbf.shape[0] != self.distances.shape[0]):
+            raise ValueError(f"rbf must have shape (E, n_rbf) with E = {self.distances.shape[0]} edges, got {tuple(self.rbf.shape)}")
         if self.node_graph.shape != self.z.shape or int(self.graph_ptr[-1]) != self.z.numel():
             raise ValueError("atomic_numbers, node_graph and graph_ptr disagree on the number of nodes")
         # Group edges by graph once so a batch of graphs is a set of contiguous edge ranges.
@@ -126,6 +134,8 @@ class GraphData:
         order = torch.argsort(edge_graph, stable=True)
         self.edge_index = self.edge_index[:, order]
         self.distances = self.distances[order]
+        if self.rbf is not None:
+            self.rbf = self.rbf[order]
         counts = torch.bincount(edge_graph, minlength=self.n)
         self.edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.y = as_targets(y, self.n)
@@ -143,6 +153,7 @@ class GraphData:
             y=y,
             node_graph=torch.from_numpy(np.ascontiguousarray(graphs.node_graph)),
             weight=weight,
+            rbf=None if graphs.rbf is None else torch.from_numpy(np.ascontiguousarray(graphs.rbf)),
         )
 
     @classmethod
@@ -158,20 +169,20 @@ class GraphData:
         return self.n
 
     def nbytes(self) -> int:
-        ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y]
+        ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y, self.rbf]
         return sum(t.element_size() * t.numel() for t in ts if t is not None)
 
     def to(self, device, non_blocking: bool = False) -> GraphData:
         out = GraphData.__new__(GraphData)
         out.n = self.n
-        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
+        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight", "rbf"):
             t = getattr(self, name)
             setattr(out, name, None if t is None else t.to(device, non_blocking=non_blocking))
         return out
 
     def pin_memory(self) -> GraphData:
         out = self.to("cpu")
-        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight"):
+        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight", "rbf"):
             t = getattr(out, name)
             if t is not None:
                 setattr(out, name, t.pin_memory())
@@ -195,13 +206,49 @@ class GraphData:
         shift = torch.repeat_interleave(new_start - self.graph_ptr[index], n_edges, output_size=edges.numel())
         edge_index = self.edge_index[:, edges] + shift
         node_graph = torch.repeat_interleave(torch.arange(index.numel(), device=index.device), n_nodes)
-        inputs = (self.z[nodes], edge_index, self.distances[edges], node_graph, int(index.numel()))
+        inputs: Tuple = (self.z[nodes], edge_index, self.distances[edges], node_graph, int(index.numel()))
+        if self.rbf is not None:
+            inputs = (*inputs, self.rbf[edges])
         y = None if self.y is None else self.y[index]
         w = None if self.weight is None else self.weight[index]
         return inputs, y, w
 
     def subset(self, index) -> GraphData:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        (z, edge_index, distances, node_graph, n), y, w = self.batch(idx)
+        inputs, y, w = self.batch(idx)
+        z, edge_index, distances, node_graph, n = inputs[:5]
         ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(node_graph, minlength=n).cumsum(0)])
-        return GraphData(z, edge_index, distances, ptr, y=y, node_graph=node_graph, weight=w)
+        return GraphData(z, edge_index, distances, ptr, y=y, node_graph=node_graph, weight=w,
+                         rbf=inputs[5] if len(inputs) > 5 else None)
+
+    def with_targets(self, y=None, weight=None) -> GraphData:
+        """The same graphs (tensors shared, not copied) with other targets and weights."""
+        out = self.to(self.z.device)
+        out.y = as_targets(y, self.n)
+        out.weight = None if weight is None else torch.as_tensor(np.asarray(weight, dtype=np.float32))
+        if out.weight is not None and out.weight.shape != (self.n,):
+            raise ValueError(f"weight must have shape ({self.n},)")
+        return out
+
+    @staticmethod
+    def concat(parts: Sequence[GraphData]) -> GraphData:
+        """One GraphData holding the graphs of ``parts`` in order (targets and weights too, when every
+        part has them; the targets must have the same number of columns)."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("concat needs at least one GraphData")
+        if len({p.rbf is None for p in parts}) != 1:
+            raise ValueError("concat: either every part carries rbf or none does")
+        node_offsets = np.cumsum([0] + [int(p.z.numel()) for p in parts[:-1]])
+        graph_offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
+        z = torch.cat([p.z for p in parts])
+        edge_index = torch.cat([p.edge_index + int(o) for p, o in zip(parts, node_offsets)], dim=1)
+        node_graph = torch.cat([p.node_graph + int(o) for p, o in zip(parts, graph_offsets)])
+        ptr = torch.cat([torch.zeros(1, dtype=torch.long)] + [p.graph_ptr[1:] + int(o) for p, o in zip(parts, node_offsets)])
+        ys = [p.y for p in parts if p.y is not None]
+        ws = [p.weight for p in parts if p.weight is not None]
+        y = torch.cat(ys) if len(ys) == len(parts) else None
+        w = torch.cat(ws) if len(ws) == len(parts) else None
+        rbf = None if parts[0].rbf is None else torch.cat([p.rbf for p in parts if p.rbf is not None])
+        return GraphData(z, edge_index, torch.cat([p.distances for p in parts]), ptr, y=y, node_graph=node_graph,
+                         weight=w, rbf=rbf)

@@ -421,28 +421,66 @@ class CGCNN(nn.Module):
                 module.reset_parameters()
         self.head.reset_parameters()
 
-    def encode(
-        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int
-    ) -> Tensor:
+    def graph_rbf(self) -> Dict[str, Any]:
+        """The ``rbf`` argument of :func:`matxfer.graphs.build_graphs` that builds exactly this
+        network's Gaussian expansion in the core (``{"start": 0, "stop": cutoff, "n": n_gaussians}``)."""
+        return {"start": 0.0, "stop": float(self.init_args["cutoff"]), "n": int(self.init_args["n_gaussians"])}
+
+    def _edge_features(self, distances: Tensor, rbf: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+        if rbf is None:
+            return self.expansion(distances.to(dtype))
+        n = self.init_args["n_gaussians"]
+        if rbf.ndim != 2 or rbf.shape[0] != distances.shape[0] or rbf.shape[1] != n:
+            raise ValueError(f"rbf must have shape ({distances.shape[0]}, {n}) (one row of {n} Gaussians per edge, "
+                             f"built with rbf=model.graph_rbf()), got {tuple(rbf.shape)}")
+        return rbf.to(dtype)
+
+    def hidden_states(
+        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
+        rbf: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, ...]:
+        """Per-graph states: the mean of the atom states after the convolutions, then the output of each
+        readout layer (the last one is :meth:`encode`). These are the frozen features of a graph source."""
         if int(atomic_numbers.max()) > self.init_args["max_z"]:
             raise ValueError(f"atomic number above max_z={self.init_args['max_z']}")
         h = self.embedding(atomic_numbers)
-        e = self.expansion(distances.to(h.dtype))
+        e = self._edge_features(distances, rbf, h.dtype)
         for conv in self.convs:
             h = conv(h, edge_index, e)
         pooled = torch.zeros(n_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, node_graph, h)
         counts = torch.bincount(node_graph, minlength=n_graphs).clamp(min=1).to(h.dtype)
-        return self.readout(pooled / counts[:, None])
+        states = [pooled / counts[:, None]]
+        x = states[0]
+        for module in self.readout:
+            x = module(x)
+            if not isinstance(module, nn.Linear):
+                states.append(x)
+        return tuple(states)
+
+    @property
+    def n_hidden_layers(self) -> int:
+        """Number of per-graph states :meth:`hidden_states` returns."""
+        return 1 + sum(isinstance(m, nn.Linear) for m in self.readout)
+
+    def encode(
+        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
+        rbf: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Graph embeddings [n_graphs, embedding_dim]. ``rbf`` [E, n_gaussians]: the core's Gaussian
+        expansion of ``distances`` (``build_graphs(..., rbf=model.graph_rbf())``); when given it is used
+        as is and the network computes no expansion of its own."""
+        return self.hidden_states(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf)[-1]
 
     def forward(
-        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int
+        self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
+        rbf: Optional[Tensor] = None,
     ) -> Tensor:
-        return self.head(self.encode(atomic_numbers, edge_index, distances, node_graph, n_graphs))
+        return self.head(self.encode(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf))
 
     def extra_repr(self) -> str:
         a = self.init_args
         return f"node_dim={a['node_dim']}, n_conv={a['n_conv']}, cutoff={a['cutoff']}, n_out={a['n_out']}"
 
 
-MODEL_REGISTRY = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
+MODEL_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
 

@@ -6,7 +6,7 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 """
 
 from ..library.scan import ScanResult, scan
-from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
+from .base import TransferStrategy, default_source_config, default_target_config, pretrain_graph, pretrain_mlp
 from .baselines import BASELINE_GRIDS, TreeBaseline, baseline_strategies
 from .conformal import Conformal, interval_calibration
 from .cromel import CrossModality
@@ -51,6 +51,7 @@ __all__ = [
     "LatentVariable",
     "STRATEGIES",
     "pretrain_mlp",
+    "pretrain_graph",
     "default_source_config",
     "default_target_config",
     "default_joint_config",

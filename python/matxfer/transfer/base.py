@@ -26,9 +26,11 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
+from ..nn import MLP, ArrayData, GraphData, GraphRegressor, TrainConfig, Trainer, predict
+from ..nn.graph_models import as_graph_model
 
-__all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "as_2d", "TASKS"]
+__all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "pretrain_graph",
+           "as_2d", "TASKS"]
 
 TASKS = ("regression", "classification")
 CLASSIFICATION_LOSSES = ("ce", "focal")
@@ -99,6 +101,46 @@ def pretrain_mlp(
     return model.cpu().eval()
 
 
+def is_structures(X: Any) -> bool:
+    """Whether ``X`` is structure input (graphs, a StructureBatch, a structure file, or a list of
+    pymatgen / ASE / dict structures) rather than a descriptor matrix."""
+    import os
+
+    from ..graphs import BatchedGraph
+    from ..structures import StructureBatch
+
+    if isinstance(X, (GraphData, BatchedGraph, StructureBatch, str, os.PathLike)):
+        return True
+    if isinstance(X, (list, tuple)) and len(X) > 0:
+        first = X[0]
+        return not isinstance(first, (int, float, np.number, list, tuple, np.ndarray))
+    return False
+
+
+def pretrain_graph(
+    structures: Any,
+    y: Any,
+    graph: Optional[Dict[str, Any]] = None,
+    config: Optional[TrainConfig] = None,
+    graph_options: Optional[Dict[str, Any]] = None,
+) -> GraphRegressor:
+    """Train a crystal-graph source network (a :class:`matxfer.nn.GraphRegressor` around a CGCNN with
+    keyword arguments ``graph``, default ``node_dim=64, n_conv=3, hidden=(128,)``) on ``structures``
+    and property ``y`` (output scaling fitted on ``y``); returns it in eval mode."""
+    y = np.asarray(y, dtype=np.float64)
+    config = config or default_source_config(batch_size=64)
+    torch.manual_seed(config.seed)
+    n_out = 1 if y.ndim == 1 else y.shape[1]
+    model = GraphRegressor({"node_dim": 64, "n_conv": 3, "hidden": (128,), **(graph or {})}, n_out=n_out,
+                           graph_options=graph_options)
+    data = structures if isinstance(structures, GraphData) else model.graphs(structures)
+    if len(data) != len(y):
+        raise ValueError(f"{len(data)} structures but {len(y)} targets")
+    model.fit_target_scaling(y)
+    Trainer(config).fit(model, data.with_targets(y))
+    return model.cpu().eval()
+
+
 class TransferStrategy:
     """Base class: subclasses implement ``_adapt`` and ``_predict``; most reuse ``pretrain`` as is.
 
@@ -156,7 +198,7 @@ class TransferStrategy:
         self.source_config = source_config or default_source_config()
         self.target_config = target_config or default_target_config()
         self.seed = int(seed)
-        self.source_model_: Optional[MLP] = None
+        self.source_model_: Any = None  # an MLP, or a GraphRegressor for a graph source
         self._X_source: Optional[np.ndarray] = None
         self._y_source: Optional[np.ndarray] = None
         #: everything learned from the target lives here, so ``fresh()`` can drop it in one step
@@ -171,46 +213,80 @@ class TransferStrategy:
 
     # -- source -----------------------------------------------------------------------------------
     def pretrain(self, X_source, y_source) -> TransferStrategy:
-        """Train the source model on (descriptors, property) of the source data set."""
+        """Train the source model on (descriptors, property) of the source data set; with structures as
+        ``X_source`` (a structure file, a StructureBatch, pymatgen / ASE structures, GraphData) the source
+        is a crystal-graph network (:func:`pretrain_graph`)."""
+        if is_structures(X_source):
+            y = np.asarray(y_source, dtype=np.float64)
+            source = pretrain_graph(X_source, _as_y(y, len(y)), config=self.source_config.replace(seed=self.seed))
+            return self.use_source(source, X_source, y)
         X = as_2d(X_source)
         y = _as_y(y_source, len(X))
         model = pretrain_mlp(X, y, self.hidden, self.source_config.replace(seed=self.seed))
         return self.use_source(model, X, y)
 
-    def use_source(self, model: MLP, X_source=None, y_source=None, task: Optional[str] = None) -> TransferStrategy:
+    def use_source(self, model: Any, X_source=None, y_source=None, task: Optional[str] = None) -> TransferStrategy:
         """Adopt an already trained source model (a private copy is kept); strategies that train on the
         source rows during ``adapt`` also need ``X_source``/``y_source``. ``task`` says whether the
         source is a "regression" model or a (binary, logit-output) "classification" model; by default
         it is read from ``model.task`` (set by ``LibraryModel.to_torch`` from the card), else regression."""
-        if not isinstance(model, MLP):
-            raise TypeError("the source model must be a matxfer.nn.MLP")
+        graph = as_graph_model(model)
+        if graph is None and not isinstance(model, MLP):
+            raise TypeError("the source model must be a matxfer.nn.MLP, or a graph model (matxfer.nn.GraphRegressor, "
+                            "matxfer.nn.CGCNN, or a structure library model)")
         task = task or getattr(model, "task", None) or "regression"
         if task not in TASKS:
             raise ValueError(f"source task must be one of {TASKS}, not {task!r}")
+        if graph is not None and task != "regression":
+            raise ValueError("graph sources are regression models (classification sources must be MLPs for now)")
         self.source_task_ = task
-        self.source_model_ = copy.deepcopy(model).cpu().eval()
+        self.source_model_ = copy.deepcopy(graph if graph is not None else model).cpu().eval()
         for p in self.source_model_.parameters():
             p.requires_grad_(False)
         if X_source is not None:
-            self._X_source = as_2d(X_source)
+            self._X_source = self._inputs(X_source)
             self._y_source = _as_source_y(y_source, len(self._X_source))
         if self.needs_source_data and self._X_source is None:
             raise ValueError(f"{type(self).__name__} trains on the source rows: pass X_source and y_source")
         self.is_adapted_ = False
         return self
 
-    def _require_source(self) -> MLP:
+    @property
+    def graph_source(self) -> bool:
+        """Whether the source is a crystal-graph network (inputs are structures)."""
+        return isinstance(getattr(self, "source_model_", None), GraphRegressor)
+
+    def _inputs(self, X):
+        """Model inputs: a descriptor matrix for an MLP source; for a graph source, the crystal graphs of
+        the structures (built with the source's settings, the Gaussian expansion from the core)."""
+        if not self.graph_source:
+            return as_2d(X)
+        if isinstance(X, GraphData):
+            return X
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fiu":
+            raise TypeError(f"{type(self).__name__} has a graph source: pass structures (a structure file, a "
+                            "StructureBatch, pymatgen / ASE structures or GraphData), not a descriptor matrix")
+        return self.source_model_.graphs(X)
+
+    def _data(self, X, y=None, weight=None):
+        """Training data of ``X`` (descriptors or graphs) with targets and weights."""
+        if isinstance(X, GraphData):
+            return X.with_targets(y, weight)
+        return ArrayData(X, y, weight=weight)
+
+    def _require_source(self) -> Any:  # an MLP, or a GraphRegressor for a graph source
         if self.source_model_ is None:
             raise RuntimeError(f"{type(self).__name__}: call pretrain() or use_source() before adapt()")
         return self.source_model_
 
     def source_predict(self, X) -> np.ndarray:
-        return predict(self._require_source(), as_2d(X))
+        return predict(self._require_source(), self._inputs(X))
 
     # -- target -----------------------------------------------------------------------------------
     def adapt(self, X, y) -> TransferStrategy:
-        """Learn the target task from descriptors ``X`` and labels ``y``; returns self."""
-        X = as_2d(X)
+        """Learn the target task from descriptors ``X`` (structures for a graph source) and labels ``y``;
+        returns self."""
+        X = self._inputs(X)
         self.task_ = self.resolve_task(y)
         if self.task_ == "classification":
             from .tasks import encode_labels
@@ -258,7 +334,7 @@ class TransferStrategy:
         a predictive standard deviation per row (regression only; strategies that have none raise
         and say which wrapper gives one)."""
         self._require_adapted()
-        X = as_2d(X)
+        X = self._inputs(X)
         if self.is_classifier:
             if return_std:
                 raise ValueError("return_std is for regression; a classifier's uncertainty is predict_proba")
@@ -276,7 +352,7 @@ class TransferStrategy:
         self._require_adapted()
         if not self.is_classifier:
             raise ValueError(f"{type(self).__name__} was adapted for regression; predict_proba needs task='classification'")
-        proba = np.asarray(self._predict(as_2d(X)), dtype=np.float64)
+        proba = np.asarray(self._predict(self._inputs(X)), dtype=np.float64)
         if proba.ndim != 2 or proba.shape[1] != self.n_classes:
             raise RuntimeError(f"internal: class probabilities of shape {proba.shape} for {self.n_classes} classes")
         return proba

@@ -116,20 +116,62 @@ class CrossModality(TransferStrategy):
 
     # -- source: structures + compositions of the same materials ------------------------------------
     def pretrain(
-        self, X_source, y_source, graphs: Optional[GraphData] = None, structure_encoder: Optional[CGCNN] = None
+        self, X_source, y_source, graphs: Any = None, structure_encoder: Any = None
     ) -> CrossModality:
         """``X_source``: composition descriptors of the source materials; ``graphs``: their crystal
-        graphs (same order); ``y_source``: the source property used to train the structure encoder.
-        ``structure_encoder``: an already trained CGCNN (trained on ``(y - mean) / std`` of this
-        ``y_source``, e.g. ``other.structure_encoder_``) to reuse instead of training one."""
+        structures (same order): GraphData, or structures (a structure file, a StructureBatch,
+        pymatgen / ASE structures), whose graphs are then built by the core with the encoder's
+        Gaussian expansion; ``y_source``: the source property used to train the structure encoder.
+
+        ``structure_encoder``: a message-passing structure encoder to use instead of training one:
+
+        * a :class:`matxfer.nn.CGCNN` trained on ``(y - mean) / std`` of this ``y_source`` (e.g.
+          ``other.structure_encoder_``);
+        * a graph source trained on any property: a :class:`matxfer.nn.GraphRegressor` or a structure
+          library model (e.g. ``matxfer.library.load("perov5/heat_of_formation/crystal_graph/cgcnn")``).
+          Its graph settings build the graphs of ``graphs``, its pooled crystal embedding is the
+          alignment target, and the property term of the alignment keeps the composition embeddings
+          predictive of *its own* property (its predictions on the source structures), so
+          ``y_source`` may be another property or even unknown for these materials (pass the
+          encoder's predictions then)."""
         if graphs is None:
-            raise ValueError("CrossModality.pretrain needs the source crystal graphs (graphs=GraphData)")
+            raise ValueError("CrossModality.pretrain needs the source crystal structures (graphs=GraphData or structures)")
+        from ..nn.graph_models import as_graph_model
+        from .base import is_structures
+
         X = as_2d(X_source)
         y = np.asarray(y_source, dtype=np.float64)
+        source_graph = None if structure_encoder is None or isinstance(structure_encoder, CGCNN) else as_graph_model(structure_encoder)
+        if structure_encoder is not None and not isinstance(structure_encoder, CGCNN) and source_graph is None:
+            raise TypeError("structure_encoder must be a CGCNN, a GraphRegressor or a structure library model")
+        if not isinstance(graphs, GraphData):
+            if not is_structures(graphs):
+                raise TypeError("graphs must be GraphData or crystal structures")
+            if source_graph is not None:
+                graphs = source_graph.graphs(graphs)
+            else:
+                from ..nn import GraphRegressor
+
+                cgcnn = structure_encoder.init_args if structure_encoder is not None else {
+                    "hidden": (self.embedding_dim,), **self.graph_kwargs}
+                graphs = GraphRegressor(cgcnn, graph_options={"cutoff": float(cgcnn.get("cutoff", 8.0))}).graphs(graphs)
         if len(graphs) != len(X) or y.shape != (len(X),):
             raise ValueError("graphs, X_source and y_source must describe the same materials in the same order")
-        graphs = GraphData(graphs.z, graphs.edge_index, graphs.distances, graphs.graph_ptr, y=y,
-                           node_graph=graphs.node_graph)
+        graphs = graphs.with_targets(y)
+        if source_graph is not None:
+            if source_graph.embedding_dim != self.embedding_dim:
+                raise ValueError(f"the structure encoder's embedding size ({source_graph.embedding_dim}) differs from "
+                                 f"embedding_dim ({self.embedding_dim})")
+            structure = copy.deepcopy(source_graph.net).cpu().eval()
+            for p in structure.parameters():
+                p.requires_grad_(False)
+            E = predict(structure, graphs, method="encode")
+            own = predict(structure, graphs)  # the encoder's own property, in its unit scale
+            self.structure_encoder_ = structure
+            self.composition_encoder_ = self._align(X, own, E, structure)
+            self.source_scaling_ = (float(source_graph.y_mean[0]), float(source_graph.y_std[0]))
+            self.is_adapted_ = False
+            return self
         # The graph network predicts in unit scale (y - mean) / std.
         y_mean, y_std = float(y.mean()), float(y.std()) if y.std() > 1e-12 else 1.0
         if structure_encoder is not None:
@@ -139,8 +181,7 @@ class CrossModality(TransferStrategy):
         else:
             torch.manual_seed(self.seed)
             structure = CGCNN(hidden=(self.embedding_dim,), **self.graph_kwargs)
-            scaled = GraphData(graphs.z, graphs.edge_index, graphs.distances, graphs.graph_ptr,
-                               y=(y - y_mean) / y_std, node_graph=graphs.node_graph)
+            scaled = graphs.with_targets((y - y_mean) / y_std)
             Trainer(self.structure_config.replace(seed=self.seed, device=self.device)).fit(structure, scaled)
             structure = structure.cpu().eval()
         for p in structure.parameters():

@@ -6,12 +6,13 @@ the source model carries the chemistry, the target model only learns the systema
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, Trainer, predict
+from ..nn import MLP, ArrayData, GraphRegressor, Trainer, predict
 from .base import TransferStrategy
 from .heads import fit_head, predict_head
 
@@ -43,6 +44,11 @@ class Delta(TransferStrategy):
         hidden layers and a zero output layer, so training starts exactly at "target = source"
         and early stopping can only move away from it when the validation rows agree.
 
+    Graph sources (inputs are structures): ``head="mlp"`` trains a copy of the source graph network with a
+    zero output layer on the residual (``init_from_source=False``: freshly initialised); the source
+    prediction is not an input there (a graph network takes none). Other heads see the source's pooled
+    crystal embedding (plus the scaled source prediction with ``source_as_input``).
+
     Classification (binary targets): a *logit offset*. The source must be a binary classifier
     (e.g. a library ``is_metal`` model); the target logit is the source logit plus a correction
     network trained on the cross-entropy, which starts at zero, so training starts exactly at
@@ -60,6 +66,27 @@ class Delta(TransferStrategy):
 
     def _params(self):
         return {"source_as_input": self.source_as_input, "head": self.head, "init_from_source": self.init_from_source}
+
+    def _graph_difference_network(self, residual: np.ndarray) -> GraphRegressor:
+        """A copy of the graph source (or, without ``init_from_source``, a freshly initialised network of
+        the same architecture) with a zero output layer, scaled to the residuals."""
+        source = self._require_source()
+        model = copy.deepcopy(source)
+        if not self.init_from_source:
+            model.reset_parameters()
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.zero_()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.fit_target_scaling(residual)
+
+    def _features(self, X, extra: np.ndarray) -> np.ndarray:
+        """Inputs of a scikit-learn residual head: descriptors (graph source: the source's pooled crystal
+        embedding) and, with ``source_as_input``, the scaled source prediction."""
+        base = predict(self._require_source(), X, method="encode") if self.graph_source else np.nan_to_num(X)
+        base = base[:, None] if base.ndim == 1 else base
+        return np.concatenate([base, extra], axis=1) if self.source_as_input else base
 
     def _difference_network(self, X: np.ndarray, residual: np.ndarray) -> MLP:
         n_extra = 1 if self.source_as_input else 0
@@ -100,6 +127,8 @@ class Delta(TransferStrategy):
             raise ValueError("Delta for classification trains an MLP correction on the source logit: use head='mlp'")
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        if self.is_classifier and self.graph_source:
+            raise ValueError("Delta of a graph source supports regression targets only")
         if self.is_classifier:
             self._check_classification()
             logit = self.source_predict(X)
@@ -118,15 +147,19 @@ class Delta(TransferStrategy):
         pred, extra = self._source_feature(X)
         residual = y - pred
         config = self._target_config()
-        if self.head == "mlp":
+        if self.head == "mlp" and self.graph_source:
+            torch.manual_seed(config.seed)
+            graph_model = self._graph_difference_network(residual)
+            Trainer(config).fit(graph_model, self._data(X, residual))
+            self.target_ = graph_model.cpu().eval()
+        elif self.head == "mlp":
             torch.manual_seed(config.seed)
             model = self._difference_network(X, residual)
             inputs = (X, extra) if self.source_as_input else (X,)
             Trainer(config).fit(model, ArrayData(inputs, residual))
             self.target_ = model.cpu().eval()
         else:
-            H = np.concatenate([np.nan_to_num(X), extra], axis=1) if self.source_as_input else np.nan_to_num(X)
-            self.target_ = fit_head(self.head, H, residual, self.hidden, config)
+            self.target_ = fit_head(self.head, self._features(X, extra), residual, self.hidden, config)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if self.is_classifier:
@@ -135,8 +168,9 @@ class Delta(TransferStrategy):
             net_inputs: tuple = (X, ((logit - mean) / std)[:, None]) if self.source_as_input else (X,)
             return self.decision_scores(logit + predict(self.target_, ArrayData(net_inputs)))
         pred, extra = self._source_feature(X)
+        if isinstance(self.target_, GraphRegressor):
+            return pred + predict(self.target_, X)
         if isinstance(self.target_, MLP):
             data = ArrayData((X, extra) if self.source_as_input else (X,))
             return pred + predict(self.target_, data)
-        H = np.concatenate([np.nan_to_num(X), extra], axis=1) if self.source_as_input else np.nan_to_num(X)
-        return pred + predict_head(self.target_, H)
+        return pred + predict_head(self.target_, self._features(X, extra))

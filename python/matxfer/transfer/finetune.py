@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..nn import ArrayData, Trainer, predict
+from ..nn import Trainer, predict
 from .base import TransferStrategy
 from .tasks import with_new_head
 
@@ -30,6 +30,10 @@ class FineTune(TransferStrategy):
     binary target; any other source (a regression model, or a class count that differs) gets a new
     output layer with one logit (binary) or one per class, and the whole network is then fine-tuned.
     lr : learning rate for fine-tuning (default: a third of the target config's).
+
+    Graph sources (a :class:`matxfer.nn.GraphRegressor`, a CGCNN or a structure library model): the
+    inputs are structures; the "hidden layers" are the atom embedding, each convolution and each
+    readout layer, in that order (``freeze_first=1 + n_conv`` trains only the readout and head).
     """
 
     name = "finetune"
@@ -55,6 +59,9 @@ class FineTune(TransferStrategy):
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         source = self._require_source()
+        if self.is_classifier and self.graph_source:
+            raise ValueError("FineTune of a graph source supports regression targets only; for classification use "
+                             "FrozenFeatures (pooled crystal embedding -> logistic head)")
         if self.is_classifier:
             keep = self.source_task_ == "classification" and self.n_logits == 1
             model = with_new_head(source, self.n_logits, self.seed, keep_head=keep)
@@ -85,7 +92,7 @@ class FineTune(TransferStrategy):
                 lr = base_lr
             groups.append({"params": list(block.parameters()), "lr": lr})
         torch.manual_seed(config.seed)
-        Trainer(config.replace(lr=base_lr)).fit(model, ArrayData(X, y, weight=self._row_weight), param_groups=groups)
+        Trainer(config.replace(lr=base_lr)).fit(model, self._data(X, y, self._row_weight), param_groups=groups)
         self.target_ = model.cpu().eval()
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

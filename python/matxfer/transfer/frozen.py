@@ -12,10 +12,25 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
+from ..nn import predict
 from .base import TransferStrategy
 from .heads import fit_head, predict_head
 
 __all__ = ["FrozenFeatures"]
+
+
+def _graph_states(model, data) -> list:
+    """Per-graph hidden states of a graph source (see ``CGCNN.hidden_states``), in batches, as float64."""
+    from torch import Tensor
+
+    outs: list = []
+    for start in range(0, len(data), 4096):
+        inputs, _, _ = data.batch(torch.arange(start, min(start + 4096, len(data))))
+        states = model.hidden_states(*inputs)
+        outs.append([s.double().numpy() for s in states if isinstance(s, Tensor)])
+    if not outs:
+        return [np.zeros((0, model.embedding_dim))] * model.net.n_hidden_layers
+    return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
 
 
 class FrozenFeatures(TransferStrategy):
@@ -29,7 +44,10 @@ class FrozenFeatures(TransferStrategy):
     layers : which hidden layers to concatenate: "last", "all", or a sequence of indices
         (negative counts from the end).
     include_source_prediction : also pass the source model's prediction as a feature.
-    include_descriptors : also pass the raw descriptors.
+    include_descriptors : also pass the raw descriptors (descriptor sources only).
+
+    Graph sources: the features are the pooled crystal embedding (mean of the atom states after the
+    convolutions) and the output of each readout layer (``layers="last"``: the readout embedding only).
     head_hidden : hidden widths when ``head="mlp"``.
     """
 
@@ -57,7 +75,21 @@ class FrozenFeatures(TransferStrategy):
     def transform(self, X) -> np.ndarray:
         """The frozen descriptors for ``X`` (deterministic: eval mode, no dropout)."""
         model = self._require_source()
-        n_layers = model.n_hidden_layers
+        graph = self.graph_source
+        source_pred = None
+        with torch.no_grad():
+            model.eval()
+            if graph:
+                graphs = self._inputs(X)
+                states = _graph_states(model, graphs)
+                if self.include_source_prediction:
+                    source_pred = predict(model, graphs)[:, None]
+            else:
+                Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+                states = model.hidden_states(Xt)
+                if self.include_source_prediction:
+                    source_pred = model(Xt).double().numpy()
+        n_layers = len(states)
         if self.layers == "last":
             chosen = [n_layers - 1]
         elif self.layers == "all":
@@ -66,14 +98,12 @@ class FrozenFeatures(TransferStrategy):
             raise ValueError(f"layers must be 'last', 'all' or a sequence of layer indices, not {self.layers!r}")
         else:
             chosen = [i % n_layers for i in self.layers]
-        Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        with torch.no_grad():
-            model.eval()
-            states = model.hidden_states(Xt)
-            parts = [states[i].double().numpy() for i in chosen]
-            if self.include_source_prediction:
-                parts.append(model(Xt).double().numpy())
+        parts = [np.asarray(states[i], dtype=np.float64) for i in chosen]
+        if source_pred is not None:
+            parts.append(np.asarray(source_pred, dtype=np.float64))
         if self.include_descriptors:
+            if graph:
+                raise ValueError("include_descriptors needs a descriptor source; a graph source's inputs are structures")
             parts.append(np.nan_to_num(np.asarray(X, dtype=np.float64)))
         return np.concatenate(parts, axis=1)
 

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
+from ..nn import MLP, ArrayData, GraphData, GraphRegressor, TrainConfig, Trainer, predict
 from .base import TransferStrategy
 from .joint import default_joint_config, joint_rows, n_source_tasks
 
@@ -31,6 +31,9 @@ class MultiTask(TransferStrategy):
     Classification targets get one logit (binary) or one per class, trained on ``loss`` ("ce" /
     "focal"); a binary source classifier's head starts the binary target head. A binary source
     classifier's own task (1-D labels 0/1) is trained on the binary cross-entropy.
+
+    Graph sources: ``use_source(graph_model, source_structures, y_source)``; the joint network is a
+    copy of the source graph network with T + 1 outputs, trained on source and target graphs together.
 
     Parameters
     ----------
@@ -65,6 +68,60 @@ class MultiTask(TransferStrategy):
         if self.source_task_ == "classification" and self.n_source_tasks == 1:
             return ["bce"]
         return [self.joint_config.loss] * self.n_source_tasks
+
+    def _build_graph_model(self, y_target: np.ndarray) -> GraphRegressor:
+        """Graph network with one output per source task plus the target output, started from the source."""
+        source = self._require_source()
+        T = self.n_source_tasks
+        torch.manual_seed(self.seed)
+        model = GraphRegressor(source.init_args["graph"], n_out=T + 1, graph_options=source.graph_options)
+        state = model.state_dict()
+        src = source.state_dict()
+        ys = self._y_source if self._y_source is not None else np.zeros((0, T))
+        ys = ys[:, None] if ys.ndim == 1 else ys
+        with torch.no_grad():
+            for key, value in src.items():
+                if not key.startswith("net.head.") and key not in ("y_mean", "y_std"):
+                    state[key] = value.clone()
+            for j in range(T + 1):
+                k = j if (j < T and source.n_out == T) else 0
+                state["net.head.weight"][j] = src["net.head.weight"][k]
+                state["net.head.bias"][j] = src["net.head.bias"][k]
+                if j < T and (source.n_out == T or j == 0):
+                    state["y_mean"][j], state["y_std"][j] = src["y_mean"][k], src["y_std"][k]
+                else:
+                    col = ys[:, j][~np.isnan(ys[:, j])] if j < T else np.asarray(y_target, np.float64)
+                    std = float(col.std()) if len(col) > 1 else 0.0
+                    state["y_mean"][j], state["y_std"][j] = float(col.mean()), std if std > 1e-12 else 1.0
+        model.load_state_dict(state)
+        return model
+
+    def _adapt_graph(self, X: GraphData, y: np.ndarray) -> None:
+        if self.is_classifier:
+            raise ValueError("MultiTask with a graph source supports regression targets only")
+        config = self.joint_config.replace(seed=self.seed)
+        source_graphs = self._X_source
+        assert isinstance(source_graphs, GraphData) and self._y_source is not None
+        # joint_rows only picks and stacks rows: give it row numbers and cut the graphs with them.
+        rows = joint_rows(np.arange(len(source_graphs))[:, None], self._y_source, np.arange(len(X))[:, None], y,
+                          self.max_source_rows, self.target_share, config.val_fraction, self.seed)
+        T = self.n_source_tasks
+        self._n_source_tasks: int = T
+        model = self._build_graph_model(y)
+        ys = rows.y_source[:, None] if rows.y_source.ndim == 1 else rows.y_source
+        labels = np.concatenate([ys, rows.y_target[:, None]], axis=1)
+        picked = rows.X[:, 0]
+        graphs = GraphData.concat([source_graphs.subset(picked[~rows.is_target]), X.subset(picked[rows.is_target])])
+        train = graphs.with_targets(labels, rows.weight)
+        val = None
+        if rows.X_val is not None and rows.y_val is not None:
+            y_val = np.concatenate([np.full((len(rows.y_val), T), np.nan), rows.y_val[:, None]], axis=1)
+            val = X.subset(rows.X_val[:, 0]).with_targets(y_val)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        torch.manual_seed(config.seed)
+        Trainer(config).fit(model, train, val=val)
+        self.target_ = model.cpu().eval()
 
     def build_model(self, y_target: np.ndarray) -> MLP:
         """MLP with one output per source task plus the target output(s), initialised from the source model."""
@@ -110,6 +167,9 @@ class MultiTask(TransferStrategy):
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         if self._X_source is None or self._y_source is None:  # set together by use_source()
             raise RuntimeError("MultiTask needs the source rows: use pretrain() or use_source(model, X, y)")
+        if self.graph_source:
+            self._adapt_graph(X, y)  # type: ignore[arg-type]
+            return
         config = self.joint_config.replace(seed=self.seed)
         rows = joint_rows(self._X_source, self._y_source, X, y, self.max_source_rows, self.target_share,
                           config.val_fraction, self.seed)
@@ -141,7 +201,7 @@ class MultiTask(TransferStrategy):
         T = self.n_source_tasks
         if not 0 <= task < T:
             raise ValueError(f"source task must be in [0, {T - 1}]")
-        return predict(self.target_, np.asarray(X, dtype=np.float64))[:, task]
+        return predict(self.target_, self._inputs(X))[:, task]
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         out = predict(self.target_, X)
