@@ -3,6 +3,7 @@
 Importing this subpackage imports torch; ``import matxfer`` alone never does.
 """
 
+from .attention import AttentionEncoder, attention_inputs
 from .data import ArrayData, GraphData
 from .io import load_model, save_model
 from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
@@ -25,6 +26,8 @@ __all__ = [
     "MLP",
     "LatentMLP",
     "CompositionEncoder",
+    "AttentionEncoder",
+    "attention_inputs",
     "CGCNN",
     "CGConv",
     "GaussianExpansion",

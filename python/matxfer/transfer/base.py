@@ -26,11 +26,13 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
+from ..nn import MLP, ArrayData, AttentionEncoder, TrainConfig, Trainer, predict
 
 __all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "as_2d", "TASKS"]
 
 TASKS = ("regression", "classification")
+#: network classes a strategy accepts as its source (all share the MLP's layers/head interface)
+SOURCE_MODELS = (MLP, AttentionEncoder)
 CLASSIFICATION_LOSSES = ("ce", "focal")
 
 
@@ -182,8 +184,8 @@ class TransferStrategy:
         source rows during ``adapt`` also need ``X_source``/``y_source``. ``task`` says whether the
         source is a "regression" model or a (binary, logit-output) "classification" model; by default
         it is read from ``model.task`` (set by ``LibraryModel.to_torch`` from the card), else regression."""
-        if not isinstance(model, MLP):
-            raise TypeError("the source model must be a matxfer.nn.MLP")
+        if not isinstance(model, SOURCE_MODELS):
+            raise TypeError("the source model must be a matxfer.nn.MLP or matxfer.nn.AttentionEncoder")
         task = task or getattr(model, "task", None) or "regression"
         if task not in TASKS:
             raise ValueError(f"source task must be one of {TASKS}, not {task!r}")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..nn import MLP, ArrayData, Trainer, predict
-from .base import TransferStrategy
+from .base import SOURCE_MODELS, TransferStrategy
 from .heads import fit_head, predict_head
 
 __all__ = ["Delta"]
@@ -66,13 +66,11 @@ class Delta(TransferStrategy):
         if not self.init_from_source:
             return MLP(X.shape[1], self.hidden, n_extra=n_extra).fit_scaling(X).fit_target_scaling(residual)
         source = self._require_source()
-        a = source.init_args
-        model = MLP(a["n_in"], a["hidden"], activation=a["activation"], dropout=a["dropout"],
-                    layer_norm=a["layer_norm"], n_extra=n_extra)
+        model = type(source)(**{**source.init_args, "n_out": 1, "n_extra": n_extra})
         state = model.state_dict()
         with torch.no_grad():
             for key, value in source.state_dict().items():
-                if key == "layers.0.0.weight":
+                if key == source.extra_input_weight:
                     state[key].zero_()
                     state[key][:, : value.shape[1]] = value
                 elif key in ("head.weight", "head.bias"):
@@ -135,7 +133,7 @@ class Delta(TransferStrategy):
             net_inputs: tuple = (X, ((logit - mean) / std)[:, None]) if self.source_as_input else (X,)
             return self.decision_scores(logit + predict(self.target_, ArrayData(net_inputs)))
         pred, extra = self._source_feature(X)
-        if isinstance(self.target_, MLP):
+        if isinstance(self.target_, SOURCE_MODELS):
             data = ArrayData((X, extra) if self.source_as_input else (X,))
             return pred + predict(self.target_, data)
         H = np.concatenate([np.nan_to_num(X), extra], axis=1) if self.source_as_input else np.nan_to_num(X)
