@@ -306,12 +306,20 @@ def run_temperature(args):
             continue
         # the window models see one row per (formula, temperature) in 280-320 K, as the window rows are
         cases = {
-            "gbm_window": lambda: gbm_fit_predict(mf[tr_w], y[tr_w], mf[te_w], seed=f),
-            "gbm_with_T": lambda: gbm_fit_predict(np.c_[mf[tr], T[tr]], y[tr], np.c_[mf[te_w], T[te_w]], seed=f),
-            "attn_window": lambda: FromScratch(architecture="attention", target_config=target, seed=f)
-            .adapt(x_frac[tr_w], y[tr_w]).predict(x_frac[te_w]),
-            "attn_with_T": lambda: FromScratch(architecture="attention", target_config=target, seed=f)
-            .adapt(xa[tr], y[tr]).predict(xa[te_w]),
+            "gbm_window": lambda tr_w=tr_w, te_w=te_w, f=f: gbm_fit_predict(mf[tr_w], y[tr_w], mf[te_w], seed=f),
+            "gbm_with_T": lambda tr=tr, te_w=te_w, f=f: gbm_fit_predict(
+                np.c_[mf[tr], T[tr]], y[tr], np.c_[mf[te_w], T[te_w]], seed=f
+            ),
+            "attn_window": lambda tr_w=tr_w, te_w=te_w, f=f: (
+                FromScratch(architecture="attention", target_config=target, seed=f)
+                .adapt(x_frac[tr_w], y[tr_w])
+                .predict(x_frac[te_w])
+            ),
+            "attn_with_T": lambda tr=tr, te_w=te_w, f=f: (
+                FromScratch(architecture="attention", target_config=target, seed=f)
+                .adapt(xa[tr], y[tr])
+                .predict(xa[te_w])
+            ),
         }
         for name, run in cases.items():
             if name.startswith("attn") and f >= args.temperature_attention_folds:

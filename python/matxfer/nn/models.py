@@ -446,5 +446,5 @@ class CGCNN(nn.Module):
         return f"node_dim={a['node_dim']}, n_conv={a['n_conv']}, cutoff={a['cutoff']}, n_out={a['n_out']}"
 
 
-MODEL_REGISTRY = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
+MODEL_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
 

@@ -48,10 +48,10 @@ def dropout_modules(obj: Any, _seen: Optional[set] = None) -> List[nn.Dropout]:
 def _dropout_on(modules: List[nn.Dropout]) -> Iterator[None]:
     """Dropout stays active in these modules even in eval mode (a forward hook redraws the mask)."""
 
-    def hook(module: nn.Module, inputs, output):
-        return nn.functional.dropout(inputs[0], p=module.p, training=True)
+    def hook_for(p: float):
+        return lambda module, inputs, output: nn.functional.dropout(inputs[0], p=p, training=True)
 
-    handles = [m.register_forward_hook(hook) for m in modules]
+    handles = [m.register_forward_hook(hook_for(float(m.p))) for m in modules]
     try:
         yield
     finally:
