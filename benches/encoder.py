@@ -321,8 +321,12 @@ def run_temperature(args):
                 .predict(xa[te_w])
             ),
         }
+        if args.temperature_folds and f not in args.temperature_folds:
+            continue
         for name, run in cases.items():
             if name.startswith("attn") and f >= args.temperature_attention_folds:
+                continue
+            if args.temperature_models and name.split("_")[0] not in args.temperature_models:
                 continue
             t0 = time.perf_counter()
             rec = {**metrics(y[te_w], run()), "seconds": time.perf_counter() - t0,
@@ -367,6 +371,11 @@ def main(argv=None):
     parser.add_argument("--ensemble", type=int, default=5)
     parser.add_argument("--temperature-attention-folds", type=int, default=5,
                         help="folds of the temperature section that also train the attention models")
+    parser.add_argument("--temperature-folds", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                        help="run only these folds of the temperature section (e.g. 1,2)")
+    parser.add_argument("--temperature-models", type=lambda v: v.split(","), default=None,
+                        help="run only these model families in the temperature section (gbm, attn)")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file names (runs split over processes)")
     args = parser.parse_args(argv)
     if args.quick:
         args.source_rows, args.source_epochs, args.target_epochs = 1500, 3, 8
@@ -399,7 +408,7 @@ def main(argv=None):
             raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
         res["seconds"] = time.perf_counter() - t0
         res["uptime_end"] = uptime()
-        (OUT / f"{section}{'_quick' if args.quick else ''}.json").write_text(json.dumps(res, indent=1))
+        (OUT / f"{section}{'_quick' if args.quick else ''}{args.tag}.json").write_text(json.dumps(res, indent=1))
         print(table(section, res), flush=True)
         print(f"({section}: {res['seconds']:.0f} s; uptime at end: {res['uptime_end']})", flush=True)
 
