@@ -1,7 +1,7 @@
 """The attention composition encoder and MC-dropout uncertainty on real data (mp_gap -> expt_gap).
 
 Thresholds come from three seeds (target split, source subset, initialisation) measured with the
-settings below (tests/test_encoder.py header numbers; see docs/transfer.md, "Attention encoder").
+settings below; each test's comment gives the three values (docs/encoder.md describes the model).
 """
 
 from __future__ import annotations
