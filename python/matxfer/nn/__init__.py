@@ -3,6 +3,7 @@
 Importing this subpackage imports torch; ``import matxfer`` alone never does.
 """
 
+from .attention import AttentionEncoder, attention_inputs
 from .data import ArrayData, GraphData
 from .graph_models import GraphRegressor
 from .io import load_model, save_model
@@ -26,6 +27,8 @@ __all__ = [
     "MLP",
     "LatentMLP",
     "CompositionEncoder",
+    "AttentionEncoder",
+    "attention_inputs",
     "CGCNN",
     "GraphRegressor",
     "CGConv",

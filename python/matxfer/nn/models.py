@@ -63,6 +63,8 @@ class MLP(nn.Module):
 
     #: Scaled inputs may exceed the training range by this fraction of the range (see ``scale``).
     INPUT_MARGIN = 0.1
+    #: weight whose trailing input columns see the ``n_extra`` inputs (used by Delta)
+    extra_input_weight = "layers.0.0.weight"
 
     # Buffers registered in ``__init__`` (declared for type checkers only).
     x_mean: Tensor

@@ -11,6 +11,7 @@ from .baselines import BASELINE_GRIDS, TreeBaseline, baseline_strategies
 from .conformal import Conformal, interval_calibration
 from .cromel import CrossModality
 from .delta import Delta
+from .encoders import pretrain_attention
 from .ensemble import Ensemble
 from .evaluation import (
     MATBENCH_SEED,
@@ -32,11 +33,12 @@ from .latent import LatentVariable
 from .multitask import MultiTask
 from .scratch import FromScratch
 from .tasks import classification_metrics
+from .uncertainty import MCDropout
 
 STRATEGIES = {
     cls.name: cls
     for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality,
-                Conformal, TreeBaseline)
+                Conformal, TreeBaseline, MCDropout)
 }
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "STRATEGIES",
     "pretrain_mlp",
     "pretrain_graph",
+    "pretrain_attention",
     "default_source_config",
     "default_target_config",
     "default_joint_config",
@@ -70,6 +73,7 @@ __all__ = [
     "save_strategy",
     "load_strategy",
     "Conformal",
+    "MCDropout",
     "interval_calibration",
     "TreeBaseline",
     "BASELINE_GRIDS",

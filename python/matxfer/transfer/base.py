@@ -26,13 +26,15 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, GraphData, GraphRegressor, TrainConfig, Trainer, predict
+from ..nn import MLP, ArrayData, AttentionEncoder, GraphData, GraphRegressor, TrainConfig, Trainer, predict
 from ..nn.graph_models import as_graph_model
 
 __all__ = ["TransferStrategy", "default_source_config", "default_target_config", "pretrain_mlp", "pretrain_graph",
            "as_2d", "TASKS"]
 
 TASKS = ("regression", "classification")
+#: network classes a strategy accepts as its source (all share the MLP's layers/head interface)
+SOURCE_MODELS = (MLP, AttentionEncoder)
 CLASSIFICATION_LOSSES = ("ce", "focal")
 
 
@@ -231,9 +233,9 @@ class TransferStrategy:
         source is a "regression" model or a (binary, logit-output) "classification" model; by default
         it is read from ``model.task`` (set by ``LibraryModel.to_torch`` from the card), else regression."""
         graph = as_graph_model(model)
-        if graph is None and not isinstance(model, MLP):
-            raise TypeError("the source model must be a matxfer.nn.MLP, or a graph model (matxfer.nn.GraphRegressor, "
-                            "matxfer.nn.CGCNN, or a structure library model)")
+        if graph is None and not isinstance(model, SOURCE_MODELS):
+            raise TypeError("the source model must be a matxfer.nn.MLP, a matxfer.nn.AttentionEncoder, or a graph model "
+                            "(matxfer.nn.GraphRegressor, matxfer.nn.CGCNN, or a structure library model)")
         task = task or getattr(model, "task", None) or "regression"
         if task not in TASKS:
             raise ValueError(f"source task must be one of {TASKS}, not {task!r}")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..nn import MLP, ArrayData, GraphRegressor, Trainer, predict
-from .base import TransferStrategy
+from .base import SOURCE_MODELS, TransferStrategy
 from .heads import fit_head, predict_head
 
 __all__ = ["Delta"]
@@ -93,13 +93,11 @@ class Delta(TransferStrategy):
         if not self.init_from_source:
             return MLP(X.shape[1], self.hidden, n_extra=n_extra).fit_scaling(X).fit_target_scaling(residual)
         source = self._require_source()
-        a = source.init_args
-        model = MLP(a["n_in"], a["hidden"], activation=a["activation"], dropout=a["dropout"],
-                    layer_norm=a["layer_norm"], n_extra=n_extra)
+        model = type(source)(**{**source.init_args, "n_out": 1, "n_extra": n_extra})
         state = model.state_dict()
         with torch.no_grad():
             for key, value in source.state_dict().items():
-                if key == "layers.0.0.weight":
+                if key == source.extra_input_weight:
                     state[key].zero_()
                     state[key][:, : value.shape[1]] = value
                 elif key in ("head.weight", "head.bias"):
@@ -170,7 +168,7 @@ class Delta(TransferStrategy):
         pred, extra = self._source_feature(X)
         if isinstance(self.target_, GraphRegressor):
             return pred + predict(self.target_, X)
-        if isinstance(self.target_, MLP):
+        if isinstance(self.target_, SOURCE_MODELS):
             data = ArrayData((X, extra) if self.source_as_input else (X,))
             return pred + predict(self.target_, data)
         return pred + predict_head(self.target_, self._features(X, extra))

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..nn import ArrayData, LatentMLP, TrainConfig, Trainer, predict
+from ..nn import MLP, ArrayData, LatentMLP, TrainConfig, Trainer, predict
 from .base import TransferStrategy
 from .joint import default_joint_config, joint_rows, n_source_tasks
 
@@ -80,6 +80,9 @@ class LatentVariable(TransferStrategy):
 
     def build_model(self) -> LatentMLP:
         source = self._require_source()
+        if not isinstance(source, MLP):
+            raise TypeError(f"LatentVariable appends a task embedding to an MLP's descriptors; a {type(source).__name__} "
+                            "source is not supported: use MultiTask, FineTune, Delta or FrozenFeatures")
         a = source.init_args
         torch.manual_seed(self.seed)
         n_out = self.n_logits if self.is_classifier and self.n_logits > 1 else 1

@@ -130,8 +130,7 @@ class MultiTask(TransferStrategy):
         T = self.n_source_tasks
         width = self._net_outputs()
         torch.manual_seed(self.seed)
-        model = MLP(a["n_in"], a["hidden"], n_out=T + width, activation=a["activation"], dropout=a["dropout"],
-                    layer_norm=a["layer_norm"])
+        model = type(source)(**{**a, "n_out": T + width, "n_extra": 0})
         state = model.state_dict()
         src = copy.deepcopy(source.state_dict())
         ys = self._y_source if self._y_source is not None else np.zeros((0, T))

@@ -89,7 +89,7 @@ def with_new_head(source: MLP, n_out: int, seed: int, keep_head: bool = False) -
         return model
     a["n_out"] = int(n_out)
     torch.manual_seed(seed)
-    model = MLP(**a)
+    model = type(source)(**a)
     state = model.state_dict()
     for key, value in source.state_dict().items():
         if not key.startswith("head.") and key not in ("y_mean", "y_std"):
