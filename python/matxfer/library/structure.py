@@ -202,18 +202,33 @@ class StructureLibraryModel:
 # -- building ----------------------------------------------------------------------------------------
 
 
-def holdout_split(batch, test_fraction: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:
-    """Deterministic hold-out by composition: a structure is a test row when the sha256 of its
-    reduced composition (sorted atomic numbers with counts divided by their gcd) falls in the lowest
-    ``test_fraction`` of buckets, so polymorphs of one composition are on one side; independent of
-    row order and of the seed."""
+def holdout_split(batch, test_fraction: float = 0.1, by: str = "composition") -> Tuple[np.ndarray, np.ndarray]:
+    """Deterministic hold-out, independent of row order and of the seed.
+
+    ``by="composition"`` (default): a structure is a test row when the sha256 of its reduced
+    composition (sorted atomic numbers with counts divided by their gcd) falls in the lowest
+    ``test_fraction`` of buckets, so polymorphs of one composition are on one side.
+    ``by="structure"``: the key is the structure itself (atomic numbers, lattice and fractional
+    coordinates rounded to 1e-6), for sets where every row has the same composition (polymorph
+    sets such as carbon_24), where a composition split cannot make a test set.
+    """
     if not 0 < test_fraction < 1:
         raise InvalidArgumentError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if by not in ("composition", "structure"):
+        raise InvalidArgumentError(f"holdout_split: by must be 'composition' or 'structure', got {by!r}")
     keys = []
     for s in range(len(batch)):
-        z, counts = np.unique(batch.numbers[batch.ptr[s] : batch.ptr[s + 1]], return_counts=True)
-        g = int(np.gcd.reduce(counts)) if len(counts) else 1
-        keys.append(" ".join(f"{int(a)}:{int(c) // g}" for a, c in zip(z, counts)))
+        z_site = batch.numbers[batch.ptr[s] : batch.ptr[s + 1]]
+        if by == "composition":
+            z, counts = np.unique(z_site, return_counts=True)
+            g = int(np.gcd.reduce(counts)) if len(counts) else 1
+            keys.append(" ".join(f"{int(a)}:{int(c) // g}" for a, c in zip(z, counts)))
+        else:
+            frac = batch.frac_coords[batch.ptr[s] : batch.ptr[s + 1]]
+            parts = [" ".join(str(int(a)) for a in z_site),
+                     " ".join(f"{v:.6f}" for v in np.asarray(batch.lattices[s], np.float64).ravel()),
+                     " ".join(f"{v:.6f}" for v in np.asarray(frac, np.float64).ravel())]
+            keys.append("|".join(parts))
     buckets = np.array([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 16**8 for k in keys])
     test = buckets < test_fraction
     return np.flatnonzero(~test), np.flatnonzero(test)
@@ -259,6 +274,7 @@ def build_structure_model(
     lr: float = 2e-3,
     max_train_rows: Optional[int] = None,
     test_fraction: float = 0.1,
+    split_by: str = "composition",
     seed: int = 0,
     device: Any = "cpu",
     library: Union[None, str, os.PathLike] = None,
@@ -269,7 +285,8 @@ def build_structure_model(
     """Train a CGCNN on a JSON-lines structure set (``target_column`` of each record) and register it.
 
     Rows with a missing target are left out (counted in the card). The hold-out is
-    :func:`holdout_split` (by reduced composition); ``max_train_rows`` takes a seeded sample of the
+    :func:`holdout_split` (by reduced composition, or by structure with ``split_by="structure"`` for
+    sets of one composition); ``max_train_rows`` takes a seeded sample of the
     other rows. The Trainer keeps 10% of the training rows for early stopping. The card records the
     graph settings, the architecture, the training settings, the hold-out MAE / RMSE / R^2 and the
     mean predictor's hold-out MAE; ``build_info`` (the library builder's recipe hash and settings)
@@ -291,11 +308,14 @@ def build_structure_model(
     keep = np.flatnonzero(np.isfinite(y_file))
     y_all = y_file
     batch, y_all = batch.select(keep), y_all[keep]
-    train, test = holdout_split(batch, test_fraction)
+    train, test = holdout_split(batch, test_fraction, by=split_by)
     if max_train_rows is not None and len(train) > max_train_rows:
         train = np.sort(np.random.default_rng(seed).choice(train, max_train_rows, replace=False))
     if len(train) < 10 or len(test) < 1:
-        raise InvalidArgumentError(f"{path}: too few rows ({len(train)} train, {len(test)} test)")
+        hint = ""
+        if split_by == "composition" and len(test) < 1:
+            hint = "; the hold-out is by composition and no composition fell in the test buckets: use split_by='structure'"
+        raise InvalidArgumentError(f"{path}: too few rows ({len(train)} train, {len(test)} test){hint}")
     y_mean, y_std = float(y_all[train].mean()), float(y_all[train].std())
     if not y_std > 0:
         raise InvalidArgumentError(f"{path}: column {target_column!r} is constant on the training rows")
@@ -332,7 +352,8 @@ def build_structure_model(
             "n_rows_test": int(len(test)),
             "rows_sha256": rows_sha256([str(batch.ids[i]) for i in train], y_all[train]),
             "test_rows_sha256": rows_sha256([str(batch.ids[i]) for i in test], y_all[test]),
-            "split": f"hold-out by reduced composition: sha256 bucket < {test_fraction:.0%}"
+            "split": f"hold-out by {'reduced composition' if split_by == 'composition' else 'structure'}: "
+                     f"sha256 bucket < {test_fraction:.0%}"
             + (f"; training rows: a seeded sample of at most {max_train_rows} of the rest" if max_train_rows else ""),
         },
         "training": {"epochs_max": epochs, "epochs_run": len(trainer.history), "best_epoch": trainer.best_epoch,
@@ -397,6 +418,8 @@ class StructureSourceTask:
     citation: str
     shippable: bool
     description: str = ""
+    #: ``"composition"`` or ``"structure"`` (see :func:`holdout_split`)
+    split_by: str = "composition"
 
     @builtins.property  # the field ``property`` shadows the builtin name in the class body
     def key(self) -> str:
@@ -434,8 +457,9 @@ _CARBON = ("CDVAE repository (MIT); Materials Cloud record (licence not checked)
 
 
 def _st(dataset: str, file: str, prop: str, column: str, units: str, lic: Tuple[str, str], shippable: bool,
-        description: str) -> StructureSourceTask:
-    return StructureSourceTask(dataset, "structures/" + file, prop, column, units, lic[0], lic[1], shippable, description)
+        description: str, split_by: str = "composition") -> StructureSourceTask:
+    return StructureSourceTask(dataset, "structures/" + file, prop, column, units, lic[0], lic[1], shippable, description,
+                               split_by)
 
 
 #: The structure sources :func:`matxfer.library.build` trains (one CGCNN per task and seed).
@@ -457,7 +481,7 @@ STRUCTURE_TASKS: Tuple[StructureSourceTask, ...] = (
     _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "band_gap_optb88vdw", "band_gap_optb88vdw_eV", "eV", _JARVIS2D, True,
         "OptB88vdW band gap of 2D materials"),
     _st("carbon24", "carbon24_valtest_cdvae.jsonl", "energy_per_atom", "energy_per_atom_eV", "eV/atom", _CARBON, False,
-        "DFT energy per atom of carbon polymorphs at 10 GPa (absolute, not a formation energy)"),
+        "DFT energy per atom of carbon polymorphs at 10 GPa (absolute, not a formation energy)", split_by="structure"),
 )
 
 
@@ -466,7 +490,10 @@ def structure_model_name(task: StructureSourceTask, seed: int) -> str:
 
 
 def structure_recipe_sha256(task: StructureSourceTask, seed: int, config: StructureBuildConfig, file_sha256: str) -> str:
-    blob = json.dumps({"task": dataclasses.asdict(task), "seed": seed, "config": config.recipe(), "file_sha256": file_sha256},
+    task_fields = dataclasses.asdict(task)
+    if task_fields["split_by"] == "composition":  # the default: left out so earlier recipe hashes still hold
+        del task_fields["split_by"]
+    blob = json.dumps({"task": task_fields, "seed": seed, "config": config.recipe(), "file_sha256": file_sha256},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -481,7 +508,7 @@ def build_structure_task(task: StructureSourceTask, data_dir: Path, seed: int, c
                 "shippable": task.shippable, "description": task.description},
         cutoff=config.cutoff, max_neighbors=config.max_neighbors, node_dim=config.node_dim, n_conv=config.n_conv,
         n_gaussians=config.n_gaussians, hidden=config.hidden, epochs=config.epochs, batch_size=config.batch_size,
-        lr=config.lr, max_train_rows=config.max_train_rows, test_fraction=config.test_fraction, seed=seed,
-        library=library, overwrite=True, notes=task.description,
+        lr=config.lr, max_train_rows=config.max_train_rows, test_fraction=config.test_fraction,
+        split_by=task.split_by, seed=seed, library=library, overwrite=True, notes=task.description,
         build_info={"recipe_sha256": recipe, "config": config.recipe()},
     )
