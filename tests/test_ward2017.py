@@ -2,6 +2,8 @@
 against matminer 0.10.1 on a fixed subset of the shared structure sets; invariances, thread
 count, bad structures."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,6 @@ SUBSET = {
     "perov5_valtest_cdvae.jsonl": [0, 2400],  # 5-atom perovskites
     "mp_piezoelectric_matminer.jsonl": [0, 60],
     "mp_phonon_dielectric_matminer.jsonl": [0],
-    "jarvis_dft_2d_matminer.jsonl": [0],  # 2D layer with vacuum
     "carbon24_valtest_cdvae.jsonl": [0],  # one element: ChemicalOrdering is 0
 }
 
@@ -55,7 +56,10 @@ def _matminer_rows(batch):
     rows = []
     for k in range(len(batch)):
         s = batch.to_pymatgen(k)
-        row = [value for f in featurizers for value in f.featurize(s)]
+        with warnings.catch_warnings():
+            # pymatgen warns that He has no Pauling electronegativity (matminer uses Magpie's)
+            warnings.simplefilter("ignore", UserWarning)
+            row = [value for f in featurizers for value in f.featurize(s)]
         del row[drop]
         rows.append(np.array(row, dtype=float))
     return np.array(rows)
@@ -81,6 +85,25 @@ def test_matches_matminer(name):
     assert np.abs(mine.values).max() > 0
 
 
+def test_vacuum_layers_differ_from_matminer_only_by_its_13_angstrom_voronoi_cutoff(monkeypatch):
+    """matminer's featurizers build pymatgen's VoronoiNN with its default cutoff, 13 A. Across the
+    vacuum of a 2D layer a Voronoi cell reaches farther: pymatgen then refuses the structure
+    ("pathological, infinite vertex") or, when qhull closes the cell, truncates it. matxfer's cells
+    are complete; with the cutoff raised to 40 A matminer gives the same features."""
+    pytest.importorskip("matminer")
+    from pymatgen.analysis.local_env import VoronoiNN
+
+    batch = read_structures(STRUCTURES / "jarvis_dft_2d_matminer.jsonl").select([4])  # 3 atoms, c = 27 A
+    mine = featurize_structures(batch).values
+    with pytest.raises(RuntimeError, match="pathological"):
+        _matminer_rows(batch)
+    defaults = list(VoronoiNN.__init__.__defaults__)
+    assert defaults[2] == 13.0  # tol, targets, cutoff, ...
+    defaults[2] = 40.0
+    monkeypatch.setattr(VoronoiNN.__init__, "__defaults__", tuple(defaults))
+    np.testing.assert_allclose(mine, _matminer_rows(batch), rtol=1e-6, atol=1e-9)
+
+
 def test_missing_element_data_is_imputed_as_matminer_does():
     """He lacks MeltingT and Electronegativity, Rn Electronegativity and SpaceGroupNumber in the
     Magpie tables: matminer (MagpieData(impute_nan=True)) uses the mean over the elements."""
@@ -90,7 +113,10 @@ def test_missing_element_data_is_imputed_as_matminer_does():
     numbers[0], numbers[-1] = 2, 86
     batch = StructureBatch(base.lattices, base.frac_coords, numbers, base.pbc, base.ptr, ["He/Rn perovskite"])
     mine = featurize_structures(batch).values
-    np.testing.assert_allclose(mine, _matminer_rows(batch), rtol=1e-6, atol=1e-9)
+    # The Voronoi features only: with He and Rn on the A and X sites this distorted perovskite is
+    # one of the structures where moyo and spglib disagree at symprec 0.01 (moyo P4/mmm, spglib P4mm: the
+    # translation-anchor difference of docs/structures.md); the symmetry columns are compared above.
+    np.testing.assert_allclose(mine[:, :128], _matminer_rows(batch)[:, :128], rtol=1e-6, atol=1e-9)
 
 
 def test_coordination_part_equals_ward_coordination_features():
