@@ -280,8 +280,9 @@ fn features_from_cells(s: &Structure, cells: &[SiteCell]) -> Result<Vec<f64>, Co
             walk.path.push((i as u32, [0, 0, 0]));
             walk.go(i, [0, 0, 0], 0, 1.0);
             for (shell, sum) in sum_abs.iter_mut().enumerate() {
-                for t in 0..n_types {
-                    *sum += (1.0 - walk.acc[shell * n_types + t] / walk.total[shell] / fraction[t]).abs();
+                let acc = &walk.acc[shell * n_types..(shell + 1) * n_types];
+                for (a, x) in acc.iter().zip(&fraction) {
+                    *sum += (1.0 - a / walk.total[shell] / x).abs();
                 }
             }
             if i % 64 == 63 {
@@ -404,8 +405,8 @@ mod tests {
     fn rocksalt_has_the_textbook_values() {
         let row = ward2017_row(&rocksalt(), 0, 0.01, false).unwrap();
         // Six equal faces: CN 6 everywhere.
-        for k in 0..4 {
-            assert!((row[k] - if k == 2 { 0.0 } else { 6.0 }).abs() < 1e-12, "{k}: {}", row[k]);
+        for (k, value) in row.iter().take(4).enumerate() {
+            assert!((value - if k == 2 { 0.0 } else { 6.0 }).abs() < 1e-12, "{k}: {value}");
         }
         // Every neighbor is of the other type: |dZ| = 6 at every site.
         assert!((row[5 + 3] - 6.0).abs() < 1e-12);

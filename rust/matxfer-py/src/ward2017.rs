@@ -7,6 +7,9 @@ use crate::args;
 use crate::errors::to_py_err;
 use crate::structures::{arr2, run, PyStructures};
 
+/// `(index, message)` of the structures that could not be featurized.
+type Failures = Vec<(usize, String)>;
+
 /// The `ward2017` preset of every structure: `(values (S, N_FEATURES), errors)` where `errors`
 /// lists `(index, message)` of the structures that failed (their rows are NaN), in order. With
 /// `raise_errors` the first failed structure (lowest index) raises its `StructureError` instead.
@@ -18,7 +21,7 @@ fn ward2017_features<'py>(
     symprec: f64,
     raise_errors: bool,
     n_threads: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<(usize, String)>)> {
+) -> PyResult<(Bound<'py, PyAny>, Failures)> {
     let n_threads = args::threads(py, n_threads)?;
     let list = &structures.get().inner;
     let (values, mut errors) = run(py, || ward2017_batch(list, symprec, n_threads))?;
