@@ -121,6 +121,15 @@ def global_symmetry_features(
     npt.NDArray[np.int64], list[str], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
 ]: ...
 
+# Ward et al. 2017 structure preset (rust/matxfer-py/src/ward2017.rs)
+def ward2017_features(
+    structures: Structures,
+    symprec: float = 0.01,
+    raise_errors: bool = True,
+    n_threads: Optional[int] = None,
+) -> tuple[npt.NDArray[np.float64], list[tuple[int, str]]]: ...
+def ward2017_feature_names() -> list[str]: ...
+
 # Molecular graphs (rust/matxfer-py/src/molecules.rs)
 def build_molecule_graph_batch(
     atom_ptr: npt.NDArray[np.int64],

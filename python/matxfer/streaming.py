@@ -714,8 +714,9 @@ def featurize_structures_file(
     progress: Optional[bool] = None,
 ) -> StreamSummary:
     """Featurize structures (extxyz, JSON lines, CIF file or folder) to Parquet: ``id`` (file:line or
-    file name), ``formula``, the composition preset of each structure's composition and matminer's
-    ``DensityFeatures`` (density g/cm^3, volume per atom A^3, packing fraction)."""
+    file name), ``formula``, then either the composition preset of each structure's composition and
+    matminer's ``DensityFeatures`` (density g/cm^3, volume per atom A^3, packing fraction), or, for a
+    structure preset (``"ward2017"``, see :mod:`matxfer.structure_presets`), that preset's features."""
     import pyarrow as pa
 
     import matxfer
@@ -724,7 +725,10 @@ def featurize_structures_file(
     input, out = Path(input), Path(out)
     check_writable(out)
     report_path = _report_path(out, error_report)
-    names = [*matxfer.feature_names(preset), *DENSITY_NAMES]
+    from matxfer.structure_presets import STRUCTURE_PRESETS, featurize_structures, structure_feature_names
+
+    structure_preset = preset in STRUCTURE_PRESETS
+    names = structure_feature_names(preset) if structure_preset else [*matxfer.feature_names(preset), *DENSITY_NAMES]
     np_dtype = np.dtype(dtype)
     with _FeatureRun(input, out, report_path, len(names), progress, unit="structures") as run:
         for units, batch, good, bad in iter_structure_chunks(input, chunk_size, occupancy_policy):
@@ -736,9 +740,13 @@ def featurize_structures_file(
                 invalid[k] = True
             if len(good):
                 good_formulas = structure_formulas(batch)
-                comp = matxfer.featurize(good_formulas, preset, errors="nan", dtype=dtype, n_threads=n_threads)
-                dens = density_features(batch, n_threads=n_threads)
-                values[good] = np.concatenate([comp.values, dens.astype(np_dtype)], axis=1)
+                if structure_preset:
+                    comp = featurize_structures(batch, preset, errors="nan", dtype=dtype, n_threads=n_threads)
+                    values[good] = comp.values
+                else:
+                    comp = matxfer.featurize(good_formulas, preset, errors="nan", dtype=dtype, n_threads=n_threads)
+                    dens = density_features(batch, n_threads=n_threads)
+                    values[good] = np.concatenate([comp.values, dens.astype(np_dtype)], axis=1)
                 for k, f in zip(good, good_formulas):
                     formulas[k] = f
                 for index, _text, reason in comp.rejected:

@@ -566,3 +566,7 @@ __all__ = [
     "effective_coordination_numbers",
     "ward_coordination_features",
 ]
+
+from matxfer.structure_presets import STRUCTURE_PRESETS, featurize_structures, structure_feature_names  # noqa: E402
+
+__all__ += ["STRUCTURE_PRESETS", "featurize_structures", "structure_feature_names"]

@@ -19,6 +19,7 @@ pub mod parallel;
 pub mod structure;
 pub mod structure_descriptors;
 pub mod voronoi;
+pub mod ward2017;
 
 pub use error::{CoreError, FormulaError, FormulaErrorKind};
 pub use formula::{parse_formula, Composition, FormulaParser};

@@ -320,6 +320,13 @@ fn setup(s: &Structure, index: usize) -> Result<Setup, CoreError> {
     Ok(Setup { box_half_width, spacing: (s.volume() / n as f64).cbrt() })
 }
 
+/// The checks [`voronoi_structure`] makes before any work (periodic along a, b and c, at least
+/// one site, valid cell and coordinates, the neighbor buffer of one site within the pair
+/// ceiling), for callers that validate a whole batch before allocating.
+pub fn check_structure(s: &Structure, index: usize) -> Result<(), CoreError> {
+    setup(s, index).map(|_| ())
+}
+
 /// Sites of `s` in `sites`, tessellated with neighbors of `cell_list` (cutoff `cutoff`): the
 /// complete cells, or for a site whose cell needs a longer list, the cutoff it needs.
 fn tessellate_sites(

@@ -7,6 +7,7 @@ mod composition;
 mod errors;
 mod molecules;
 mod structures;
+mod ward2017;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     composition::register(m)?;
     structures::register(m)?;
     molecules::register(m)?;
+    ward2017::register(m)?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::args;
 use crate::errors::{detach_core, invalid_argument, to_py_err};
 
 /// Run core work with the GIL released; errors and panics become `matxfer.exceptions` classes.
-fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
+pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
     detach_core(py, f)
 }
 
@@ -34,7 +34,7 @@ fn arr<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray
     PyArray1::from_vec(py, v)
 }
 
-fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyResult<Bound<'py, PyAny>> {
     let rows = v.len().checked_div(cols).unwrap_or(0);
     Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any())
 }
@@ -42,7 +42,7 @@ fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyRe
 /// A batch of structures owned by Rust, built once from the flat arrays of a `StructureBatch`.
 #[pyclass(name = "Structures", module = "matxfer._core", frozen)]
 pub struct PyStructures {
-    inner: Vec<Structure>,
+    pub(crate) inner: Vec<Structure>,
 }
 
 #[pymethods]
