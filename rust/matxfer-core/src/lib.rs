@@ -5,8 +5,11 @@
 //! - [`composition`]: composition descriptors (Magpie, XenonPy-style statistics, embeddings).
 //! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
+//! - [`crystal_nn`]: pymatgen's CrystalNN (coordination-number probabilities and neighbors).
 
 pub mod composition;
+pub mod crystal_nn;
+mod crystal_nn_tables;
 pub mod elements;
 pub mod error;
 pub mod formula;
