@@ -87,6 +87,14 @@ def neighbor_list(
     min_distance: Optional[float] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def voronoi(structures: Structures, n_threads: Optional[int] = None) -> dict[str, npt.NDArray[Any]]: ...
+def crystal_nn(
+    structures: Structures,
+    distance_cutoffs: Optional[tuple[float, float]],
+    x_diff_weight: float,
+    porous_adjustment: bool,
+    search_cutoff: float,
+    n_threads: Optional[int] = None,
+) -> dict[str, npt.NDArray[Any]]: ...
 def build_graph_batch(
     structures: Structures,
     cutoff: float,

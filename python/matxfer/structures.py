@@ -566,3 +566,12 @@ __all__ = [
     "effective_coordination_numbers",
     "ward_coordination_features",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # CrystalNN and BondFractions live in matxfer.local_env (which imports this module).
+    if name in ("crystal_nn", "CrystalNNResult", "BondFractions"):
+        from matxfer import local_env
+
+        return getattr(local_env, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod args;
 mod composition;
+mod crystal_nn;
 mod errors;
 mod molecules;
 mod structures;
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
     composition::register(m)?;
     structures::register(m)?;
+    crystal_nn::register(m)?;
     molecules::register(m)?;
     Ok(())
 }
