@@ -5,6 +5,7 @@
 //! - [`composition`]: composition descriptors (Magpie, XenonPy-style statistics, embeddings).
 //! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
+//! - [`order_params`]: local structure order parameters (pymatgen's `LocalStructOrderParams`).
 
 pub mod composition;
 pub mod elements;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod limits;
 pub mod molecule_graph;
 pub mod neighbors;
+pub mod order_params;
 pub mod oxidation;
 pub mod parallel;
 pub mod structure;

@@ -6,6 +6,7 @@ mod args;
 mod composition;
 mod errors;
 mod molecules;
+mod order_params;
 mod structures;
 
 #[pymodule]
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     composition::register(m)?;
     structures::register(m)?;
     molecules::register(m)?;
+    order_params::register(m)?;
     Ok(())
 }
