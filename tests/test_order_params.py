@@ -26,20 +26,24 @@ ATOL = 1e-9
 
 
 def _subset():
-    """A fixed quick subset: (batch of one structure, sites compared)."""
+    """A fixed quick subset: (batch of one structure, sites compared). pymatgen takes about a
+    second per site for the 39 types on large neighbor sets; benches/order_params.py compares
+    every site it times."""
     parts = [
-        ("perov5_valtest_cdvae.jsonl", [10, 5000], None),
-        ("mp_piezoelectric_matminer.jsonl", [0, 500], 3),
-        ("mp_phonon_dielectric_matminer.jsonl", [1, 700], 3),
-        ("carbon24_valtest_cdvae.jsonl", [0, 2000], 3),
-        ("mlearn_elemental_alignn.jsonl.gz", [0, 900], 2),
+        ("perov5_valtest_cdvae.jsonl", 10, [0, 1, 2]),
+        ("perov5_valtest_cdvae.jsonl", 5000, [0, 4]),
+        ("mp_piezoelectric_matminer.jsonl", 0, [0, 1]),
+        ("mp_piezoelectric_matminer.jsonl", 500, [0, 2]),
+        ("mp_phonon_dielectric_matminer.jsonl", 700, [0, 1]),
+        ("carbon24_valtest_cdvae.jsonl", 2000, [0, 3]),
+        ("mlearn_elemental_alignn.jsonl.gz", 900, [0, 1]),
     ]
+    batches = {}
     out = []
-    for name, picks, max_sites in parts:
-        batch = read_structures(STRUCTURES / name).select(picks)
-        for s in range(len(batch)):
-            n = int(batch.n_sites[s])
-            out.append((batch.select([s]), list(range(n if max_sites is None else min(n, max_sites)))))
+    for name, index, sites in parts:
+        if name not in batches:
+            batches[name] = read_structures(STRUCTURES / name)
+        out.append((batches[name].select([index]), sites))
     return out
 
 
@@ -57,7 +61,8 @@ def _neighbor_sets(structure, n):
         if weight > 0:
             sets.append([(int(d["site_index"]), tuple(int(x) for x in d["image"])) for d in data.cn_nninfo[cn]])
     voro = VoronoiNN().get_nn_info(structure, n)
-    sets.append([(int(d["site_index"]), tuple(int(x) for x in d["image"])) for d in voro])
+    if len(voro) <= 14:  # larger sets cost pymatgen seconds; the bench compares them
+        sets.append([(int(d["site_index"]), tuple(int(x) for x in d["image"])) for d in voro])
     return sets
 
 
@@ -118,7 +123,7 @@ def test_every_crystalnn_ops_type_matches_pymatgen_on_crystalnn_and_voronoi_neig
                 compared += int(ok.sum())
                 none_cases += int((~ok).sum())
                 sizes.add(len(nb))
-    assert compared > 2000
+    assert compared > 1000
     assert len(sizes) >= 5, sizes  # several coordination numbers exercised
     print(f"compared {compared} values (+{none_cases} None), worst |diff| {worst:.2e}, neighbor counts {sorted(sizes)}")
 
@@ -130,7 +135,7 @@ def test_voronoi_cells_as_neighbors_match_pymatgen():
     cells = voronoi_cells(batch)
     ours = order_parameters(batch, cells, TYPES)
     pmg = batch.to_pymatgen(0)
-    for n in range(min(int(batch.n_sites[0]), 4)):
+    for n in range(min(int(batch.n_sites[0]), 2)):
         rows = cells.i == n
         nb = [(int(j), tuple(int(x) for x in s)) for j, s in zip(cells.j[rows], cells.shifts[rows])]
         theirs = _pymatgen_values(pmg, n, nb, TYPES)
@@ -157,7 +162,7 @@ def test_degenerate_neighbor_counts_follow_pymatgen():
 
 
 def test_thread_count_does_not_change_results():
-    batch = read_structures(STRUCTURES / "mp_phonon_dielectric_matminer.jsonl").select(range(0, 1296, 9))
+    batch = read_structures(STRUCTURES / "mp_phonon_dielectric_matminer.jsonl").select(range(0, 1296, 27))
     cells = voronoi_cells(batch)
     one = order_parameters(batch, cells, TYPES, n_threads=1)
     two = order_parameters(batch, cells, TYPES, n_threads=2)
