@@ -6,6 +6,7 @@
 //! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
 //! - [`crystal_nn`]: pymatgen's CrystalNN (coordination-number probabilities and neighbors).
+//! - [`order_params`]: local structure order parameters (pymatgen's `LocalStructOrderParams`).
 
 pub mod composition;
 pub mod crystal_nn;
@@ -17,6 +18,7 @@ pub mod graph;
 pub mod limits;
 pub mod molecule_graph;
 pub mod neighbors;
+pub mod order_params;
 pub mod oxidation;
 pub mod parallel;
 pub mod structure;

@@ -7,6 +7,7 @@ mod composition;
 mod crystal_nn;
 mod errors;
 mod molecules;
+mod order_params;
 mod structures;
 
 #[pymodule]
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     structures::register(m)?;
     crystal_nn::register(m)?;
     molecules::register(m)?;
+    order_params::register(m)?;
     Ok(())
 }
