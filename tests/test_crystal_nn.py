@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from matxfer.exceptions import InvalidArgumentError, StructureError
-from matxfer.local_env import BondFractions, crystal_nn
+from matxfer.local_env import BondFractions, crystal_nn, crystal_nn_fingerprint, site_stats_crystal_nn_ops
 from matxfer.structures import StructureBatch, read_structures
 
 from .conftest import STRUCTURES
@@ -159,3 +159,40 @@ def test_bond_fractions_match_matminer(batch, nn):
         warnings.simplefilter("ignore")
         expected = np.array([theirs.featurize(x) for x in structures[:4]])
     assert np.allclose(mine.featurize(sub.select([0, 1, 2, 3])), expected, rtol=1e-12, atol=0, equal_nan=True)
+
+
+def test_crystal_nn_fingerprint_matches_matminer(batch):
+    pytest.importorskip("matminer")
+    from matminer.featurizers.site.fingerprint import CrystalNNFingerprint
+
+    ref = CrystalNNFingerprint.from_preset("ops")
+    values, labels = crystal_nn_fingerprint(batch)
+    assert labels == ref.feature_labels()
+    assert values.shape == (len(batch.numbers), len(labels))
+    compared = 0
+    for s in range(len(batch)):
+        pmg = batch.to_pymatgen(s)
+        for n in _sites(batch, s)[:2]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = np.array(ref.featurize(pmg, n), dtype=float)
+            assert np.allclose(values[int(batch.ptr[s]) + n], expected, rtol=1e-9, atol=1e-12), (
+                batch.ids[s],
+                n,
+            )
+            compared += 1
+    assert compared >= 30
+
+
+def test_site_stats_crystal_nn_ops_matches_matminer(batch):
+    pytest.importorskip("matminer")
+    from matminer.featurizers.structure.sites import SiteStatsFingerprint
+
+    ref = SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
+    sub = batch.select([0, 1, 3, 15])  # perovskites, AgI, Li: up to 5 sites
+    values, labels = site_stats_crystal_nn_ops(sub)
+    assert labels == ref.feature_labels()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.array([ref.featurize(sub.to_pymatgen(s)) for s in range(len(sub))], dtype=float)
+    assert np.allclose(values, expected, rtol=1e-9, atol=1e-12)

@@ -95,6 +95,7 @@ def crystal_nn(
     search_cutoff: float,
     n_threads: Optional[int] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
+def crystal_nn_fingerprint(structures: Structures, n_threads: Optional[int] = None) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 def build_graph_batch(
     structures: Structures,
     cutoff: float,

@@ -127,6 +127,58 @@ def crystal_nn(
     )
 
 
+def crystal_nn_fingerprint(
+    structures: StructuresLike, *, n_threads: Optional[int] = None
+) -> Tuple[np.ndarray, list]:
+    """matminer's ``CrystalNNFingerprint.from_preset("ops")`` for every site: ``(N, 61)`` float64
+    and matminer's 61 feature names. For each coordination number ``n = 1..24``: ``"wt CN_n"``,
+    the CrystalNN probability of ``n`` (:func:`crystal_nn`, pymatgen defaults), then for each
+    order parameter matminer lists at ``n`` (:data:`matxfer.order_params.CRYSTALNN_OPS`) that
+    probability times the parameter of the site and its first ``n`` CrystalNN neighbors (0 where
+    the probability is 0 or pymatgen's parameter is ``None``)."""
+    batch = as_batch(structures)
+    values, labels = _core.crystal_nn_fingerprint(batch._native(), n_threads)
+    return values, list(labels)
+
+
+#: The statistics of ``SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")``.
+SITE_STATS = ("mean", "std_dev")
+
+
+def site_stats_crystal_nn_ops(
+    structures: StructuresLike, *, n_threads: Optional[int] = None
+) -> Tuple[np.ndarray, list]:
+    """matminer's ``SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")``: ``(S, 122)``,
+    the mean and the (population) standard deviation over the sites of each structure of every
+    :func:`crystal_nn_fingerprint` feature, named ``"mean wt CN_1"``, ``"std_dev wt CN_1"``, ...
+    in matminer's order (0 standard deviation for one site)."""
+    batch = as_batch(structures)
+    values, labels = crystal_nn_fingerprint(batch, n_threads=n_threads)
+    counts = np.diff(batch.ptr)
+    if len(batch) and not np.all(counts > 0):
+        bad = int(np.flatnonzero(counts == 0)[0])
+        raise InvalidArgumentError(f"structure {bad} has no sites")
+    starts = batch.ptr[:-1]
+    mean = (
+        np.add.reduceat(values, starts, axis=0) / counts[:, None]
+        if len(batch)
+        else np.zeros((0, values.shape[1]))
+    )
+    dev = values - np.repeat(mean, counts, axis=0)
+    var = (
+        np.add.reduceat(dev * dev, starts, axis=0) / counts[:, None]
+        if len(batch)
+        else np.zeros((0, values.shape[1]))
+    )
+    std = np.sqrt(var)
+    std[counts == 1] = 0.0
+    out = np.empty((len(batch), 2 * values.shape[1]))
+    out[:, 0::2] = mean
+    out[:, 1::2] = std
+    names = [f"{stat} {label}" for label in labels for stat in SITE_STATS]
+    return out, names
+
+
 def _symbols() -> list:
     return list(_core.element_table("onehot")[1])
 
@@ -270,4 +322,11 @@ class BondFractions:
         return out
 
 
-__all__ = ["BondFractions", "CrystalNNResult", "crystal_nn"]
+__all__ = [
+    "BondFractions",
+    "CrystalNNResult",
+    "SITE_STATS",
+    "crystal_nn",
+    "crystal_nn_fingerprint",
+    "site_stats_crystal_nn_ops",
+]

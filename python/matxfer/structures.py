@@ -570,7 +570,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # CrystalNN and BondFractions live in matxfer.local_env (which imports this module).
-    if name in ("crystal_nn", "CrystalNNResult", "BondFractions"):
+    if name in ("crystal_nn", "CrystalNNResult", "BondFractions", "crystal_nn_fingerprint", "site_stats_crystal_nn_ops"):
         from matxfer import local_env
 
         return getattr(local_env, name)

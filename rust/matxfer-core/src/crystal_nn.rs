@@ -31,7 +31,7 @@ use crate::error::CoreError;
 use crate::neighbors::cell_list::{rough_pair_estimate, CellList, NeighborOptions};
 use crate::neighbors::NeighborList;
 use crate::parallel::with_threads;
-use crate::structure::linalg::{frac_to_cart, norm, Vec3};
+use crate::structure::linalg::{frac_to_cart, norm};
 use crate::structure::Structure;
 use crate::voronoi::{polygon_area_solid_angle, Polyhedron, BOX, MIN_FACE_AREA, MIN_SEPARATION, PLANE_TOLERANCE};
 
@@ -142,6 +142,12 @@ struct Setup {
     max_cutoff: f64,
     /// The largest cutoff a site can need.
     largest: f64,
+}
+
+/// Check one structure for CrystalNN (valid, periodic along a, b and c, non-empty, radii known
+/// when the distance weight is on, every neighbor search within the ceilings).
+pub fn check_structure(s: &Structure, index: usize, opts: &CrystalNNOptions) -> Result<(), CoreError> {
+    setup(s, index, opts).map(|_| ())
 }
 
 fn setup(s: &Structure, index: usize, opts: &CrystalNNOptions) -> Result<Setup, CoreError> {
@@ -590,6 +596,7 @@ pub fn crystal_nn_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structure::linalg::Vec3;
 
     fn cubic(a: f64, frac: Vec<Vec3>, numbers: Vec<u8>) -> Structure {
         Structure::new([[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]], frac, numbers, [true; 3])

@@ -10,6 +10,7 @@
 
 pub mod composition;
 pub mod crystal_nn;
+pub mod crystal_nn_fingerprint;
 mod crystal_nn_tables;
 pub mod elements;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Binding of the core's CrystalNN (`matxfer_core::crystal_nn`).
 
 use matxfer_core::crystal_nn::{crystal_nn_batch, CrystalNNOptions};
+use matxfer_core::crystal_nn_fingerprint::{crystal_nn_fingerprint_batch, ops_feature_labels};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -61,7 +62,26 @@ fn crystal_nn<'py>(
     Ok(d)
 }
 
+/// matminer's `CrystalNNFingerprint.from_preset("ops")` of every site: `(N, F)` float64 and
+/// the `F` feature names.
+#[pyfunction]
+#[pyo3(signature = (structures, n_threads = None))]
+fn crystal_nn_fingerprint<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
+    let n_threads = args::threads(py, n_threads)?;
+    let list = &structures.get().inner;
+    let opts = CrystalNNOptions::default();
+    let out = detach_core(py, || crystal_nn_fingerprint_batch(list, &opts, n_threads))?;
+    let labels = ops_feature_labels();
+    let rows = out.len() / labels.len();
+    Ok((arr(py, out).reshape([rows, labels.len()])?.into_any(), labels))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crystal_nn, m)?)?;
+    m.add_function(wrap_pyfunction!(crystal_nn_fingerprint, m)?)?;
     Ok(())
 }
