@@ -10,7 +10,8 @@ site featurizers call per site) takes about 0.05-0.3 s per site, so it runs on t
 structures of each dataset until ``--reference-seconds`` have passed; matxfer is timed on that same
 subset too, and its results there are checked against pymatgen's (same chosen CN and neighbor set
 for every site; the count of differing sites is printed). matminer's ``BondFractions()`` (CrystalNN
-neighbors) is timed the same way against ``matxfer.local_env.BondFractions``. Ratios are per site
+neighbors) and ``SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")`` are timed the same
+way against ``matxfer.local_env.BondFractions`` and ``site_stats_crystal_nn_ops`` (whole set). Ratios are per site
 (per structure for BondFractions). matxfer times are the best of ``--repeat`` runs.
 """
 
@@ -23,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from matxfer.local_env import BondFractions, crystal_nn
+from matxfer.local_env import BondFractions, crystal_nn, site_stats_crystal_nn_ops
 from matxfer.structures import read_structures
 
 DATA = Path(
@@ -85,6 +86,22 @@ def matminer_subset(structs, seconds):
     return n, spent
 
 
+def matminer_ops_subset(structs, seconds):
+    from matminer.featurizers.structure.sites import SiteStatsFingerprint
+
+    f = SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")
+    spent, n, sites = 0.0, 0, 0
+    for s in structs:
+        t = time.perf_counter()
+        f.featurize(s)
+        spent += time.perf_counter() - t
+        n += 1
+        sites += len(s)
+        if spent >= seconds:
+            break
+    return n, sites, spent
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=None, help="comma-separated dataset file names")
@@ -110,6 +127,7 @@ def main():
     )
     print("|" + "---|" * 12)
     bond_rows = []
+    ops_rows = []
     names = args.only.split(",") if args.only else SETS
     for name in names:
         batch = read_structures(DATA / "structures" / name)
@@ -142,6 +160,11 @@ def main():
             mine_bf = BondFractions().fit(batch)
             tb1, _ = best(lambda f=mine_bf, b=batch: f.featurize(b), args.repeat)
             bond_rows.append((name, len(batch), nm, sec_m / nm, tb1 / len(batch)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                no, so, sec_o = matminer_ops_subset(structs, args.reference_seconds)
+            to, _ = best(lambda b=batch: site_stats_crystal_nn_ops(b), 1)
+            ops_rows.append((name, len(batch), n_sites, no, so, sec_o / so, to / n_sites))
     if bond_rows:
         print()
         print(
@@ -150,6 +173,17 @@ def main():
         print("|" + "---|" * 6)
         for name, n, nm, per_m, per_x in bond_rows:
             print(f"| {name} | {n} | {nm} | {1e3 * per_m:.1f} | {1e3 * per_x:.4f} | {per_m / per_x:.0f}x |")
+    if ops_rows:
+        print()
+        print(
+            '| dataset | structures | sites | matminer SiteStatsFingerprint("CrystalNNFingerprint_ops") subset (structures / sites) '
+            "| matminer per site (ms) | matxfer per site, whole set, all threads (ms) | ratio |"
+        )
+        print("|" + "---|" * 7)
+        for name, n, ns, no, so, per_m, per_x in ops_rows:
+            print(
+                f"| {name} | {n} | {ns} | {no} / {so} | {1e3 * per_m:.1f} | {1e3 * per_x:.4f} | {per_m / per_x:.0f}x |"
+            )
 
 
 if __name__ == "__main__":
