@@ -566,3 +566,5 @@ __all__ = [
     "effective_coordination_numbers",
     "ward_coordination_features",
 ]
+
+from matxfer.order_params import CRYSTALNN_OPS, order_parameters  # noqa: E402, F401  (re-export; docs/order_parameters.md)
