@@ -8,7 +8,7 @@ column per type, NaN where pymatgen returns ``None``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -63,20 +63,20 @@ def _rows(neighbors) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _specs(types: Sequence[OpSpec]) -> list:
+def _specs(types: Sequence[OpSpec]) -> List[Tuple[str, Optional[List[Tuple[str, float]]]]]:
     if isinstance(types, str):
         raise ArgumentTypeError("types must be a list of type names or (name, parameters) pairs, got a str")
-    out = []
+    out: List[Tuple[str, Optional[List[Tuple[str, float]]]]] = []
     for k, t in enumerate(types):
         if isinstance(t, str):
             out.append((t, None))
         elif isinstance(t, (tuple, list)) and len(t) == 2 and isinstance(t[0], str):
-            params = t[1]
-            if params is not None:
-                if not isinstance(params, Mapping):
-                    raise ArgumentTypeError(f"types[{k}]: parameters must be a dict or None, got {type(params).__name__}")
+            params: Optional[List[Tuple[str, float]]] = None
+            if t[1] is not None:
+                if not isinstance(t[1], Mapping):
+                    raise ArgumentTypeError(f"types[{k}]: parameters must be a dict or None, got {type(t[1]).__name__}")
                 try:
-                    params = [(str(key), float(value)) for key, value in params.items()]
+                    params = [(str(key), float(value)) for key, value in t[1].items()]
                 except (TypeError, ValueError) as exc:
                     raise ArgumentTypeError(f"types[{k}]: parameter values must be numbers: {exc}") from None
             out.append((t[0], params))

@@ -575,3 +575,4 @@ def __getattr__(name: str) -> Any:
 
         return getattr(local_env, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from matxfer.order_params import CRYSTALNN_OPS, order_parameters  # noqa: E402, F401  (re-export; docs/order_parameters.md)

@@ -31,6 +31,8 @@
 //! types add the "south pole" terms of `tri_bipyr`, `sq_bipyr`, `pent_bipyr`, `hex_bipyr`,
 //! `oct_max`, `sq_plan_max`, `hex_plan_max` and `see_saw_rect` only to the *last* type of the
 //! instance (a loop variable leaks in `get_order_parameters`); here every type gets its own.
+//! pymatgen's `bcc` counts each unordered neighbor pair once, with the first-listed neighbor as
+//! the pole, so it depends on the neighbor order (kept here as given); the other types do not.
 //! Floating-point operations follow pymatgen's order (sums, products, `acos`/`exp`/`pow` from the
 //! platform libm), so results agree to rounding of the 3-vector dot products (numpy may use BLAS).
 //!
