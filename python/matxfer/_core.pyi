@@ -87,6 +87,26 @@ def neighbor_list(
     min_distance: Optional[float] = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def voronoi(structures: Structures, n_threads: Optional[int] = None) -> dict[str, npt.NDArray[Any]]: ...
+def crystal_nn(
+    structures: Structures,
+    distance_cutoffs: Optional[tuple[float, float]],
+    x_diff_weight: float,
+    porous_adjustment: bool,
+    search_cutoff: float,
+    n_threads: Optional[int] = None,
+) -> dict[str, npt.NDArray[Any]]: ...
+def crystal_nn_fingerprint(structures: Structures, n_threads: Optional[int] = None) -> tuple[npt.NDArray[np.float64], list[str]]: ...
+def order_parameters(
+    structures: Structures,
+    i: npt.NDArray[np.int64],
+    j: npt.NDArray[np.int64],
+    shifts: npt.NDArray[np.int32],
+    pair_ptr: npt.NDArray[np.int64],
+    types: list[tuple[str, Optional[list[tuple[str, float]]]]],
+    n_threads: Optional[int] = None,
+) -> npt.NDArray[np.float64]: ...
+def crystalnn_ops() -> list[tuple[int, str, str, dict[str, float]]]: ...
+def order_parameter_types() -> list[str]: ...
 def build_graph_batch(
     structures: Structures,
     cutoff: float,

@@ -570,3 +570,15 @@ __all__ = [
 from matxfer.structure_presets import STRUCTURE_PRESETS, featurize_structures, structure_feature_names  # noqa: E402
 
 __all__ += ["STRUCTURE_PRESETS", "featurize_structures", "structure_feature_names"]
+
+
+def __getattr__(name: str) -> Any:
+    # CrystalNN and BondFractions live in matxfer.local_env (which imports this module).
+    if name in ("crystal_nn", "CrystalNNResult", "BondFractions", "crystal_nn_fingerprint", "site_stats_crystal_nn_ops"):
+        from matxfer import local_env
+
+        return getattr(local_env, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+from matxfer.order_params import CRYSTALNN_OPS, order_parameters  # noqa: E402, F401  (re-export; docs/order_parameters.md)

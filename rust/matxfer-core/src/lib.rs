@@ -5,8 +5,13 @@
 //! - [`composition`]: composition descriptors (Magpie, XenonPy-style statistics, embeddings).
 //! - [`parallel`]: thread-pool control; every batch result is independent of the thread count.
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
+//! - [`crystal_nn`]: pymatgen's CrystalNN (coordination-number probabilities and neighbors).
+//! - [`order_params`]: local structure order parameters (pymatgen's `LocalStructOrderParams`).
 
 pub mod composition;
+pub mod crystal_nn;
+pub mod crystal_nn_fingerprint;
+mod crystal_nn_tables;
 pub mod elements;
 pub mod error;
 pub mod formula;
@@ -14,6 +19,7 @@ pub mod graph;
 pub mod limits;
 pub mod molecule_graph;
 pub mod neighbors;
+pub mod order_params;
 pub mod oxidation;
 pub mod parallel;
 pub mod structure;

@@ -48,7 +48,7 @@ const FIRST_CUTOFF_SPACINGS: f64 = 2.0;
 /// Vertices within this distance of a plane, in units of the mean site spacing, are on it (well
 /// above the rounding of vertex coordinates, about 1e-15, and below the slivers that crystals
 /// stored to 1e-6 A have, faces about 1e-9 A wide).
-const PLANE_TOLERANCE: f64 = 1e-12;
+pub(crate) const PLANE_TOLERANCE: f64 = 1e-12;
 /// Faces smaller than this, in units of the squared mean site spacing, are planes that touch the
 /// cell at a vertex or an edge, cut off by rounding (of the computation or of the input
 /// coordinates: a crystal stored to 1e-8 A has such slivers of about 1e-17 A^2).
@@ -89,10 +89,10 @@ pub struct VoronoiBatch {
 /// starting cube). Vertices are stored once per face; copies of one vertex are bitwise equal,
 /// because an intersection point is always computed from the same (inside, outside) endpoints.
 #[derive(Default)]
-struct Polyhedron {
-    verts: Vec<Vec3>,
-    face_start: Vec<usize>,
-    generator: Vec<u32>,
+pub(crate) struct Polyhedron {
+    pub(crate) verts: Vec<Vec3>,
+    pub(crate) face_start: Vec<usize>,
+    pub(crate) generator: Vec<u32>,
     // Scratch buffers of a clip, swapped in when it succeeds.
     new_verts: Vec<Vec3>,
     new_start: Vec<usize>,
@@ -101,11 +101,11 @@ struct Polyhedron {
     signed: Vec<f64>,
 }
 
-const BOX: u32 = u32::MAX;
+pub(crate) const BOX: u32 = u32::MAX;
 
 impl Polyhedron {
     /// The cube `[-w, w]^3`, faces counter-clockwise seen from outside.
-    fn reset_cube(&mut self, w: f64) {
+    pub(crate) fn reset_cube(&mut self, w: f64) {
         self.verts.clear();
         self.face_start.clear();
         self.generator.clear();
@@ -127,14 +127,14 @@ impl Polyhedron {
     }
 
     /// Farthest vertex from the site.
-    fn radius(&self) -> f64 {
+    pub(crate) fn radius(&self) -> f64 {
         self.verts.iter().map(|v| dot(v, v)).fold(0.0, f64::max).sqrt()
     }
 
     /// Intersect with `x . v <= |v|^2 / 2` (the bisector plane of neighbor `generator` at `v`).
     /// Vertices within `tol` (angstrom) of the plane count as on it. Returns whether the plane
     /// cut the polyhedron (with a face of at least three distinct vertices).
-    fn clip(&mut self, v: &Vec3, generator: u32, tol: f64) -> bool {
+    pub(crate) fn clip(&mut self, v: &Vec3, generator: u32, tol: f64) -> bool {
         let length = norm(v);
         let half = 0.5 * length;
         // Signed distance of each vertex to the plane, angstrom.
@@ -231,7 +231,7 @@ impl Polyhedron {
 
 /// Area (A^2) and solid angle at the origin (sr) of a convex polygon, by a fan of triangles
 /// from its first vertex (the solid angle of each triangle by Van Oosterom and Strackee).
-fn polygon_area_solid_angle(p: &[Vec3]) -> (f64, f64) {
+pub(crate) fn polygon_area_solid_angle(p: &[Vec3]) -> (f64, f64) {
     let mut twice_area = [0.0; 3];
     let mut omega = 0.0;
     let a = p[0];

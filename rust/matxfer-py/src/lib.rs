@@ -4,8 +4,10 @@ use pyo3::prelude::*;
 
 mod args;
 mod composition;
+mod crystal_nn;
 mod errors;
 mod molecules;
+mod order_params;
 mod structures;
 mod ward2017;
 
@@ -17,7 +19,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
     composition::register(m)?;
     structures::register(m)?;
+    crystal_nn::register(m)?;
     molecules::register(m)?;
     ward2017::register(m)?;
+    order_params::register(m)?;
     Ok(())
 }
