@@ -98,3 +98,73 @@ def test_ion_property_bad_rows_name_the_row():
         matxfer.featurize(["NaCl", "Na0.5Cl0.5"], preset="ion_property")
     # A single element is always possible (matminer's rule), whatever its amount.
     assert matxfer.featurize(["Fe0.5"], preset="ion_property").values.tolist() == [[1.0, 0.0, 0.0]]
+
+
+def shared_structures(name: str, n: int, seed: int = SEED) -> list:
+    """A fixed seeded sample of ``n`` records of a shared structure set, as pymatgen structures."""
+    from pymatgen.core import Lattice, Structure
+
+    with open(SHARED_DATA / "structures" / f"{name}.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    picked = sorted(random.Random(seed).sample(range(len(records)), n))
+    return [
+        Structure(Lattice(records[k]["lattice"]), records[k]["species"], records[k]["frac_coords"]) for k in picked
+    ]
+
+
+@pytest.mark.parametrize("name", STRUCTURE_SETS)
+def test_ewald_energy_guessed_states_match_pymatgen(name):
+    pytest.importorskip("pymatgen")
+    from matminer.featurizers.structure import EwaldEnergy
+
+    structures = shared_structures(name, 40)
+    ours = mst.ewald_energy(structures)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decorated = [s.copy().add_oxidation_state_by_guess() for s in structures]
+        ref = np.array([EwaldEnergy().featurize(s)[0] for s in decorated])
+    states = np.concatenate([[sp.oxi_state for sp in s.species] for s in decorated])
+    np.testing.assert_array_equal(ours.charges, states)
+    np.testing.assert_allclose(ours.per_atom, ref, rtol=1e-9, atol=1e-12)
+    assert np.count_nonzero(ref) >= 20  # most of the sample has a charge-balanced guess
+
+
+def test_ewald_energy_explicit_and_charged_states_match_pymatgen():
+    pytest.importorskip("pymatgen")
+    from pymatgen.analysis.ewald import EwaldSummation
+
+    structures = shared_structures("mp_piezoelectric_matminer", 12, seed=3)
+    rng = np.random.default_rng(0)
+    # Arbitrary per-site states, not charge balanced: exercises pymatgen's charged-cell term.
+    states = [np.round(rng.normal(0, 2, len(s)), 3) for s in structures]
+    ours = mst.ewald_energy(structures, states, accuracy=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = []
+        for s, q in zip(structures, states):
+            d = s.copy()
+            d.add_site_property("charge", list(q))
+            ref.append(EwaldSummation(d, acc_factor=6).total_energy)
+    np.testing.assert_allclose(ours.total, ref, rtol=1e-9)
+    assert np.all(ours.charged < 0)
+    flat = mst.ewald_energy(structures, np.concatenate(states), accuracy=6)
+    assert flat.total.tobytes() == ours.total.tobytes()
+
+
+def test_ewald_energy_is_thread_independent_and_validates():
+    structures = shared_structures("perov5_valtest_cdvae", 30)
+    a = mst.ewald_energy(structures, n_threads=1)
+    b = mst.ewald_energy(structures, n_threads=3)
+    assert a.total.tobytes() == b.total.tobytes()
+    with pytest.raises(InvalidArgumentError, match="structure 0 has 5 sites but 4 states"):
+        mst.ewald_energy(structures[:1], [[1, 2, -1, -1]])
+    with pytest.raises(InvalidArgumentError, match="accuracy"):
+        mst.ewald_energy(structures[:1], accuracy=-1)
+    batch = mst.StructureBatch.from_structures(structures[:3])
+    batch.pbc[2] = [True, True, False]
+    with pytest.raises(StructureError, match="structure 2.*3D periodic"):
+        mst.ewald_energy(batch)
+    with pytest.raises(StructureError, match="structure 0.*above the limit"):
+        mst.ewald_energy(structures[:1], real_space_cut=2000.0)
+    with pytest.raises(StructureError, match="no charge-balanced"):
+        mst.ewald_energy([{"lattice": np.eye(3) * 4, "species": ["Na", "Na", "Cl"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]]}], no_guess="raise")

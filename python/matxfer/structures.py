@@ -566,3 +566,6 @@ __all__ = [
     "effective_coordination_numbers",
     "ward_coordination_features",
 ]
+
+
+from matxfer.ionic import ewald_energy  # noqa: E402  (re-exported; ionic builds on this module)

@@ -9,6 +9,7 @@
 pub mod composition;
 pub mod elements;
 pub mod error;
+pub mod ewald;
 pub mod formula;
 pub mod graph;
 pub mod limits;

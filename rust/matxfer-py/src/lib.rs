@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod args;
 mod composition;
 mod errors;
+mod ionic;
 mod molecules;
 mod structures;
 
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     composition::register(m)?;
     structures::register(m)?;
     molecules::register(m)?;
+    ionic::register(m)?;
     Ok(())
 }

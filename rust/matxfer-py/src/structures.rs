@@ -42,7 +42,7 @@ fn arr2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, cols: usize) -> PyRe
 /// A batch of structures owned by Rust, built once from the flat arrays of a `StructureBatch`.
 #[pyclass(name = "Structures", module = "matxfer._core", frozen)]
 pub struct PyStructures {
-    inner: Vec<Structure>,
+    pub(crate) inner: Vec<Structure>,
 }
 
 #[pymethods]
