@@ -168,3 +168,36 @@ def test_ewald_energy_is_thread_independent_and_validates():
         mst.ewald_energy(structures[:1], real_space_cut=2000.0)
     with pytest.raises(StructureError, match="no charge-balanced"):
         mst.ewald_energy([{"lattice": np.eye(3) * 4, "species": ["Na", "Na", "Cl"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]]}], no_guess="raise")
+
+
+@pytest.mark.parametrize(("name", "n"), [("perov5_valtest_cdvae", 3), ("mp_piezoelectric_matminer", 3), ("mp_phonon_dielectric_matminer", 3)])
+def test_orbital_field_matrix_matches_matminer(name, n):
+    pytest.importorskip("matminer")
+    from matminer.featurizers.structure import OrbitalFieldMatrix
+
+    # matminer evaluates a 3x3x3 supercell (about a second per small cell): small cells only here.
+    structures = [s for s in shared_structures(name, 60) if len(s) <= 6][:n]
+    ours, names = mst.orbital_field_matrix(structures)
+    reference = OrbitalFieldMatrix()
+    assert names == reference.feature_labels()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.array([reference.featurize(s.copy()) for s in structures])
+    np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+    assert np.count_nonzero(ref) > 0
+    # Every site instead of one per symmetry orbit: the same up to sites that are equivalent only
+    # within symprec (perov5 row La1Au1O3-like cells differ by about 5e-4 relative).
+    every_site, _ = mst.orbital_field_matrix(structures, site_average="all", n_threads=1)
+    np.testing.assert_allclose(every_site, ref, rtol=2e-3, atol=1e-9 * np.abs(ref).max())
+    tagged, tagged_names = mst.orbital_field_matrix(structures[:2], period_tag=True)
+    assert tagged.shape == (2, 1521) and tagged_names == OrbitalFieldMatrix(period_tag=True).feature_labels()
+
+
+def test_orbital_field_matrix_rejects_heavy_elements_and_is_thread_independent():
+    structures = shared_structures("perov5_valtest_cdvae", 20)
+    a, _ = mst.orbital_field_matrix(structures, n_threads=1)
+    b, _ = mst.orbital_field_matrix(structures, n_threads=3)
+    assert a.tobytes() == b.tobytes()
+    am = {"lattice": np.eye(3) * 4, "species": ["Am", "O"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5]]}
+    with pytest.raises(StructureError, match="structure 1.*Z = 95"):
+        mst.orbital_field_matrix([structures[0], am])

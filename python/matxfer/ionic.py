@@ -21,7 +21,7 @@ from matxfer import _core
 from matxfer.exceptions import InvalidArgumentError
 from matxfer.structures import StructuresLike, as_batch
 
-__all__ = ["EwaldEnergies", "ewald_energy"]
+__all__ = ["EwaldEnergies", "ewald_energy", "orbital_field_matrix"]
 
 
 @dataclass
@@ -132,3 +132,34 @@ def ewald_energy(
         n_threads=n_threads,
     )
     return EwaldEnergies(d["total"], d["real"], d["reciprocal"], d["point"], d["charged"], d["charges"], np.diff(batch.ptr))
+
+
+def orbital_field_matrix(
+    structures: StructuresLike,
+    *,
+    period_tag: bool = False,
+    site_average: str = "symmetry",
+    symprec: float = 0.01,
+    n_threads: Optional[int] = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Orbital field matrix of every structure, flattened: ``(S, 1024)`` (``(S, 1521)`` with
+    ``period_tag``) and the feature names, as matminer's ``OrbitalFieldMatrix(period_tag,
+    flatten=True)``.
+
+    Site ``i``'s matrix is ``sum_f o_j^T o_i * (Omega_f / max Omega) / r_f`` over the faces of its
+    Voronoi cell (neighbor ``j`` at ``r_f`` bohr, solid angle ``Omega_f``; ``o`` the 32-slot
+    one-hot valence vector of Pham et al. as matminer builds it from pymatgen's electronic
+    structures), and the structure's is the mean over sites. ``site_average="symmetry"``
+    (matminer's way): one site per symmetry orbit (moyo at ``symprec`` angstrom, pymatgen's
+    ``SymmetrizedStructure`` default 0.01) weighted by the orbit size; ``"all"``: every site,
+    which needs no symmetry search and differs only where sites that are equivalent within
+    ``symprec`` have slightly different environments. Elements beyond Pu (Z > 94) have no
+    valence vector in matminer and raise ``StructureError`` naming the structure.
+    """
+    if site_average not in ("symmetry", "all"):
+        raise InvalidArgumentError(f"site_average must be 'symmetry' or 'all', got {site_average!r}")
+    batch = as_batch(structures)
+    values, names = _core.orbital_field_matrix(
+        batch._native(), period_tag=bool(period_tag), site_average=site_average, symprec=float(symprec), n_threads=n_threads
+    )
+    return values, list(names)

@@ -568,4 +568,11 @@ __all__ = [
 ]
 
 
-from matxfer.ionic import ewald_energy  # noqa: E402  (re-exported; ionic builds on this module)
+
+def __getattr__(name: str) -> Any:
+    # matxfer.ionic builds on this module; its functions are re-exported here lazily.
+    if name in ("ewald_energy", "orbital_field_matrix"):
+        from matxfer import ionic
+
+        return getattr(ionic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod limits;
 pub mod molecule_graph;
 pub mod neighbors;
+pub mod ofm;
 pub mod oxidation;
 pub mod parallel;
 pub mod structure;

@@ -2,7 +2,9 @@
 //! guessed oxidation states, and the orbital field matrix.
 
 use matxfer_core::ewald::{ewald_batch, ChargeSource, EwaldOptions};
-use numpy::{PyArray1, PyReadonlyArray1};
+use matxfer_core::limits::check_output_bytes;
+use matxfer_core::ofm::{feature_names, orbital_field_matrix_batch, SiteAverage};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -73,7 +75,40 @@ fn ewald_energy<'py>(
     Ok(d)
 }
 
+/// Orbital field matrices `(S, size * size)` (row-major) and matminer's feature names.
+#[pyfunction]
+#[pyo3(signature = (structures, period_tag = false, site_average = "symmetry", symprec = 0.01, n_threads = None))]
+fn orbital_field_matrix<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    period_tag: bool,
+    site_average: &str,
+    symprec: f64,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
+    let average = match site_average {
+        "symmetry" => SiteAverage::Symmetry { symprec },
+        "all" => SiteAverage::AllSites,
+        o => return Err(invalid_argument(py, format!("site_average must be 'symmetry' or 'all', got {o:?}"))),
+    };
+    let n_threads = args::threads(py, n_threads)?;
+    let names = feature_names(period_tag);
+    let width = names.len();
+    let list = &structures.get().inner;
+    let rows = list.len();
+    let out = detach_core(py, || {
+        check_output_bytes(rows as f64 * width as f64 * 8.0, || format!("a {rows} x {width} orbital field matrix"))?;
+        orbital_field_matrix_batch(list, period_tag, average, n_threads)
+    })?;
+    let mut flat = Vec::with_capacity(rows * width);
+    for r in out {
+        flat.extend(r);
+    }
+    Ok((PyArray1::from_vec(py, flat).reshape([rows, width])?.into_any(), names))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ewald_energy, m)?)?;
+    m.add_function(wrap_pyfunction!(orbital_field_matrix, m)?)?;
     Ok(())
 }
