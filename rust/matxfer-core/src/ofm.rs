@@ -13,7 +13,8 @@
 //! mean over sites. matminer evaluates one site per symmetry orbit (pymatgen's
 //! `SymmetrizedStructure` at `symprec = 0.01` A) and weights it by the orbit size;
 //! [`SiteAverage::Symmetry`] does the same with moyo's orbits, [`SiteAverage::AllSites`] averages
-//! every site (the same number when symmetry-equivalent sites have identical environments).
+//! every site (the same number when symmetry-equivalent sites have identical environments; the
+//! symmetry search is skipped when all sites of each element have the same matrix to 1e-12).
 //! matminer builds a 3x3x3 supercell first so that pymatgen's minimum-image distance is the
 //! neighbor's own distance; the Voronoi faces here carry that distance directly.
 
@@ -121,29 +122,14 @@ pub fn orbital_field_matrix(
         return Err(err(index, s, "a structure without sites has no orbital field matrix".into()));
     }
     let size = if period_tag { 39 } else { 32 };
+    let width = size * size;
     let vectors: Vec<Vec<f64>> = (1..=MAX_Z).map(|z| valence_vector(z, period_tag)).collect();
-    let representative: Vec<usize> = match average {
-        SiteAverage::AllSites => (0..n).collect(),
-        SiteAverage::Symmetry { symprec } => symmetry_dataset(s, index, symprec)?.orbits,
-    };
     let cells = voronoi_structure(s, index, false)?;
-    let mut site = vec![0.0; size * size];
-    let mut total = vec![0.0; size * size];
-    let mut done = vec![false; n];
-    let mut counts = vec![0usize; n];
-    for &r in &representative {
-        counts[r] += 1;
-    }
-    for i in 0..n {
-        let r = representative[i];
-        if done[r] {
-            continue;
-        }
-        done[r] = true;
-        let cell = &cells[r];
+    let site_matrix = |i: usize, out: &mut [f64]| {
+        out.fill(0.0);
+        let cell = &cells[i];
         let max_angle = cell.solid_angles.iter().copied().fold(0.0, f64::max);
-        site.fill(0.0);
-        let center = &vectors[s.numbers[r] as usize - 1];
+        let center = &vectors[s.numbers[i] as usize - 1];
         for f in 0..cell.j.len() {
             let w = cell.solid_angles[f] / max_angle;
             if w <= 0.0 {
@@ -157,14 +143,52 @@ pub fn orbital_field_matrix(
                 }
                 for (b, &cb) in center.iter().enumerate() {
                     if cb != 0.0 {
-                        site[a * size + b] += oa * cb * scale;
+                        out[a * size + b] += oa * cb * scale;
                     }
                 }
             }
         }
-        let c = counts[r] as f64;
+    };
+    // The plain average, and whether all sites of each element have the same matrix (to
+    // SAME_SITE_TOLERANCE of the largest entry): orbits only join sites of one element, so then
+    // matminer's one-site-per-orbit average is the plain average and no symmetry search is
+    // needed. Memory: one matrix per element.
+    let mut total = vec![0.0; width];
+    let mut site = vec![0.0; width];
+    let mut first: Vec<(u8, Vec<f64>)> = Vec::new();
+    let mut same = true;
+    for i in 0..n {
+        site_matrix(i, &mut site);
         for (t, &x) in total.iter_mut().zip(&site) {
-            *t += x * c;
+            *t += x;
+        }
+        if average == SiteAverage::AllSites || !same {
+            continue;
+        }
+        match first.iter().find(|(z, _)| *z == s.numbers[i]) {
+            None => first.push((s.numbers[i], site.clone())),
+            Some((_, m)) => {
+                let scale = m.iter().chain(&site).fold(0.0f64, |acc, x| acc.max(x.abs()));
+                same = m.iter().zip(&site).all(|(x, y)| (x - y).abs() <= SAME_SITE_TOLERANCE * scale);
+            }
+        }
+    }
+    if let (SiteAverage::Symmetry { symprec }, false) = (average, same) {
+        let orbits = symmetry_dataset(s, index, symprec)?.orbits;
+        let mut rep = vec![0.0; width];
+        total.fill(0.0);
+        let mut counts = vec![0usize; n];
+        for &r in &orbits {
+            counts[r] += 1;
+        }
+        for (r, &c) in counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            site_matrix(r, &mut rep);
+            for (t, &x) in total.iter_mut().zip(&rep) {
+                *t += x * c as f64;
+            }
         }
     }
     for t in &mut total {
@@ -172,6 +196,11 @@ pub fn orbital_field_matrix(
     }
     Ok(total)
 }
+
+/// Relative tolerance under which two site matrices count as the same (rounding of the Voronoi
+/// geometry is about 1e-15 relative; sites equivalent only within a symmetry tolerance differ by
+/// 1e-6 or more).
+const SAME_SITE_TOLERANCE: f64 = 1e-12;
 
 /// [`orbital_field_matrix`] of every structure in parallel, rows in input order.
 pub fn orbital_field_matrix_batch(
