@@ -19,7 +19,7 @@ from matxfer.exceptions import FeaturizationError, InvalidArgumentError, Structu
 from tests.conftest import SHARED_DATA
 from tests.test_oxidation import shared_formulas
 
-N_FORMULAS = 600
+N_FORMULAS = 250
 SEED = 14
 #: Formulas whose pymatgen search is longer than this many Python steps are left to the bench.
 MAX_PYMATGEN_COST = 100_000
@@ -61,7 +61,7 @@ def test_ion_property_parity_with_matminer_on_shared_formulas():
     from matminer.featurizers.composition import IonProperty
     from pymatgen.core import Composition
 
-    pool = [f for f in random.Random(SEED).sample(shared_formulas(), 4 * N_FORMULAS)]
+    pool = [f for f in random.Random(SEED).sample(shared_formulas(), 2 * N_FORMULAS)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cheap = []
@@ -117,7 +117,7 @@ def test_ewald_energy_guessed_states_match_pymatgen(name):
     pytest.importorskip("pymatgen")
     from matminer.featurizers.structure import EwaldEnergy
 
-    structures = shared_structures(name, 40)
+    structures = shared_structures(name, 24)
     ours = mst.ewald_energy(structures)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -126,7 +126,7 @@ def test_ewald_energy_guessed_states_match_pymatgen(name):
     states = np.concatenate([[sp.oxi_state for sp in s.species] for s in decorated])
     np.testing.assert_array_equal(ours.charges, states)
     np.testing.assert_allclose(ours.per_atom, ref, rtol=1e-9, atol=1e-12)
-    assert np.count_nonzero(ref) >= 20  # most of the sample has a charge-balanced guess
+    assert np.count_nonzero(ref) >= 12  # most of the sample has a charge-balanced guess
 
 
 def test_ewald_energy_explicit_and_charged_states_match_pymatgen():
