@@ -149,6 +149,25 @@ def ward2017_features(
     n_threads: Optional[int] = None,
 ) -> tuple[npt.NDArray[np.float64], list[tuple[int, str]]]: ...
 def ward2017_feature_names() -> list[str]: ...
+# Ionic descriptors (rust/matxfer-py/src/ionic.rs)
+def ewald_energy(
+    structures: Structures,
+    oxidation_states: Optional[npt.NDArray[np.float64]] = None,
+    accuracy: Optional[float] = None,
+    eta: Optional[float] = None,
+    real_space_cut: Optional[float] = None,
+    recip_space_cut: Optional[float] = None,
+    max_work: int = 10_000_000,
+    no_guess: str = "zero",
+    n_threads: Optional[int] = None,
+) -> dict[str, npt.NDArray[np.float64]]: ...
+def orbital_field_matrix(
+    structures: Structures,
+    period_tag: bool = False,
+    site_average: str = "symmetry",
+    symprec: float = 0.01,
+    n_threads: Optional[int] = None,
+) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 
 # Molecular graphs (rust/matxfer-py/src/molecules.rs)
 def build_molecule_graph_batch(

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Built-in presets (``cromel:<table>`` and ``stats:<table>`` take any embedded element table).
-PRESETS = ("magpie", "magpie_full", "xenonpy", "cromel", "fraction")
+PRESETS = ("magpie", "magpie_full", "xenonpy", "cromel", "fraction", "ion_property", "ion_property_fast")
 
 #: XenonPy's seven statistics, the default for user tables.
 XENONPY_STATS = ("ave", "sum", "var", "gmean", "hmean", "max", "min")
@@ -247,7 +247,11 @@ def featurize(
         ``"magpie"`` (matminer ElementProperty magpie, 132 features), ``"magpie_full"`` (Ward et al.
         2016 as matminer computes it, 149), ``"xenonpy"`` (7 statistics over the XenonPy-style
         table), ``"cromel"`` (mean/min/max of matscholar embeddings, 600; ``"cromel:<table>"`` for
-        another embedding), ``"fraction"`` (118 element fractions), ``"stats:<table>"``.
+        another embedding), ``"fraction"`` (118 element fractions), ``"stats:<table>"``,
+        ``"ion_property"`` (matminer ``IonProperty()``, whose default ``fast=False`` decides
+        "compound possible" with pymatgen's ``oxi_state_guesses``; 3 features; a formula with
+        non-integer amounts is a bad row, as in matminer) and ``"ion_property_fast"``
+        (``IonProperty(fast=True)``, one state per element).
     table, columns, stats, missing
         Instead of a preset, statistics (``stats``, default XenonPy's seven) over your own element
         table: a ``118 x k`` numpy array (row z-1 = element z; name the columns with ``columns``)

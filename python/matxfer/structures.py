@@ -573,11 +573,16 @@ __all__ += ["STRUCTURE_PRESETS", "featurize_structures", "structure_feature_name
 
 
 def __getattr__(name: str) -> Any:
-    # CrystalNN and BondFractions live in matxfer.local_env (which imports this module).
+    # CrystalNN and BondFractions live in matxfer.local_env, Ewald and OFM in matxfer.ionic; both import
+    # this module, so their functions are re-exported here lazily.
     if name in ("crystal_nn", "CrystalNNResult", "BondFractions", "crystal_nn_fingerprint", "site_stats_crystal_nn_ops"):
         from matxfer import local_env
 
         return getattr(local_env, name)
+    if name in ("ewald_energy", "orbital_field_matrix"):
+        from matxfer import ionic
+
+        return getattr(ionic, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

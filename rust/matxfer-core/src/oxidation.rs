@@ -320,6 +320,93 @@ fn element_totals(
     Ok(())
 }
 
+/// `reach[i]`: the totals reachable by elements `i..` (`reach[m] = {0}`), as bit sets.
+fn build_reach(
+    totals: &[ElementTotals],
+    reach: &mut Vec<Reach>,
+    work: &mut u64,
+    max_work: u64,
+) -> Result<(), RowError> {
+    let m = totals.len();
+    reach.resize_with(m + 1, Reach::default);
+    reach[m] = Reach { lo: 0, bits: vec![1], span: 1 };
+    for i in (0..m).rev() {
+        let t = &totals[i];
+        let hi_own = t.lo + t.best.len() as i64 - 1;
+        let (next_lo, next_span) = (reach[i + 1].lo, reach[i + 1].span);
+        let lo = t.lo + next_lo;
+        let span = (hi_own + next_lo + next_span as i64 - 1 - lo + 1) as usize;
+        let words = span.div_ceil(64);
+        let cost = (t.order.len() as u64).saturating_mul(reach[i + 1].bits.len() as u64) + words as u64;
+        if work.saturating_add(cost) > max_work {
+            return Err(too_much(format!("the charge-balance search over {m} elements"), max_work));
+        }
+        *work += cost;
+        let mut bits = vec![0u64; words];
+        let (head, tail) = reach.split_at_mut(i + 1);
+        for &v in &t.order {
+            or_shifted(&mut bits, &tail[0].bits, (v - t.lo) as usize);
+        }
+        head[i] = Reach { lo, bits, span };
+    }
+    Ok(())
+}
+
+/// Does `comp` have at least one charge-balanced guess? This is matminer's
+/// `IonProperty(fast=False)` test, `len(comp.oxi_state_guesses(oxi_states_override=...)) > 0`,
+/// where the override is `PymatgenData().get_oxidation_states(el)`, i.e. pymatgen's
+/// `common_oxidation_states`; pymatgen ignores an empty override and then searches
+/// `icsd_oxidation_states` (or the empty common list). Answers the same as
+/// [`guess_composition`] with those states, without enumerating the guesses: the reachability
+/// sets decide it. A single element is always balanced (pymatgen's first rule).
+pub fn charge_balance_possible(
+    elements: &[(u8, f64)],
+    max_work: u64,
+    scratch: &mut GuessScratch,
+) -> Result<bool, RowError> {
+    if elements.len() == 1 {
+        return Ok(true);
+    }
+    for &(z, amount) in elements {
+        if amount.fract() != 0.0 || !amount.is_finite() {
+            let sym = symbol(z).unwrap_or("?");
+            return Err((
+                "non_integer_amount",
+                format!("charge balance needs integer amounts, but {sym} has {amount} (as in pymatgen)"),
+            ));
+        }
+    }
+    let data = OxidationData::embedded();
+    let m = elements.len();
+    let mut work: u64 = 0;
+    let mut totals = std::mem::take(&mut scratch.totals);
+    totals.resize_with(m, ElementTotals::default);
+    let mut result = Ok(true);
+    for (i, &(z, amount)) in elements.iter().enumerate() {
+        let common = &data.common[z as usize - 1];
+        let states = if common.is_empty() { data.states(z, false) } else { common };
+        if states.is_empty() {
+            result = Ok(false);
+            break;
+        }
+        if amount > max_work as f64 {
+            let sym = symbol(z).unwrap_or("?");
+            result = Err(too_much(format!("{amount} {sym} atoms"), max_work));
+            break;
+        }
+        if let Err(e) = element_totals(data, z, amount as usize, states, &mut totals[i], &mut work, max_work) {
+            result = Err(e);
+            break;
+        }
+    }
+    if result == Ok(true) {
+        result =
+            build_reach(&totals[..m], &mut scratch.reach, &mut work, max_work).map(|()| scratch.reach[0].contains(0));
+    }
+    scratch.totals = totals;
+    result
+}
+
 /// Guess the oxidation states of one composition. `Ok` with no guesses when none balances.
 pub fn guess_composition(
     comp: &Composition,
@@ -369,28 +456,10 @@ pub fn guess_composition(
         return Ok(result);
     }
     let target = target as i64;
-    // reach[i]: totals reachable by elements i.. (reach[m] = {0}).
     let reach = &mut scratch.reach;
-    reach.resize_with(m + 1, Reach::default);
-    reach[m] = Reach { lo: 0, bits: vec![1], span: 1 };
-    for i in (0..m).rev() {
-        let t = &totals[i];
-        let hi_own = t.lo + t.best.len() as i64 - 1;
-        let (next_lo, next_span) = (reach[i + 1].lo, reach[i + 1].span);
-        let lo = t.lo + next_lo;
-        let span = (hi_own + next_lo + next_span as i64 - 1 - lo + 1) as usize;
-        let words = span.div_ceil(64);
-        let cost = (t.order.len() as u64).saturating_mul(reach[i + 1].bits.len() as u64) + words as u64;
-        if work.saturating_add(cost) > options.max_work {
-            return Err(too_much(format!("the charge-balance search over {m} elements"), options.max_work));
-        }
-        work += cost;
-        let mut bits = vec![0u64; words];
-        let (head, tail) = reach.split_at_mut(i + 1);
-        for &v in &t.order {
-            or_shifted(&mut bits, &tail[0].bits, (v - t.lo) as usize);
-        }
-        head[i] = Reach { lo, bits, span };
+    if let Err(e) = build_reach(&totals[..m], reach, &mut work, options.max_work) {
+        scratch.totals = totals;
+        return Err(e);
     }
     if !reach[0].contains(target) {
         scratch.totals = totals;

@@ -364,12 +364,9 @@ pub fn crystal_system(number: i32) -> (&'static str, i32) {
     }
 }
 
-/// [`GlobalSymmetry`] of one structure. `symprec` is in angstrom (pymatgen's default 0.01).
-/// The angle tolerance is moyo's default (spglib's default, which checks angles through
-/// `symprec`), not pymatgen's 5 degrees: moyo 0.22 with an explicit 5 degrees never returns on
-/// some real structures (carbon_24 row 51 of the shared set). Every structure is treated as
-/// periodic in three dimensions, as pymatgen does.
-pub fn global_symmetry(s: &Structure, index: usize, symprec: f64) -> Result<GlobalSymmetry, CoreError> {
+/// moyo's symmetry dataset of one structure at `symprec` (angstrom), with moyo's default angle
+/// tolerance (see [`global_symmetry`]); errors and panics of moyo name the structure.
+pub fn symmetry_dataset(s: &Structure, index: usize, symprec: f64) -> Result<MoyoDataset, CoreError> {
     s.validate(index)?;
     if s.numbers.is_empty() {
         return Err(err(index, s, "a structure without sites has no space group".into()));
@@ -384,11 +381,20 @@ pub fn global_symmetry(s: &Structure, index: usize, symprec: f64) -> Result<Glob
     let found = std::panic::catch_unwind(AssertUnwindSafe(|| {
         MoyoDataset::new(&cell, symprec, AngleTolerance::Default, Setting::Spglib, false)
     }));
-    let dataset = match found {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return Err(err(index, s, format!("moyo found no space group at symprec={symprec}: {e}"))),
-        Err(_) => return Err(err(index, s, "moyo failed (internal panic) on this structure".into())),
-    };
+    match found {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(err(index, s, format!("moyo found no space group at symprec={symprec}: {e}"))),
+        Err(_) => Err(err(index, s, "moyo failed (internal panic) on this structure".into())),
+    }
+}
+
+/// [`GlobalSymmetry`] of one structure. `symprec` is in angstrom (pymatgen's default 0.01).
+/// The angle tolerance is moyo's default (spglib's default, which checks angles through
+/// `symprec`), not pymatgen's 5 degrees: moyo 0.22 with an explicit 5 degrees never returns on
+/// some real structures (carbon_24 row 51 of the shared set). Every structure is treated as
+/// periodic in three dimensions, as pymatgen does.
+pub fn global_symmetry(s: &Structure, index: usize, symprec: f64) -> Result<GlobalSymmetry, CoreError> {
+    let dataset = symmetry_dataset(s, index, symprec)?;
     let (name, code) = crystal_system(dataset.number);
     let inversion = dataset.operations.iter().any(|op| op.rotation == -Matrix3::<i32>::identity());
     Ok(GlobalSymmetry {

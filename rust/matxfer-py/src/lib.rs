@@ -6,6 +6,7 @@ mod args;
 mod composition;
 mod crystal_nn;
 mod errors;
+mod ionic;
 mod molecules;
 mod order_params;
 mod structures;
@@ -23,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     molecules::register(m)?;
     ward2017::register(m)?;
     order_params::register(m)?;
+    ionic::register(m)?;
     Ok(())
 }

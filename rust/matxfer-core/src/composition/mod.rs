@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 use crate::elements::{embedded_table, ElementTable, N_ELEMENTS, SYMBOLS};
 use crate::error::CoreError;
 use crate::formula::Composition;
+use crate::oxidation::{charge_balance_possible, GuessScratch};
 
 /// The 22 Magpie properties of matminer's "magpie" preset, in matminer's order.
 pub const MAGPIE_PROPERTIES: [&str; 22] = [
@@ -104,6 +105,12 @@ enum Block {
         electronegativity: Vec<f64>,
         oxidation_states: &'static [Vec<i8>],
     },
+    /// matminer `IonProperty()` (its default `fast=False`): "compound possible" from pymatgen's
+    /// `oxi_state_guesses` over the common oxidation states ([`charge_balance_possible`]).
+    IonPropertyGuess {
+        electronegativity: Vec<f64>,
+        max_work: u64,
+    },
     /// Element fractions over Z = 1..118.
     Fraction,
 }
@@ -153,7 +160,8 @@ fn pymatgen_electronegativity() -> Vec<f64> {
 
 impl Featurizer {
     /// Names of the built-in presets.
-    pub const PRESETS: [&'static str; 5] = ["magpie", "magpie_full", "xenonpy", "cromel", "fraction"];
+    pub const PRESETS: [&'static str; 7] =
+        ["magpie", "magpie_full", "xenonpy", "cromel", "fraction", "ion_property", "ion_property_fast"];
 
     /// Build a preset. `impute_nan`: `None` keeps the preset's documented default
     /// (magpie/magpie_full: impute like matminer; xenonpy: propagate NaN; cromel: reject).
@@ -191,6 +199,14 @@ impl Featurizer {
                 ]
             }
             "fraction" => vec![Block::Fraction],
+            "ion_property" => vec![Block::IonPropertyGuess {
+                electronegativity: pymatgen_electronegativity(),
+                max_work: crate::oxidation::DEFAULT_MAX_WORK,
+            }],
+            "ion_property_fast" => vec![Block::IonProperty {
+                electronegativity: pymatgen_electronegativity(),
+                oxidation_states: pymatgen_oxidation_states(),
+            }],
             "xenonpy" => {
                 let table = embedded_table("xenonpy")?.clone();
                 vec![Block::Table(TableStats::new(
@@ -275,6 +291,8 @@ pub struct Scratch {
     amount_sum: f64,
     values: Vec<f64>,
     acc: vectorized::Accumulators,
+    elements: Vec<(u8, f64)>,
+    guess: GuessScratch,
 }
 
 impl Scratch {
@@ -302,7 +320,7 @@ impl Block {
             Block::Table(t) => t.table.n_columns() * t.stats.len(),
             Block::Stoichiometry(p) => p.len(),
             Block::ValenceOrbital(_) => 8,
-            Block::IonProperty { .. } => 3,
+            Block::IonProperty { .. } | Block::IonPropertyGuess { .. } => 3,
             Block::Fraction => N_ELEMENTS,
         }
     }
@@ -333,7 +351,7 @@ impl Block {
                     }
                 }
             }
-            Block::IonProperty { .. } => {
+            Block::IonProperty { .. } | Block::IonPropertyGuess { .. } => {
                 names.extend(["compound possible", "max ionic char", "avg ionic char"].map(String::from))
             }
             Block::Fraction => names.extend(SYMBOLS.iter().map(|s| s.to_string())),
@@ -412,13 +430,24 @@ impl Block {
                     out[4 + k] = avg[k] / total;
                 }
             }
-            Block::IonProperty { electronegativity, oxidation_states } => {
+            Block::IonProperty { electronegativity, .. } | Block::IonPropertyGuess { electronegativity, .. } => {
                 let n = s.z.len();
                 if n < 2 {
                     out.copy_from_slice(&[1.0, 0.0, 0.0]);
                     return Ok(());
                 }
-                out[0] = if neutral_combination_exists(&s.z, &s.amounts, oxidation_states) { 1.0 } else { 0.0 };
+                let possible = match self {
+                    Block::IonProperty { oxidation_states, .. } => {
+                        neutral_combination_exists(&s.z, &s.amounts, oxidation_states)
+                    }
+                    Block::IonPropertyGuess { max_work, .. } => {
+                        s.elements.clear();
+                        s.elements.extend(s.z.iter().copied().zip(s.amounts.iter().copied()));
+                        charge_balance_possible(&s.elements, *max_work, &mut s.guess).map_err(|(_, message)| message)?
+                    }
+                    _ => unreachable!(),
+                };
+                out[0] = if possible { 1.0 } else { 0.0 };
                 let mut max_ionic = f64::NEG_INFINITY;
                 let mut avg_ionic = 0.0;
                 for i in 0..n {

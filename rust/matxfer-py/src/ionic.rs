@@ -1,0 +1,114 @@
+//! Bindings of the ionic descriptors: Ewald energies (pymatgen `EwaldSummation`) with explicit or
+//! guessed oxidation states, and the orbital field matrix.
+
+use matxfer_core::ewald::{ewald_batch, ChargeSource, EwaldOptions};
+use matxfer_core::limits::check_output_bytes;
+use matxfer_core::ofm::{feature_names, orbital_field_matrix_batch, SiteAverage};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::args;
+use crate::errors::{detach_core, invalid_argument};
+use crate::structures::PyStructures;
+
+fn optional_real(py: Python<'_>, v: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<f64>> {
+    match v.filter(|x| !x.is_none()) {
+        Some(x) => Ok(Some(args::real(py, x, name)?)),
+        None => Ok(None),
+    }
+}
+
+/// Ewald terms per structure (`real`, `reciprocal`, `point`, `charged`, `total`, eV) and the
+/// per-site `charges` used. `oxidation_states`: flat per-site states, or `None` to guess them.
+#[pyfunction]
+#[pyo3(signature = (structures, oxidation_states = None, accuracy = None, eta = None, real_space_cut = None,
+    recip_space_cut = None, max_work = 10_000_000, no_guess = "zero", n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn ewald_energy<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    oxidation_states: Option<PyReadonlyArray1<'py, f64>>,
+    accuracy: Option<&Bound<'py, PyAny>>,
+    eta: Option<&Bound<'py, PyAny>>,
+    real_space_cut: Option<&Bound<'py, PyAny>>,
+    recip_space_cut: Option<&Bound<'py, PyAny>>,
+    max_work: u64,
+    no_guess: &str,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let opts = EwaldOptions {
+        accuracy: optional_real(py, accuracy, "accuracy")?.unwrap_or(4.0),
+        eta: optional_real(py, eta, "eta")?,
+        real_space_cut: optional_real(py, real_space_cut, "real_space_cut")?,
+        recip_space_cut: optional_real(py, recip_space_cut, "recip_space_cut")?,
+    };
+    let no_guess_is_error = match no_guess {
+        "zero" => false,
+        "raise" => true,
+        o => return Err(invalid_argument(py, format!("no_guess must be 'zero' or 'raise', got {o:?}"))),
+    };
+    if max_work == 0 {
+        return Err(invalid_argument(py, "max_work must be positive".into()));
+    }
+    let n_threads = args::threads(py, n_threads)?;
+    let states = match &oxidation_states {
+        Some(a) => Some(a.as_slice().map_err(|_| invalid_argument(py, "oxidation_states must be contiguous".into()))?),
+        None => None,
+    };
+    let list = &structures.get().inner;
+    let (terms, charges) = detach_core(py, || {
+        let source = match states {
+            Some(q) => ChargeSource::Explicit(q),
+            None => ChargeSource::Guess { max_work, no_guess_is_error },
+        };
+        ewald_batch(list, source, &opts, n_threads)
+    })?;
+    let d = PyDict::new(py);
+    let col = |f: fn(&matxfer_core::ewald::EwaldTerms) -> f64| terms.iter().map(f).collect::<Vec<f64>>();
+    d.set_item("real", PyArray1::from_vec(py, col(|t| t.real)))?;
+    d.set_item("reciprocal", PyArray1::from_vec(py, col(|t| t.reciprocal)))?;
+    d.set_item("point", PyArray1::from_vec(py, col(|t| t.point)))?;
+    d.set_item("charged", PyArray1::from_vec(py, col(|t| t.charged)))?;
+    d.set_item("total", PyArray1::from_vec(py, col(|t| t.total())))?;
+    d.set_item("charges", PyArray1::from_vec(py, charges))?;
+    Ok(d)
+}
+
+/// Orbital field matrices `(S, size * size)` (row-major) and matminer's feature names.
+#[pyfunction]
+#[pyo3(signature = (structures, period_tag = false, site_average = "symmetry", symprec = 0.01, n_threads = None))]
+fn orbital_field_matrix<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    period_tag: bool,
+    site_average: &str,
+    symprec: f64,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
+    let average = match site_average {
+        "symmetry" => SiteAverage::Symmetry { symprec },
+        "all" => SiteAverage::AllSites,
+        o => return Err(invalid_argument(py, format!("site_average must be 'symmetry' or 'all', got {o:?}"))),
+    };
+    let n_threads = args::threads(py, n_threads)?;
+    let names = feature_names(period_tag);
+    let width = names.len();
+    let list = &structures.get().inner;
+    let rows = list.len();
+    let out = detach_core(py, || {
+        check_output_bytes(rows as f64 * width as f64 * 8.0, || format!("a {rows} x {width} orbital field matrix"))?;
+        orbital_field_matrix_batch(list, period_tag, average, n_threads)
+    })?;
+    let mut flat = Vec::with_capacity(rows * width);
+    for r in out {
+        flat.extend(r);
+    }
+    Ok((PyArray1::from_vec(py, flat).reshape([rows, width])?.into_any(), names))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(ewald_energy, m)?)?;
+    m.add_function(wrap_pyfunction!(orbital_field_matrix, m)?)?;
+    Ok(())
+}
