@@ -215,8 +215,6 @@ def pretrain_qm9_ecfp(args):
     from matxfer.transfer import default_source_config, pretrain_mlp
 
     q = load_qm9()
-    X = features(f"qm9_{len(q)}", q.smiles, "ecfp", **ECFP_KW)
-    Y = q[list(QM9_TASKS)].to_numpy(float)
     hidden = tuple(args.source_hidden)
     shape = "-".join(str(h) for h in hidden)
     path = CACHE / f"qm9_ecfp_source_{len(q)}_{args.source_epochs}_{shape}_b{args.source_batch}"
@@ -224,6 +222,8 @@ def pretrain_qm9_ecfp(args):
         from matxfer.nn.io import load_model
 
         return load_model(path)
+    X = features(f"qm9_{len(q)}", q.smiles, "ecfp", **ECFP_KW)
+    Y = q[list(QM9_TASKS)].to_numpy(float)
     t0 = time.perf_counter()
     config = default_source_config(epochs=args.source_epochs, patience=5, batch_size=args.source_batch)
     model = pretrain_mlp(X, Y, hidden=hidden, config=config)
@@ -261,6 +261,10 @@ def section_qm9_full(args):
 
     source = pretrain_qm9_ecfp(args)
     hidden = tuple(args.source_hidden)
+
+    def want(model):
+        return not args.models or model in args.models
+
     rows = []
     for name, (smiles, y) in targets().items():
         tag = name.split()[0].lower()
@@ -269,16 +273,24 @@ def section_qm9_full(args):
         X = features(tag, smiles, "rdkit2d")
         E = features(tag, smiles, "ecfp", **ECFP_KW)
         for split, tr, te in ordered(splits(smiles, args.seeds), args.splits):
-            res = {}
             t0 = time.perf_counter()
-            res["scratch MLP rdkit2d"] = FromScratch(seed=0).adapt(X[tr], y[tr]).predict(X[te])
-            res["GB rdkit2d"] = gb_fixed(0).fit(X[tr], y[tr]).predict(X[te])
-            res["scratch MLP ECFP"] = FromScratch(seed=0, hidden=hidden).adapt(E[tr], y[tr]).predict(E[te])
-            res["QM9 frozen + ridge (ECFP)"] = FrozenFeatures(head="ridge").use_source(source).adapt(E[tr], y[tr]).predict(E[te])
-            ft = FineTune(seed=0).use_source(single_output(source, y[tr]))
-            res["QM9 fine-tune (ECFP)"] = ft.adapt(E[tr], y[tr]).predict(E[te])
-            res["RF ECFP"] = rf_fixed(0).fit(E[tr], y[tr]).predict(E[te])
-            res["GB ECFP"] = gb_fixed(0).fit(E[tr], y[tr]).predict(E[te])
+            res = {}
+            if want("scratch MLP rdkit2d"):
+                res["scratch MLP rdkit2d"] = FromScratch(seed=0).adapt(X[tr], y[tr]).predict(X[te])
+            if want("GB rdkit2d"):
+                res["GB rdkit2d"] = gb_fixed(0).fit(X[tr], y[tr]).predict(X[te])
+            if want("scratch MLP ECFP"):
+                res["scratch MLP ECFP"] = FromScratch(seed=0, hidden=hidden).adapt(E[tr], y[tr]).predict(E[te])
+            if want("QM9 frozen + ridge (ECFP)"):
+                frozen = FrozenFeatures(head="ridge").use_source(source).adapt(E[tr], y[tr])
+                res["QM9 frozen + ridge (ECFP)"] = frozen.predict(E[te])
+            if want("QM9 fine-tune (ECFP)"):
+                ft = FineTune(seed=0).use_source(single_output(source, y[tr]))
+                res["QM9 fine-tune (ECFP)"] = ft.adapt(E[tr], y[tr]).predict(E[te])
+            if want("RF ECFP"):
+                res["RF ECFP"] = rf_fixed(0).fit(E[tr], y[tr]).predict(E[te])
+            if want("GB ECFP"):
+                res["GB ECFP"] = gb_fixed(0).fit(E[tr], y[tr]).predict(E[te])
             for model, p in res.items():
                 rows.append({"target": name, "split": split, "model": model, **metrics(y[te], p)})
             log(f"  {name} {split}: " + ", ".join(f"{k} {metrics(y[te], p)['rmse']:.3f}" for k, p in res.items())
@@ -646,6 +658,7 @@ def main():
     parser.add_argument("--bridges", default="AB", help="bridges section: A (QM9 -> polymers), B (MP -> molecules)")
     parser.add_argument("--bridge-full", nargs="*", default=["esol", "freesolv"], help="bridge B: targets also run on 90/10 splits")
     parser.add_argument("--splits", nargs="*", default=None, help="qm9_full / chemprop: only these splits (random0 ... scaffold)")
+    parser.add_argument("--models", nargs="*", default=None, help="qm9_full: only these models (by table name)")
     parser.add_argument("--out-name", default=None, help="results file name under benches/out/molecules")
     args = parser.parse_args()
     import torch
