@@ -1,6 +1,8 @@
 """Molecule and polymer transfer table: QM9 sources -> MoleculeNet targets, Polymer Genome, bridges.
 
-    nice -n 10 python benches/molecules_transfer.py qm9          # QM9 -> ESOL / FreeSolv / Lipophilicity
+    nice -n 10 python benches/molecules_transfer.py qm9          # QM9 (rdkit2d subset) -> ESOL / FreeSolv / Lipophilicity
+    nice -n 10 python benches/molecules_transfer.py qm9_full     # all of QM9 (ECFP4 counts) -> the same targets
+    nice -n 10 python benches/molecules_transfer.py chemprop     # chemprop D-MPNN (own venv) on the qm9_full splits
     nice -n 10 python benches/molecules_transfer.py freesolv_mf  # FreeSolv calc (low fidelity) -> expt
     nice -n 10 python benches/molecules_transfer.py polymer_rule # which '*' end-point rule predicts best
     nice -n 10 python benches/molecules_transfer.py polymers     # Polymer Genome multi-task, 100-row regime
@@ -118,6 +120,14 @@ def metrics(y, p):
     return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
 
 
+def ordered(split_list, wanted):
+    """The splits named in ``wanted`` (all when empty), in the order given there."""
+    if not wanted:
+        return split_list
+    by_name = {name: (name, tr, te) for name, tr, te in split_list}
+    return [by_name[name] for name in wanted if name in by_name]
+
+
 def splits(smiles, n_random):
     import matxfer.molecules as mm
 
@@ -131,7 +141,8 @@ def splits(smiles, n_random):
     return out
 
 
-def pretrain_qm9(epochs: int, n_rows: int | None):
+def pretrain_qm9(epochs: int, n_rows: int | None, hidden=(512, 256, 128), batch_size: int = 512):
+    """The four-task QM9 source (gap, Cv, alpha, U298) on rdkit2d; cached with its training time."""
     from matxfer.transfer import default_source_config, pretrain_mlp
 
     q = load_qm9()
@@ -139,24 +150,30 @@ def pretrain_qm9(epochs: int, n_rows: int | None):
         q = q.sample(n=n_rows, random_state=0).reset_index(drop=True)
     X = features(f"qm9_{len(q)}", q.smiles, "rdkit2d")
     Y = q[list(QM9_TASKS)].to_numpy(float)
-    path = CACHE / f"qm9_source_{len(q)}_{epochs}"
+    shape = "-".join(str(h) for h in hidden)
+    path = CACHE / f"qm9_source_{len(q)}_{epochs}_{shape}_b{batch_size}"
     if path.exists():
         from matxfer.nn.io import load_model
 
         return load_model(path)
     t0 = time.perf_counter()
-    model = pretrain_mlp(X, Y, config=default_source_config(epochs=epochs, patience=5))
-    log(f"  QM9 source MLP ({len(q)} rows, 4 tasks, {epochs} epochs max) in {time.perf_counter() - t0:.0f} s")
+    config = default_source_config(epochs=epochs, patience=5, batch_size=batch_size)
+    model = pretrain_mlp(X, Y, hidden=tuple(hidden), config=config)
+    seconds = time.perf_counter() - t0
+    log(f"  QM9 source MLP ({len(q)} rows, 4 tasks, {shape}, batch {batch_size}, {epochs} epochs max) in {seconds:.0f} s")
     from matxfer.nn.io import save_model
 
     save_model(model, path)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{path.name}.json").write_text(json.dumps({"rows": len(q), "hidden": list(hidden), "batch_size": batch_size,
+                                                       "epochs_max": epochs, "seconds": seconds}))
     return model
 
 
 def section_qm9(args):
-    from matxfer.transfer import FineTune, FromScratch, FrozenFeatures
+    from matxfer.transfer import FineTune, FromScratch, FrozenFeatures, TreeBaseline
 
-    source = pretrain_qm9(args.source_epochs, args.source_rows)
+    source = pretrain_qm9(args.source_epochs, args.source_rows, args.source_hidden, args.source_batch)
     rows = []
     for name, (smiles, y) in targets().items():
         if args.targets and name.split()[0].lower() not in args.targets:
@@ -170,6 +187,8 @@ def section_qm9(args):
             res["QM9 frozen + ridge"] = FrozenFeatures(head="ridge").use_source(source).adapt(X[tr], y[tr]).predict(X[te])
             ft = FineTune(seed=0).use_source(single_output(source, y[tr]))
             res["QM9 fine-tune"] = ft.adapt(X[tr], y[tr]).predict(X[te])
+            gb = TreeBaseline("gbm", seed=0).adapt(X[tr], y[tr])
+            res[f"GB rdkit2d ({gb.best_params_})"] = gb.predict(X[te])
             m, mf = inner_cv_select(rf(0), ["sqrt", 0.1], E[tr], y[tr])
             res[f"RF ECFP4 (max_features={mf})"] = m.predict(E[te])
             if args.gb:
@@ -178,11 +197,157 @@ def section_qm9(args):
             for model, p in res.items():
                 rows.append({"target": name, "split": split, "model": model.split(" (")[0], "detail": model, **metrics(y[te], p)})
             log(f"  {name} {split}: " + ", ".join(f"{k.split(' (')[0]} {metrics(y[te], p)['rmse']:.3f}" for k, p in res.items()) + f" ({time.perf_counter() - t0:.0f} s)")
-            dump("qm9", rows)
+            dump(args.out_name or "qm9", rows)
     table = pd.DataFrame(rows)
     table["kind"] = np.where(table.split == "scaffold", "scaffold", "random")
     summary = table.groupby(["target", "kind", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)
     print(markdown(summary))
+
+
+ECFP_KW = {"counts": True, "n_bits": 1024}
+
+
+def pretrain_qm9_ecfp(args):
+    """The four-task QM9 source on ECFP4 counts (1024) of every QM9 molecule (133,719 unique SMILES).
+
+    ECFP rather than rdkit2d for the full set: rdkit2d costs ~5 ms a molecule (11 CPU-minutes for
+    QM9), ECFP ~0.1 ms, which is what the shared 2-core machine allowed."""
+    from matxfer.transfer import default_source_config, pretrain_mlp
+
+    q = load_qm9()
+    hidden = tuple(args.source_hidden)
+    shape = "-".join(str(h) for h in hidden)
+    path = CACHE / f"qm9_ecfp_source_{len(q)}_{args.source_epochs}_{shape}_b{args.source_batch}"
+    if path.exists():
+        from matxfer.nn.io import load_model
+
+        return load_model(path)
+    X = features(f"qm9_{len(q)}", q.smiles, "ecfp", **ECFP_KW)
+    Y = q[list(QM9_TASKS)].to_numpy(float)
+    t0 = time.perf_counter()
+    config = default_source_config(epochs=args.source_epochs, patience=5, batch_size=args.source_batch)
+    model = pretrain_mlp(X, Y, hidden=hidden, config=config)
+    seconds = time.perf_counter() - t0
+    log(f"  QM9 ECFP source MLP ({len(q)} rows, 4 tasks, {shape}, batch {args.source_batch}, "
+        f"{args.source_epochs} epochs max) in {seconds:.0f} s")
+    from matxfer.nn.io import save_model
+
+    save_model(model, path)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{path.name}.json").write_text(json.dumps({"rows": len(q), "hidden": list(hidden), "features": "ecfp4 counts 1024",
+                                                       "batch_size": args.source_batch, "epochs_max": args.source_epochs,
+                                                       "seconds": seconds}))
+    return model
+
+
+def gb_fixed(seed):
+    """HistGradientBoosting with fixed settings (300 trees, learning rate 0.1, 31 leaves): no inner
+    CV, to fit the CPU share of the shared machine."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(learning_rate=0.1, max_iter=300, max_leaf_nodes=31, early_stopping=False,
+                                         random_state=seed)
+
+
+def rf_fixed(seed):
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=100, max_features="sqrt", n_jobs=1, random_state=seed)
+
+
+def section_qm9_full(args):
+    """Full QM9 source (ECFP4 counts) -> ESOL / FreeSolv / Lipophilicity, random x seeds + scaffold."""
+    from matxfer.transfer import FineTune, FromScratch, FrozenFeatures
+
+    source = pretrain_qm9_ecfp(args)
+    hidden = tuple(args.source_hidden)
+
+    def want(model):
+        return not args.models or model in args.models
+
+    rows = []
+    for name, (smiles, y) in targets().items():
+        tag = name.split()[0].lower()
+        if args.targets and tag not in args.targets:
+            continue
+        X = features(tag, smiles, "rdkit2d")
+        E = features(tag, smiles, "ecfp", **ECFP_KW)
+        for split, tr, te in ordered(splits(smiles, args.seeds), args.splits):
+            t0 = time.perf_counter()
+            res = {}
+            if want("scratch MLP rdkit2d"):
+                res["scratch MLP rdkit2d"] = FromScratch(seed=0).adapt(X[tr], y[tr]).predict(X[te])
+            if want("GB rdkit2d"):
+                res["GB rdkit2d"] = gb_fixed(0).fit(X[tr], y[tr]).predict(X[te])
+            if want("scratch MLP ECFP"):
+                res["scratch MLP ECFP"] = FromScratch(seed=0, hidden=hidden).adapt(E[tr], y[tr]).predict(E[te])
+            if want("QM9 frozen + ridge (ECFP)"):
+                frozen = FrozenFeatures(head="ridge").use_source(source).adapt(E[tr], y[tr])
+                res["QM9 frozen + ridge (ECFP)"] = frozen.predict(E[te])
+            if want("QM9 fine-tune (ECFP)"):
+                ft = FineTune(seed=0).use_source(single_output(source, y[tr]))
+                res["QM9 fine-tune (ECFP)"] = ft.adapt(E[tr], y[tr]).predict(E[te])
+            if want("RF ECFP"):
+                res["RF ECFP"] = rf_fixed(0).fit(E[tr], y[tr]).predict(E[te])
+            if want("GB ECFP"):
+                res["GB ECFP"] = gb_fixed(0).fit(E[tr], y[tr]).predict(E[te])
+            for model, p in res.items():
+                rows.append({"target": name, "split": split, "model": model, **metrics(y[te], p)})
+            log(f"  {name} {split}: " + ", ".join(f"{k} {metrics(y[te], p)['rmse']:.3f}" for k, p in res.items())
+                + f" ({time.perf_counter() - t0:.0f} s)")
+            dump(args.out_name or "qm9_full", rows)
+    table = pd.DataFrame(rows)
+    table["kind"] = np.where(table.split == "scaffold", "scaffold", "random")
+    print(markdown(table.groupby(["target", "kind", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
+
+
+def section_chemprop(args):
+    """chemprop's default D-MPNN (``chemprop train``, all defaults, CPU) on the same splits as ``qm9_full``.
+
+    chemprop pins an older RDKit, so it lives in its own virtual environment (``$MATXFER_CHEMPROP``,
+    default /work/chemprop-venv/bin/chemprop) and runs as a subprocess on CSV files. Its validation set
+    (early stopping / best epoch) is 10 % of our training rows (seeded), as for our MLPs.
+    """
+    import subprocess
+    import tempfile
+
+    exe = os.environ.get("MATXFER_CHEMPROP", "/work/chemprop-venv/bin/chemprop")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    rows = []
+    for name, (smiles, y) in targets().items():
+        tag = name.split()[0].lower()
+        if args.targets and tag not in args.targets:
+            continue
+        smiles = np.asarray(smiles, dtype=object)
+        for split, tr, te in ordered(splits(list(smiles), args.seeds), args.splits):
+            seed = int(split[-1]) if split.startswith("random") else 0
+            perm = np.random.default_rng(seed).permutation(tr)
+            n_val = int(round(0.1 * len(tr)))
+            parts = {"train": np.sort(perm[n_val:]), "val": np.sort(perm[:n_val]), "test": te}
+            with tempfile.TemporaryDirectory(prefix="chemprop_") as tmp:
+                tmp = Path(tmp)
+                for part, idx in parts.items():
+                    pd.DataFrame({"smiles": smiles[idx], "y": y[idx]}).to_csv(tmp / f"{part}.csv", index=False)
+                t0 = time.perf_counter()
+                subprocess.run([exe, "train", "-i", str(tmp / "train.csv"), str(tmp / "val.csv"), str(tmp / "test.csv"),
+                                "-s", "smiles", "--target-columns", "y", "-t", "regression", "-o", str(tmp / "out"),
+                                "--accelerator", "cpu", "--devices", "1", "-n", "0", "--data-seed", str(seed),
+                                "--pytorch-seed", str(seed)], check=True, env=env, capture_output=True)
+                seconds = time.perf_counter() - t0
+                model = sorted((tmp / "out").rglob("best*.pt"))[0]
+                subprocess.run([exe, "predict", "-i", str(tmp / "test.csv"), "-s", "smiles", "--model-paths", str(model),
+                                "-o", str(tmp / "pred.csv"), "--accelerator", "cpu", "--devices", "1", "-n", "0"],
+                               check=True, env=env, capture_output=True)
+                pred = pd.read_csv(tmp / "pred.csv")
+                p = pred[pred.columns[-1]].to_numpy(float)
+            rows.append({"target": name, "split": split, "model": "chemprop D-MPNN (defaults)", "seconds": seconds,
+                         **metrics(y[te], p)})
+            log(f"  chemprop {name} {split}: RMSE {rows[-1]['rmse']:.3f} MAE {rows[-1]['mae']:.3f} ({seconds:.0f} s)")
+            dump(args.out_name or "chemprop", rows)
+    table = pd.DataFrame(rows)
+    table["kind"] = np.where(table.split == "scaffold", "scaffold", "random")
+    print(markdown(table.groupby(["target", "kind", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
 
 
 def section_freesolv_mf(args):
@@ -288,38 +453,103 @@ def section_polymers(args):
     print(markdown(table.groupby(["property", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
 
 
-def section_bridges(args):
-    """Across domains: QM9 (molecules) -> polymer chain band gap; MP formation energy (compositions) -> ESOL."""
-    import matxfer.library as lib
+def _frozen(source, X, layers="last"):
+    """The source's last hidden layer and its prediction, as fixed descriptors."""
+    from matxfer.transfer import FrozenFeatures
 
+    return FrozenFeatures(layers=layers).use_source(source).transform(X)
+
+
+def _bridge_rows(label, regimes, models):
+    """Run ``models`` ({name: fit_predict(tr, te)}) on every (regime, seed, tr, te); one row each."""
     rows = []
-    # 1. molecule source -> polymer property (QM9 four-task rdkit2d MLP -> Egc at 100 rows).
-    source = pretrain_qm9(args.source_epochs, args.source_rows)
-    poly = load_polymers()
-    egc = poly[poly.property == "Egc"]
-    X = features(f"poly_Egc_{args.polymer_rule}", egc.psmiles, "rdkit2d", polymer=args.polymer_rule)
-    E = features(f"poly_Egc_{args.polymer_rule}", egc.psmiles, "ecfp", polymer=args.polymer_rule)
-    for r in _small_regime(X, E, egc.value.to_numpy(float), source, 100, args.seeds, "QM9 source"):
-        rows.append({"bridge": f"QM9 (rdkit2d) -> polymer Egc (eV), {args.polymer_rule} rule, 100 rows", **r})
-    dump("bridges", rows)
-    log("  bridge 1 done")
-    # 2. composition source -> molecular target: the shipped library model
-    # mp_e_form/formation_energy/magpie_full/mlp (MP formation energy, 20k rows) on the magpie_full
-    # descriptors of each molecule's formula, -> ESOL log S and Lipophilicity log D at 100 rows.
-    comp = lib.load("mp_e_form/formation_energy/magpie_full/mlp")
-    comp_source = comp.to_torch()
-    for key, (smiles, y) in targets().items():
-        if key.startswith("FreeSolv"):
-            continue
-        tag = key.split()[0].lower()
-        Xc = features(tag, smiles, "composition:magpie_full")
-        E = features(tag, smiles, "ecfp")
-        for r in _small_regime(Xc, E, y, comp_source, 100, args.seeds, "MP e_form library source"):
-            rows.append({"bridge": f"MP formation energy (library, composition:magpie_full) -> {key}, 100 rows", **r})
-        dump("bridges", rows)
-        log(f"  bridge 2 {key} done")
+    for regime, seed, tr, te, y in regimes:
+        t0 = time.perf_counter()
+        res = {name: fit(tr, te, seed) for name, fit in models.items()}
+        for model, p in res.items():
+            rows.append({"bridge": label, "regime": regime, "seed": seed, "model": model, **metrics(y[te], p)})
+        log(f"  {label} {regime} seed {seed}: " + ", ".join(f"{k} {metrics(y[te], p)['mae']:.3f}" for k, p in res.items())
+            + f" ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def _regimes(y, n_small, seeds, full=True):
+    out = []
+    for seed in range(seeds):
+        perm = np.random.default_rng(seed).permutation(len(y))
+        out.append((f"{n_small} rows", seed, np.sort(perm[:n_small]), np.sort(perm[n_small:]), y))
+    if full:
+        for seed in range(seeds):
+            perm = np.random.default_rng(seed).permutation(len(y))
+            n_test = int(round(0.1 * len(y)))
+            out.append(("random 90/10", seed, np.sort(perm[n_test:]), np.sort(perm[:n_test]), y))
+    return out
+
+
+def section_bridges(args):
+    """Across domains, each against from-scratch and gradient boosting on the same descriptors.
+
+    A. molecules -> polymers: the full QM9 four-task ECFP source (``pretrain_qm9_ecfp``) -> Polymer
+       Genome Egc / Ei / Eea (repeat unit under ``--polymer-rule``), 100 training rows, the rest tested.
+    B. compositions -> molecules: the shipped library model mp_e_form/formation_energy/magpie_full/mlp
+       on composition:magpie_full of each molecule's formula -> ESOL / FreeSolv / Lipophilicity, at
+       100 rows (and on 90/10 random splits for ``--bridge-full`` targets): (i) on the composition
+       descriptors alone, (ii) its frozen features appended to rdkit2d, against rdkit2d alone.
+    """
+    import matxfer.library as lib
+    from matxfer.transfer import FineTune, FromScratch, FrozenFeatures, TreeBaseline
+
+    def scratch(X, hidden=(512, 256, 128)):
+        return lambda tr, te, seed: FromScratch(seed=seed, hidden=hidden).adapt(X[tr], y_[0][tr]).predict(X[te])
+
+    def gbm(X):
+        return lambda tr, te, seed: TreeBaseline("gbm", seed=seed).adapt(X[tr], y_[0][tr]).predict(X[te])
+
+    def frozen(source, X):
+        return lambda tr, te, seed: FrozenFeatures(head="ridge").use_source(source).adapt(X[tr], y_[0][tr]).predict(X[te])
+
+    def finetune(source, X):
+        return lambda tr, te, seed: FineTune(seed=seed).use_source(single_output(source, y_[0][tr])).adapt(X[tr], y_[0][tr]).predict(X[te])
+
+    def rf_ecfp(E):
+        return lambda tr, te, seed: inner_cv_select(rf(seed), ["sqrt", 0.1], E[tr], y_[0][tr], seed)[0].predict(E[te])
+
+    y_ = [None]
+    rows = []
+    name = args.out_name or "bridges"
+    if "A" in args.bridges:
+        source = pretrain_qm9_ecfp(args)
+        poly = load_polymers()
+        rule = args.polymer_rule
+        for prop in ("Egc", "Ei", "Eea"):
+            g = poly[poly.property == prop]
+            X = features(f"poly_{prop}_{rule}", g.psmiles, "rdkit2d", polymer=rule)
+            E = features(f"poly_{prop}_{rule}", g.psmiles, "ecfp", polymer=rule, **ECFP_KW)
+            y_[0] = g.value.to_numpy(float)
+            models = {"scratch MLP rdkit2d": scratch(X), "GB rdkit2d": gbm(X),
+                      "scratch MLP ECFP": scratch(E, tuple(args.source_hidden)), "QM9 frozen + ridge (ECFP)": frozen(source, E),
+                      "QM9 fine-tune (ECFP)": finetune(source, E), "GB ECFP": gbm(E)}
+            label = f"A: QM9 -> polymer {prop} ({g.unit.iloc[0]}, n={len(g)})"
+            rows += _bridge_rows(label, _regimes(y_[0], 100, args.seeds, full=False), models)
+            dump(name, rows)
+    if "B" in args.bridges:
+        comp = lib.load("mp_e_form/formation_energy/magpie_full/mlp").to_torch()
+        for key, (smiles, y) in targets().items():
+            tag = key.split()[0].lower()
+            Xc = features(tag, smiles, "composition:magpie_full")
+            Xc = np.nan_to_num(Xc)
+            X = features(tag, smiles, "rdkit2d")
+            Xm = np.concatenate([X, _frozen(comp, Xc)], axis=1)
+            y_[0] = y
+            models = {"scratch MLP magpie_full": scratch(Xc), "MP frozen + ridge (magpie_full)": frozen(comp, Xc),
+                      "MP fine-tune (magpie_full)": finetune(comp, Xc), "GB magpie_full": gbm(Xc),
+                      "scratch MLP rdkit2d": scratch(X), "scratch MLP rdkit2d + MP frozen": scratch(Xm),
+                      "GB rdkit2d": gbm(X), "GB rdkit2d + MP frozen": gbm(Xm)}
+            full = tag in args.bridge_full
+            rows += _bridge_rows(f"B: MP e_form -> {key}", _regimes(y, 100, args.seeds, full=full), models)
+            dump(name, rows)
     table = pd.DataFrame(rows)
-    print(markdown(table.groupby(["bridge", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
+    print(markdown(table.groupby(["bridge", "regime", "model"], sort=False)[["mae", "rmse"]].agg(["mean", "std"]).round(3)))
 
 
 def _fit_multitask(X, Y, seed):
@@ -423,6 +653,13 @@ def main():
     parser.add_argument("--gb", action="store_true", help="also HistGradientBoosting on ECFP4")
     parser.add_argument("--folds", type=int, default=5, help="polymers_mt: CV folds to run (of 5)")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--source-hidden", type=int, nargs="+", default=[512, 256, 128], help="QM9 source widths")
+    parser.add_argument("--source-batch", type=int, default=512, help="QM9 source batch size")
+    parser.add_argument("--bridges", default="AB", help="bridges section: A (QM9 -> polymers), B (MP -> molecules)")
+    parser.add_argument("--bridge-full", nargs="*", default=["esol", "freesolv"], help="bridge B: targets also run on 90/10 splits")
+    parser.add_argument("--splits", nargs="*", default=None, help="qm9_full / chemprop: only these splits (random0 ... scaffold)")
+    parser.add_argument("--models", nargs="*", default=None, help="qm9_full: only these models (by table name)")
+    parser.add_argument("--out-name", default=None, help="results file name under benches/out/molecules")
     args = parser.parse_args()
     import torch
 
