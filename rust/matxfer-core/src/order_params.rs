@@ -381,11 +381,14 @@ impl OrderParameter {
     }
 }
 
+/// One entry of [`CRYSTALNN_OPS`]: coordination number, motif label, pymatgen type, parameters.
+pub type PresetEntry = (usize, &'static str, &'static str, &'static [(&'static str, f64)]);
+
 /// matminer 0.10.1 `CrystalNNFingerprint.from_preset("ops")` without the `"wt"` entries:
 /// `(coordination number, motif label, pymatgen type, parameters)` in matminer's order; the
 /// parameters are pymatgen's `CN_OPT_PARAMS` (`cn_opt_params.yaml`), an empty list meaning the
 /// type's defaults. matminer labels its features `"{label} CN_{cn}"`.
-pub const CRYSTALNN_OPS: &[(usize, &str, &str, &[(&str, f64)])] = &[
+pub const CRYSTALNN_OPS: &[PresetEntry] = &[
     (1, "sgl_bd", "sgl_bd", &[]),
     (2, "L-shaped", "bent", &[("TA", 0.5), ("IGW_TA", 15.15)]),
     (2, "water-like", "bent", &[("TA", 0.5802777777777778), ("IGW_TA", 13.95)]),
@@ -639,16 +642,16 @@ impl Trig<'_> {
     /// the cosine part, `sign_im` the sine part.
     fn term(&self, pre: &[f64], m: usize, sign_re: f64, sign_im: f64) -> f64 {
         let (mut re, mut im) = (0.0, 0.0);
-        for i in 0..self.n {
+        for ((p, c), s) in pre.iter().zip(&self.cp[m]).zip(&self.sp[m]) {
             if sign_re > 0.0 {
-                re += pre[i] * self.cp[m][i];
+                re += p * c;
             } else {
-                re -= pre[i] * self.cp[m][i];
+                re -= p * c;
             }
             if sign_im > 0.0 {
-                im += pre[i] * self.sp[m][i];
+                im += p * s;
             } else {
-                im -= pre[i] * self.sp[m][i];
+                im -= p * s;
             }
         }
         re * re + im * im
@@ -669,8 +672,8 @@ impl Trig<'_> {
         acc += self.term(&p22, 2, 1.0, -1.0);
         acc += self.term(&p21, 1, 1.0, -1.0);
         let mut re = 0.0;
-        for i in 0..self.n {
-            re += 0.25 * sqrt_5_pi * (3.0 * c[2][i] - 1.0);
+        for c2 in &c[2] {
+            re += 0.25 * sqrt_5_pi * (3.0 * c2 - 1.0);
         }
         acc += re * re;
         acc += self.term(&p21, 1, -1.0, -1.0);
@@ -698,8 +701,8 @@ impl Trig<'_> {
         acc += self.term(&p42, 2, 1.0, -1.0);
         acc += self.term(&p41, 1, 1.0, -1.0);
         let mut re = 0.0;
-        for i in 0..n {
-            re += i16_3 * sqrt_1_pi * (35.0 * c[4][i] - 30.0 * c[2][i] + 3.0);
+        for (c4, c2) in c[4].iter().zip(&c[2]) {
+            re += i16_3 * sqrt_1_pi * (35.0 * c4 - 30.0 * c2 + 3.0);
         }
         acc += re * re;
         acc += self.term(&p41, 1, -1.0, -1.0);
@@ -738,8 +741,8 @@ impl Trig<'_> {
         acc += self.term(&p62, 2, 1.0, -1.0);
         acc += self.term(&p61, 1, 1.0, -1.0);
         let mut re = 0.0;
-        for i in 0..n {
-            re += i32_ * sqrt_13_pi * (231.0 * c[6][i] - 315.0 * c[4][i] + 105.0 * c[2][i] - 5.0);
+        for ((c6, c4), c2) in c[6].iter().zip(&c[4]).zip(&c[2]) {
+            re += i32_ * sqrt_13_pi * (231.0 * c6 - 315.0 * c4 + 105.0 * c2 - 5.0);
         }
         acc += re * re;
         acc += self.term(&p61, 1, -1.0, -1.0);

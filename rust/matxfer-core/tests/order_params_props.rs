@@ -253,14 +253,14 @@ fn batch_equals_per_center_function_and_ignores_thread_count() {
     let mut site = 0;
     for (s_idx, s) in structures.iter().enumerate() {
         let cart = s.cart_coords();
-        for i in 0..s.n_sites() {
+        for (i, ri) in cart.iter().enumerate() {
             let vectors: Vec<Vec3> = (cells.face_ptr[s_idx]..cells.face_ptr[s_idx + 1])
                 .filter(|&r| cells.i[r] == i as i64)
                 .map(|r| {
                     let f = s.frac_coords[cells.j[r] as usize];
                     let sh = cells.shifts[r];
                     let p = frac_to_cart(&[f[0] + sh[0] as f64, f[1] + sh[1] as f64, f[2] + sh[2] as f64], &s.lattice);
-                    [p[0] - cart[i][0], p[1] - cart[i][1], p[2] - cart[i][2]]
+                    [p[0] - ri[0], p[1] - ri[1], p[2] - ri[2]]
                 })
                 .collect();
             let expected = order_parameters(&vectors, &ops).unwrap();

@@ -9,6 +9,11 @@ use crate::args;
 use crate::errors::{detach_core, invalid_argument};
 use crate::structures::PyStructures;
 
+/// A requested type: its pymatgen name and optional `(key, value)` parameters.
+type TypeSpec = (String, Option<Vec<(String, f64)>>);
+/// One row of the CrystalNN "ops" table as handed to Python.
+type PresetRow<'py> = (usize, String, String, Bound<'py, PyDict>);
+
 /// `(N_sites, len(types))` order parameters, NaN where pymatgen returns None. `types` are
 /// `(name, parameters or None)` pairs; neighbors are rows `(i, j, shifts)` with `pair_ptr (S + 1)`.
 #[pyfunction]
@@ -21,7 +26,7 @@ fn order_parameters<'py>(
     j: PyReadonlyArray1<'py, i64>,
     shifts: PyReadonlyArray2<'py, i32>,
     pair_ptr: PyReadonlyArray1<'py, i64>,
-    types: Vec<(String, Option<Vec<(String, f64)>>)>,
+    types: Vec<TypeSpec>,
     n_threads: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let n_threads = args::threads(py, n_threads)?;
@@ -55,7 +60,7 @@ fn order_parameters<'py>(
 
 /// matminer's CrystalNN "ops" table: `(cn, label, type, {key: value})`.
 #[pyfunction]
-fn crystalnn_ops(py: Python<'_>) -> PyResult<Vec<(usize, String, String, Bound<'_, PyDict>)>> {
+fn crystalnn_ops(py: Python<'_>) -> PyResult<Vec<PresetRow<'_>>> {
     let mut out = Vec::with_capacity(CRYSTALNN_OPS.len());
     for (cn, label, name, params) in CRYSTALNN_OPS {
         let d = PyDict::new(py);
