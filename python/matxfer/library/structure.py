@@ -275,6 +275,7 @@ def build_structure_model(
     max_train_rows: Optional[int] = None,
     test_fraction: float = 0.1,
     split_by: str = "composition",
+    target_range: Optional[Tuple[float, float]] = None,
     seed: int = 0,
     device: Any = "cpu",
     library: Union[None, str, os.PathLike] = None,
@@ -286,7 +287,8 @@ def build_structure_model(
 
     Rows with a missing target are left out (counted in the card). The hold-out is
     :func:`holdout_split` (by reduced composition, or by structure with ``split_by="structure"`` for
-    sets of one composition); ``max_train_rows`` takes a seeded sample of the
+    sets of one composition). ``target_range=(low, high)`` leaves out rows whose target lies outside
+    it (for documented unphysical values; counted in the card, never silent); ``max_train_rows`` takes a seeded sample of the
     other rows. The Trainer keeps 10% of the training rows for early stopping. The card records the
     graph settings, the architecture, the training settings, the hold-out MAE / RMSE / R^2 and the
     mean predictor's hold-out MAE; ``build_info`` (the library builder's recipe hash and settings)
@@ -305,7 +307,14 @@ def build_structure_model(
     y_file = _read_targets(path, target_column)
     if len(y_file) != len(batch):
         raise InvalidArgumentError(f"{path}: {len(batch)} structures but {len(y_file)} records")
-    keep = np.flatnonzero(np.isfinite(y_file))
+    finite = np.isfinite(y_file)
+    in_range = finite.copy()
+    if target_range is not None:
+        low, high = (float(v) for v in target_range)
+        if not low < high:
+            raise InvalidArgumentError(f"target_range must be (low, high) with low < high, got {target_range!r}")
+        in_range &= (y_file >= low) & (y_file <= high)
+    keep = np.flatnonzero(in_range)
     y_all = y_file
     batch, y_all = batch.select(keep), y_all[keep]
     train, test = holdout_split(batch, test_fraction, by=split_by)
@@ -347,7 +356,9 @@ def build_structure_model(
             "file_sha256": _safeio.sha256_file(path),
             "column": target_column,
             "n_rows_file": len(y_file),
-            "n_rows_missing_target": int(len(y_file) - len(keep)),
+            "n_rows_missing_target": int(len(y_file) - int(finite.sum())),
+            "n_rows_outside_target_range": int(finite.sum() - len(keep)),
+            "target_range": None if target_range is None else [float(v) for v in target_range],
             "n_rows_train": int(len(train)),
             "n_rows_test": int(len(test)),
             "rows_sha256": rows_sha256([str(batch.ids[i]) for i in train], y_all[train]),
@@ -420,6 +431,8 @@ class StructureSourceTask:
     description: str = ""
     #: ``"composition"`` or ``"structure"`` (see :func:`holdout_split`)
     split_by: str = "composition"
+    #: rows whose target lies outside (low, high) are left out (see :func:`build_structure_model`)
+    target_range: Optional[Tuple[float, float]] = None
 
     @builtins.property  # the field ``property`` shadows the builtin name in the class body
     def key(self) -> str:
@@ -457,12 +470,17 @@ _CARBON = ("CDVAE repository (MIT); Materials Cloud record (licence not checked)
 
 
 def _st(dataset: str, file: str, prop: str, column: str, units: str, lic: Tuple[str, str], shippable: bool,
-        description: str, split_by: str = "composition") -> StructureSourceTask:
+        description: str, split_by: str = "composition",
+        target_range: Optional[Tuple[float, float]] = None) -> StructureSourceTask:
     return StructureSourceTask(dataset, "structures/" + file, prop, column, units, lic[0], lic[1], shippable, description,
-                               split_by)
+                               split_by, target_range)
 
 
 #: The structure sources :func:`matxfer.library.build` trains (one CGCNN per task and seed).
+#: carbon_24 (energy per atom of carbon polymorphs) is not among them: with this recipe the CGCNN's
+#: validation loss diverged from its training loss from the first epoch (standardized L1 16-219
+#: against 0.2-0.4) and its hold-out MAE was 6x the mean predictor's (0.71 vs 0.12 eV/atom), so the
+#: recipe does not serve one-element polymorph sets; ``holdout_split(by="structure")`` is kept for them.
 STRUCTURE_TASKS: Tuple[StructureSourceTask, ...] = (
     _st("perov5", "perov5_valtest_cdvae.jsonl", "heat_of_formation", "heat_ref", "eV per 5-atom cell", _CDVAE, True,
         "heat of formation of cubic perovskites ABX3 (CMR heat_ref)"),
@@ -471,7 +489,8 @@ STRUCTURE_TASKS: Tuple[StructureSourceTask, ...] = (
     _st("mp_phonon_dielectric", "mp_phonon_dielectric_matminer.jsonl", "last_phdos_peak", "last_phdos_peak_cm1", "cm^-1",
         _MATMINER, True, "highest-frequency peak of the phonon density of states (DFPT)"),
     _st("mp_phonon_dielectric", "mp_phonon_dielectric_matminer.jsonl", "eps_electronic", "eps_electronic", "dimensionless",
-        _MATMINER, True, "electronic (high-frequency) dielectric constant (DFPT)"),
+        _MATMINER, True, "electronic (high-frequency) dielectric constant (DFPT); the 3 rows above 100 (Sr2SnHg 110, "
+        "Sn(HgSe2)2 561, InCuTe2 2.9e6: DFPT on (near-)metallic cells) are left out", target_range=(1.0, 100.0)),
     _st("mp_piezoelectric", "mp_piezoelectric_matminer.jsonl", "eij_max", "eij_max_C_per_m2", "C/m^2", _MATMINER, True,
         "largest piezoelectric tensor component (DFPT)"),
     _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "exfoliation_energy", "exfoliation_energy_meV_per_atom", "meV/atom",
@@ -480,8 +499,6 @@ STRUCTURE_TASKS: Tuple[StructureSourceTask, ...] = (
         _JARVIS2D, True, "formation energy of 2D materials (OptB88vdW)"),
     _st("jarvis_2d", "jarvis_dft_2d_matminer.jsonl", "band_gap_optb88vdw", "band_gap_optb88vdw_eV", "eV", _JARVIS2D, True,
         "OptB88vdW band gap of 2D materials"),
-    _st("carbon24", "carbon24_valtest_cdvae.jsonl", "energy_per_atom", "energy_per_atom_eV", "eV/atom", _CARBON, False,
-        "DFT energy per atom of carbon polymorphs at 10 GPa (absolute, not a formation energy)", split_by="structure"),
 )
 
 
@@ -491,8 +508,11 @@ def structure_model_name(task: StructureSourceTask, seed: int) -> str:
 
 def structure_recipe_sha256(task: StructureSourceTask, seed: int, config: StructureBuildConfig, file_sha256: str) -> str:
     task_fields = dataclasses.asdict(task)
-    if task_fields["split_by"] == "composition":  # the default: left out so earlier recipe hashes still hold
+    # fields at their defaults are left out, so the recipe hashes of tasks that do not use them still hold
+    if task_fields["split_by"] == "composition":
         del task_fields["split_by"]
+    if task_fields["target_range"] is None:
+        del task_fields["target_range"]
     blob = json.dumps({"task": task_fields, "seed": seed, "config": config.recipe(), "file_sha256": file_sha256},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -509,6 +529,6 @@ def build_structure_task(task: StructureSourceTask, data_dir: Path, seed: int, c
         cutoff=config.cutoff, max_neighbors=config.max_neighbors, node_dim=config.node_dim, n_conv=config.n_conv,
         n_gaussians=config.n_gaussians, hidden=config.hidden, epochs=config.epochs, batch_size=config.batch_size,
         lr=config.lr, max_train_rows=config.max_train_rows, test_fraction=config.test_fraction,
-        split_by=task.split_by, seed=seed, library=library, overwrite=True, notes=task.description,
+        split_by=task.split_by, target_range=task.target_range, seed=seed, library=library, overwrite=True, notes=task.description,
         build_info={"recipe_sha256": recipe, "config": config.recipe()},
     )
