@@ -6,6 +6,7 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 """
 
 from ..library.scan import ScanResult, scan
+from .auto import AUTO_CANDIDATES, AutoTransfer, auto
 from .base import TransferStrategy, default_source_config, default_target_config, pretrain_mlp
 from .baselines import BASELINE_GRIDS, TreeBaseline, baseline_strategies
 from .conformal import Conformal, interval_calibration
@@ -36,7 +37,7 @@ from .tasks import classification_metrics
 STRATEGIES = {
     cls.name: cls
     for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality,
-                Conformal, TreeBaseline)
+                Conformal, TreeBaseline, AutoTransfer)
 }
 
 __all__ = [
@@ -74,4 +75,7 @@ __all__ = [
     "BASELINE_GRIDS",
     "baseline_strategies",
     "classification_metrics",
+    "auto",
+    "AutoTransfer",
+    "AUTO_CANDIDATES",
 ]
