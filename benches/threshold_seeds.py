@@ -4,6 +4,7 @@ The figures beside the bounds in tests/test_transfer.py, test_transfer_tasks.py 
 from this script. Seed s redraws the data subsets and seeds the models; seed 0 is what the tests run.
 
     PYTHONPATH=$PWD/python:$PWD SEEDS=0,1,2 TORCH_THREADS=1 python benches/threshold_seeds.py transfer,tasks,nn
+    PYTHONPATH=$PWD/python:$PWD SEEDS=0,1,2 TORCH_THREADS=1 python benches/threshold_seeds.py auto   # tests/test_transfer_auto.py
 """
 
 import os
@@ -118,3 +119,23 @@ if "nn" in sections:
         Trainer(tn._config(epochs=40, batch_size=16, lr=3e-3, seed=seed)).fit(model, g)
         mae = float(np.abs(predict(model, g) - g.y.numpy()[:, 0]).mean())
         print(f"seed {seed} CGCNN train MAE / mean-predictor {mae / base:.3f}", flush=True)
+
+if "auto" in sections:
+    import tests.test_transfer_auto as tau
+
+    for seed in SEEDS:
+        f_train, y_train, f_test, y_test = tau.kappa_data(seed)
+        model, f_test, y_test = tau.kappa_auto(seed)
+        lo, hi = model.predict_interval(f_test, 0.95)
+        mean_mae = float(np.abs(y_test - y_train.mean()).mean())
+        print(f"seed {seed} auto kappa test MAE {np.abs(model.predict(f_test) - y_test).mean():.3f} "
+              f"cov95 {np.mean((y_test >= lo) & (y_test <= hi)):.3f} mean-predictor MAE {mean_mae:.3f} "
+              f"chosen {model.report['chosen']}", flush=True)
+        shuffled, f_test, y_test = tau.kappa_auto(seed, shuffle=True)
+        print(f"seed {seed} auto kappa shuffled-label test MAE {np.abs(shuffled.predict(f_test) - y_test).mean():.3f}", flush=True)
+        model, f_test, y_test = tau.metal_auto(seed)
+        print(f"seed {seed} auto is_metal test ROC-AUC {tau.roc_auc(y_test, model.predict_proba(f_test)[:, 1]):.3f} "
+              f"chosen {model.report['chosen']}", flush=True)
+        shuffled, f_test, y_test = tau.metal_auto(seed, shuffle=True)
+        print(f"seed {seed} auto is_metal shuffled-label ROC-AUC {tau.roc_auc(y_test, shuffled.predict_proba(f_test)[:, 1]):.3f}",
+              flush=True)

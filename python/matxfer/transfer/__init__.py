@@ -6,6 +6,7 @@ Every strategy has the same three calls: ``pretrain`` (or ``use_source``), ``ada
 """
 
 from ..library.scan import ScanResult, scan
+from .auto import AUTO_CANDIDATES, AutoTransfer, auto
 from .base import TransferStrategy, default_source_config, default_target_config, pretrain_graph, pretrain_mlp
 from .baselines import BASELINE_GRIDS, TreeBaseline, baseline_strategies
 from .conformal import Conformal, interval_calibration
@@ -38,7 +39,7 @@ from .uncertainty import MCDropout
 STRATEGIES = {
     cls.name: cls
     for cls in (FromScratch, FrozenFeatures, FineTune, MultiTask, Delta, LatentVariable, Ensemble, CrossModality,
-                Conformal, TreeBaseline, MCDropout)
+                Conformal, TreeBaseline, MCDropout, AutoTransfer)
 }
 
 __all__ = [
@@ -79,4 +80,7 @@ __all__ = [
     "BASELINE_GRIDS",
     "baseline_strategies",
     "classification_metrics",
+    "auto",
+    "AutoTransfer",
+    "AUTO_CANDIDATES",
 ]

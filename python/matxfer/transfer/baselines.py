@@ -24,7 +24,8 @@ BASELINE_GRIDS: Dict[str, Dict[str, List[Any]]] = {
 class TreeBaseline(TransferStrategy):
     """Gradient boosting (``model="gbm"``) or a random forest (``model="rf"``) on the descriptors alone.
 
-    ``adapt`` runs a 3-fold inner grid search (:data:`BASELINE_GRIDS`, or ``grid=``) on the rows it is
+    ``adapt`` runs a 3-fold inner grid search (:data:`BASELINE_GRIDS`, or ``grid=``; ``inner_folds=0`` with a
+    one-setting grid fits that setting directly, as :func:`matxfer.transfer.auto` does) on the rows it is
     given (stratified for classification; scored by MAE for regression, log loss for classification),
     then refits the best setting on all of them; ``best_params_`` says what was chosen. The source is
     ignored, so it drops into any comparison loop. NaN descriptors are set to the training column mean
@@ -71,6 +72,16 @@ class TreeBaseline(TransferStrategy):
         est = self._estimator()
         prefix = "" if self.model == "gbm" else est.steps[-1][0] + "__"
         grid = {prefix + k: v for k, v in self.grid.items()}
+        if self.inner_folds < 2:  # no search: the grid must name one setting, fitted directly
+            if any(len(v) != 1 for v in self.grid.values()):
+                raise ValueError(f"inner_folds={self.inner_folds} fits one setting: give every grid entry one value, not {self.grid}")
+            est.set_params(**{k: v[0] for k, v in grid.items()})
+            fit_params = {} if self._row_weight is None else {prefix + "sample_weight": self._row_weight}
+            with _threads():
+                est.fit(X, y.astype(np.int64) if self.is_classifier else y, **fit_params)
+            self.best_params_ = {k: v[0] for k, v in self.grid.items()}
+            self.target_ = est
+            return
         if self.is_classifier:
             cv = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
             scoring, target = "neg_log_loss", y.astype(np.int64)

@@ -1,0 +1,273 @@
+"""``matxfer.transfer.auto`` on every shared experimental target, matbench protocol, beside gradient boosting.
+
+    nice -n 10 env OMP_NUM_THREADS=1 python benches/transfer_auto.py --targets estm_kappa,estm_seebeck
+    python benches/transfer_auto.py --quick      # 300-row smoke run of every target
+
+Protocol: matbench outer folds (KFold(5, shuffle, 18012019); StratifiedKFold for classes). In each
+outer fold ``auto`` sees the training rows only (its source ranking, candidates, blend and CV+
+calibration are all inner); the test rows score it. Beside it, on the same folds: gradient boosting
+on magpie_full descriptors with its settings chosen by inner 3-fold CV on the training rows
+(``TreeBaseline("gbm")``, :data:`matxfer.transfer.BASELINE_GRIDS`). Reported: MAE (ROC-AUC and balanced
+accuracy for classes), coverage of auto's 68 % and 95 % CV+ intervals, and what auto chose per fold.
+
+Targets (regression): expt_gap (matbench, 4604) with the source overlap removed: the band-gap
+sources of the library (MP, JARVIS, OQMD gaps and metal classifiers) are replaced by one MP-gap MLP
+trained here on mp_gap without any composition of expt_gap (as the shipped ones: magpie_full,
+256-128, 20,000 seeded rows, 30 epochs); ESTM at 280-320 K (mean per formula): log10 thermal
+conductivity, Seebeck coefficient, log10 electrical conductivity; UCSB at 300 K: log10 thermal
+conductivity, Seebeck coefficient. Classification: expt_is_metal, glass (library as shipped).
+MRL/DopNet is left out: 184 of its 193 formulas are UCSB's. Results: benches/out/transfer_auto/<target>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("MATXFER_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
+OUT = HERE / "out" / "transfer_auto"
+EXP = "composition/experimental/"
+TARGETS = ("expt_gap", "estm_kappa", "estm_seebeck", "estm_sigma", "ucsb_kappa", "ucsb_seebeck", "expt_is_metal", "glass")
+GAP_SOURCES = ("mp_gap/", "jarvis/band_gap", "jarvis/is_metal", "oqmd_gap/")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _read(rel):
+    import pandas as pd
+
+    return pd.read_csv(DATA / rel, keep_default_na=False, na_values=[""], dtype={"formula": str})
+
+
+def _room(df, column, lo=280, hi=320, log=False):
+    sel = df[(df.temperature_K >= lo) & (df.temperature_K <= hi) & df[column].notna()]
+    if log:
+        sel = sel[sel[column] > 0]
+    per = sel.groupby("formula", sort=True)[column].mean()
+    y = per.to_numpy(float)
+    return per.index.tolist(), np.log10(y) if log else y
+
+
+def load_target(name: str):
+    """(formulas, y, task, output_floor, unit)."""
+    if name == "expt_gap":
+        t = _read(EXP + "expt_gap_matbench.csv")
+        return t.formula.tolist(), t.band_gap_expt_eV.to_numpy(float), "regression", 0.0, "eV"
+    if name.startswith("estm_"):
+        e = _read(EXP + "thermoelectric_estm.csv")
+        col, log, unit = {"estm_kappa": ("thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
+                          "estm_seebeck": ("seebeck_uV_per_K", False, "uV/K"),
+                          "estm_sigma": ("electrical_conductivity_S_per_m", True, "log10 S/m")}[name]
+        f, y = _room(e, col, log=log)
+        return f, y, "regression", None, unit
+    if name.startswith("ucsb_"):
+        u = _read(EXP + "thermoelectric_ucsb.csv")
+        col, log, unit = {"ucsb_kappa": ("thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
+                          "ucsb_seebeck": ("seebeck_uV_per_K", False, "uV/K")}[name]
+        f, y = _room(u, col, 300, 300, log=log)
+        return f, y, "regression", None, unit
+    if name == "expt_is_metal":
+        t = _read(EXP + "expt_is_metal_matbench.csv")
+        return t.formula.tolist(), t.is_metal.to_numpy(int), "classification", None, ""
+    if name == "glass":
+        t = _read(EXP + "glass_matbench.csv")
+        return t.formula.tolist(), t.glass_forming.to_numpy(int), "classification", None, ""
+    raise ValueError(name)
+
+
+def clean_gap_sources(target_formulas, quick: bool):
+    """Library sources minus every band-gap source, plus an MP-gap MLP trained without the target's compositions
+    (trained once, then read back from benches/out/transfer_auto/clean_gap_source)."""
+    import matxfer
+    from matxfer.library import cards
+    from matxfer.nn import load_model, save_model
+    from matxfer.transfer import default_source_config, overlap_mask, pretrain_mlp
+
+    names = sorted(n for n, c in cards().items() if c.get("modality") == "composition" and not n.startswith(GAP_SOURCES))
+    cached = OUT / ("clean_gap_source_quick" if quick else "clean_gap_source")
+    label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions)"
+    if (cached / "removed.json").exists():
+        sources = {n: n for n in names}
+        sources[label] = (load_model(cached).eval(), "magpie_full")
+        return sources, json.loads((cached / "removed.json").read_text())["removed"]
+    dft = _read("composition/dft/mp_gap_matbench.csv")
+    keep = ~overlap_mask(dft.formula.tolist(), target_formulas)
+    clean = dft[keep]
+    rows = np.sort(np.random.default_rng(0).choice(len(clean), min(len(clean), 2000 if quick else 20000), replace=False))
+    clean = clean.iloc[rows]
+    X, _ = matxfer.featurize(clean.formula.tolist(), preset="magpie_full")
+    model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=(256, 128),
+                         config=default_source_config(epochs=5 if quick else 30, seed=0))
+    save_model(model, cached)
+    (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum())}))
+    sources = {n: n for n in names}
+    sources[label] = (model, "magpie_full")
+    return sources, int((~keep).sum())
+
+
+def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
+    import torch
+
+    import matxfer
+    from matxfer.transfer import TreeBaseline, auto, classification_metrics, matbench_kfold
+
+    torch.set_num_threads(1)
+    formulas, y, task, floor, unit = load_target(name)
+    if quick:
+        keep = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), 300), replace=False))
+        formulas, y = [formulas[i] for i in keep], y[keep]
+    result = {"target": name, "n": int(len(y)), "task": task, "unit": unit, "quick": quick, "uptime_start": uptime(),
+              "folds": []}
+    sources = None
+    if name == "expt_gap":
+        sources, n_removed = clean_gap_sources(formulas, quick)
+        result["source_rows_removed"] = n_removed
+    X_gb = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
+    split = matbench_kfold(task == "classification")
+    pred_auto = np.zeros((len(y), 2)) if task == "classification" else np.zeros(len(y))
+    pred_gb = np.zeros_like(pred_auto)
+    cover = {0.68: np.zeros(len(y), bool), 0.95: np.zeros(len(y), bool)}
+    width95 = np.zeros(len(y))
+    t_start = time.perf_counter()
+    for k, (train, test) in enumerate(split.split(np.zeros(len(y)), y) if task == "classification" else split.split(np.zeros(len(y)))):
+        if only_folds is not None and k not in only_folds:
+            continue
+        t0 = time.perf_counter()
+        f_train = [formulas[i] for i in train]
+        f_test = [formulas[i] for i in test]
+        model = auto(f_train, y[train], task=task, sources=sources, output_floor=floor, n_jobs=n_jobs, verbose=True)
+        t_auto = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        gb = TreeBaseline("gbm", task=task, output_floor=floor).adapt(X_gb[train], y[train])
+        t_gb = time.perf_counter() - t1
+        fold = {"fold": k, "chosen": model.report["chosen"], "inner_blend": model.report["blend_inner_score"],
+                "inner_best_baseline": model.report["best_baseline_score"], "sources_used": model.report["sources_used"],
+                "auto_seconds": t_auto, "gb_seconds": t_gb, "gb_params": gb.best_params_,
+                "candidates": model.report["candidates"]}
+        if task == "classification":
+            pred_auto[test] = model.predict_proba(f_test)
+            pred_gb[test] = gb.predict_proba(X_gb[test])
+            fold["auto"] = classification_metrics(y[test], pred_auto[test])
+            fold["gb"] = classification_metrics(y[test], pred_gb[test])
+        else:
+            pred_auto[test] = model.predict(f_test)
+            pred_gb[test] = gb.predict(X_gb[test])
+            for c in cover:
+                lo, hi = model.predict_interval(f_test, c)
+                cover[c][test] = (y[test] >= lo) & (y[test] <= hi)
+                if c == 0.95:
+                    width95[test] = hi - lo
+            fold["auto"] = {"mae": float(np.mean(np.abs(pred_auto[test] - y[test])))}
+            fold["gb"] = {"mae": float(np.mean(np.abs(pred_gb[test] - y[test])))}
+            fold["coverage_95"] = float(cover[0.95][test].mean())
+            fold["coverage_68"] = float(cover[0.68][test].mean())
+            fold["median_width_95"] = float(np.median(width95[test]))
+            fold["n_test"] = int(len(test))
+        result["folds"].append(fold)
+        print(f"{name} fold {k}: auto {fold['auto']} gb {fold['gb']} ({t_auto:.0f} s + {t_gb:.0f} s)", flush=True)
+        result["uptime_end"] = uptime()
+        _write(name, quick, result, partial=True, folds=only_folds)
+    if only_folds is not None:
+        _write(name, quick, result, folds=only_folds)
+        return result
+    if task == "classification":
+        result["auto"] = {m: float(np.mean([f["auto"][m] for f in result["folds"]])) for m in ("roc_auc", "balanced_accuracy", "log_loss")}
+        result["gb"] = {m: float(np.mean([f["gb"][m] for f in result["folds"]])) for m in ("roc_auc", "balanced_accuracy", "log_loss")}
+    else:
+        result["auto"] = {"mae": float(np.mean([f["auto"]["mae"] for f in result["folds"]])),
+                          "mae_std": float(np.std([f["auto"]["mae"] for f in result["folds"]])),
+                          "coverage_68": float(cover[0.68].mean()), "coverage_95": float(cover[0.95].mean()),
+                          "median_width_95": float(np.median(width95))}
+        result["gb"] = {"mae": float(np.mean([f["gb"]["mae"] for f in result["folds"]])),
+                        "mae_std": float(np.std([f["gb"]["mae"] for f in result["folds"]]))}
+        result["auto_vs_gb"] = result["auto"]["mae"] / result["gb"]["mae"] - 1.0
+    result.update(seconds=time.perf_counter() - t_start, uptime_end=uptime())
+    _write(name, quick, result)
+    return result
+
+
+def _write(name, quick, result, partial=False, folds=None):
+    OUT.mkdir(parents=True, exist_ok=True)
+    suffix = ("_quick" if quick else "") + ("_folds" + "".join(map(str, folds)) if folds is not None else "") + (".partial" if partial else "")
+    (OUT / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
+
+
+def merge(name: str, quick: bool) -> dict:
+    """Combine per-fold runs (``--folds``): fold metrics from their JSON, coverage pooled over test rows."""
+    parts = sorted(OUT.glob(f"{name}{'_quick' if quick else ''}_folds*.json"))
+    parts = [json.loads(p.read_text()) for p in parts if not p.name.endswith(".partial.json")] or \
+        [json.loads(p.read_text()) for p in sorted(OUT.glob(f"{name}{'_quick' if quick else ''}_folds*.partial.json"))]
+    folds = sorted((f for p in parts for f in p["folds"]), key=lambda f: f["fold"])
+    r = dict(parts[0])
+    r["folds"] = folds
+    r["uptime_start"] = min(p["uptime_start"] for p in parts)
+    r["uptime_end"] = max(p.get("uptime_end", p["uptime_start"]) for p in parts)
+    r["seconds"] = max(sum(f["auto_seconds"] + f["gb_seconds"] for f in p["folds"]) for p in parts)
+    r["n_folds_done"] = len(folds)
+    metrics = ("roc_auc", "balanced_accuracy", "log_loss") if r["task"] == "classification" else ("mae",)
+    for who in ("auto", "gb"):
+        r[who] = {m: float(np.mean([f[who][m] for f in folds])) for m in metrics}
+        if r["task"] != "classification":
+            r[who]["mae_std"] = float(np.std([f[who]["mae"] for f in folds]))
+    if r["task"] != "classification":
+        n_test = [f["n_test"] for f in folds]
+        for c in ("coverage_68", "coverage_95"):
+            r["auto"][c] = float(np.average([f[c] for f in folds], weights=n_test))
+        r["auto"]["median_width_95"] = float(np.median([f["median_width_95"] for f in folds]))
+        r["auto_vs_gb"] = r["auto"]["mae"] / r["gb"]["mae"] - 1.0
+    (OUT / f"{name}{'_quick' if quick else ''}.json").write_text(json.dumps(r, indent=1, default=float))
+    return r
+
+
+def report(r: dict) -> str:
+    head = f"{r['target']} (n = {r['n']}, {r['seconds']:.0f} s; start: {r['uptime_start']}; end: {r['uptime_end']})"
+    chosen = "; ".join(" + ".join(f"{n} x{w:.2f}" for n, w in f["chosen"]) for f in r["folds"])
+    if r["task"] == "classification":
+        a, g = r["auto"], r["gb"]
+        return (f"{head}\n| model | ROC-AUC | balanced acc. | log loss |\n|---|---|---|---|\n"
+                f"| auto | {a['roc_auc']:.4f} | {a['balanced_accuracy']:.4f} | {a['log_loss']:.4f} |\n"
+                f"| gbm (inner-CV grid) | {g['roc_auc']:.4f} | {g['balanced_accuracy']:.4f} | {g['log_loss']:.4f} |\n"
+                f"chosen per fold: {chosen}\n")
+    a, g = r["auto"], r["gb"]
+    return (f"{head}\n| model | MAE ({r['unit']}) | cov 68 | cov 95 | median 95 % width |\n|---|---|---|---|---|\n"
+            f"| auto | {a['mae']:.4f} ± {a['mae_std']:.4f} | {a['coverage_68']:.3f} | {a['coverage_95']:.3f} | {a['median_width_95']:.3f} |\n"
+            f"| gbm (inner-CV grid) | {g['mae']:.4f} ± {g['mae_std']:.4f} | | | |\n"
+            f"auto vs gbm: {100 * r['auto_vs_gb']:+.1f} % MAE; chosen per fold: {chosen}\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--folds", default=None, help="run only these outer folds (e.g. 0,1), for parallel processes; "
+                        "merge their JSON with --merge")
+    parser.add_argument("--merge", action="store_true", help="combine the per-fold JSON files of each target and report")
+    args = parser.parse_args(argv)
+    for name in args.targets.split(","):
+        if name not in TARGETS:
+            parser.error(f"unknown target {name!r}; choose from {TARGETS}")
+        if args.merge:
+            r = merge(name, args.quick)
+        elif args.report_only:
+            r = json.loads((OUT / f"{name}{'_quick' if args.quick else ''}.json").read_text())
+        else:
+            folds = None if args.folds is None else [int(f) for f in args.folds.split(",")]
+            r = run_target(name, args.quick, args.jobs, folds)
+            if folds is not None:
+                continue
+        print(report(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
