@@ -182,3 +182,35 @@ def test_scan_on_a_structure_target_ranks_the_same_property_source_first(built, 
     with pytest.raises(ValueError, match="not structure models"):
         scan(batch, y, library=[root, lib.shipped_dir()], models=[NAME, "mp_gap/band_gap/magpie_full/mlp"],
              cv=3, baselines=())
+
+
+def test_structure_holdout_for_one_composition_sets_and_target_range(tmp_path):
+    """carbon_24 holds one composition: the composition hold-out leaves no test row, and the build
+    says so; the structure hold-out makes a ~10 % test set that does not depend on row order. Rows
+    outside a target range are left out and counted in the card (MP eps_electronic: 3 rows above 100)."""
+    carbon_path = DATA / "structures" / "carbon24_valtest_cdvae.jsonl"
+    if not carbon_path.exists():
+        pytest.skip(f"shared data not found at {carbon_path}")
+    carbon = read_structures(carbon_path).select(range(400))
+    train, test = holdout_split(carbon, 0.1)
+    assert len(test) == 0 and len(train) == 400
+    train, test = holdout_split(carbon, 0.1, by="structure")
+    assert 20 <= len(test) <= 60 and len(train) + len(test) == 400
+    order = np.arange(400)[::-1]
+    _, test_reversed = holdout_split(carbon.select(order), 0.1, by="structure")
+    assert sorted(order[test_reversed].tolist()) == test.tolist()
+    with pytest.raises(InvalidArgumentError, match="by must be"):
+        holdout_split(carbon, 0.1, by="formula")
+    with pytest.raises(InvalidArgumentError, match="split_by='structure'"):
+        build_structure_model(carbon_path, "energy_per_atom_eV", name="carbon/e/crystal_graph/cgcnn-test", library=tmp_path)
+    with pytest.raises(InvalidArgumentError, match="low < high"):
+        build_structure_model(PEROV, "heat_ref", name="x/y/crystal_graph/cgcnn-test", target_range=(1.0, -1.0),
+                              library=tmp_path)
+    phonon = DATA / "structures" / "mp_phonon_dielectric_matminer.jsonl"
+    directory = build_structure_model(phonon, "eps_electronic", name="mp/eps/crystal_graph/cgcnn-test", node_dim=16,
+                                      n_conv=1, hidden=(16,), epochs=1, max_train_rows=64, target_range=(1.0, 100.0),
+                                      library=tmp_path)
+    card = json.loads((Path(directory) / "card.json").read_text())
+    assert card["source"]["n_rows_outside_target_range"] == 3
+    assert card["source"]["target_range"] == [1.0, 100.0]
+    assert card["source"]["n_rows_missing_target"] == 0 and card["source"]["n_rows_train"] == 64
