@@ -214,3 +214,27 @@ def test_structure_holdout_for_one_composition_sets_and_target_range(tmp_path):
     assert card["source"]["n_rows_outside_target_range"] == 3
     assert card["source"]["target_range"] == [1.0, 100.0]
     assert card["source"]["n_rows_missing_target"] == 0 and card["source"]["n_rows_train"] == 64
+
+
+def test_layer_norm_cgcnn_is_recorded_and_reloads_bit_identically(tmp_path):
+    """CGCNN(norm="layer") (the carbon_24 library recipe): the card records the norm, the model reloads
+    with LayerNorm weights and predicts the same bits; the default card stays without the key (so
+    earlier files keep their bytes); an unknown norm is refused."""
+    carbon_path = DATA / "structures" / "carbon24_valtest_cdvae.jsonl"
+    if not carbon_path.exists():
+        pytest.skip(f"shared data not found at {carbon_path}")
+    common = dict(node_dim=16, n_conv=1, hidden=(16,), epochs=1, max_train_rows=64, split_by="structure", library=tmp_path)
+    for norm in ("layer", "batch"):
+        directory = build_structure_model(carbon_path, "energy_per_atom_eV", name=f"carbon/e/crystal_graph/cgcnn-{norm}",
+                                          norm=norm, **common)
+        card = json.loads((Path(directory) / "card.json").read_text())
+        assert card["architecture"]["init_args"].get("norm") == (None if norm == "batch" else "layer")
+    model = lib.load("carbon/e/crystal_graph/cgcnn-layer", library=tmp_path)
+    assert type(model.network.convs[0].norm_edges).__name__ == "LayerNorm"
+    batch = read_structures(carbon_path).select(range(50))
+    a, b = model.predict(batch), lib.load("carbon/e/crystal_graph/cgcnn-layer", library=tmp_path).predict(batch)
+    assert np.array_equal(a, b) and np.all(np.isfinite(a))
+    from matxfer.nn import CGCNN
+
+    with pytest.raises(ValueError, match="norm"):
+        CGCNN(norm="group")

@@ -8,7 +8,7 @@ Every model records the keyword arguments it was built with in ``init_args`` so 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -349,14 +349,21 @@ class CGConv(nn.Module):
     ``h_i <- h_i + softplus(BN(sum_j sigmoid(z W_f) * softplus(z W_s)))``.
 
     Aggregation is a single ``index_add_`` over the edge list, so a batch of thousands of
-    graphs is one kernel launch per layer.
+    graphs is one kernel launch per layer. ``norm``: ``"batch"`` (BatchNorm, as in the paper) or
+    ``"layer"`` (LayerNorm; see :class:`CGCNN`).
     """
 
-    def __init__(self, node_dim: int, edge_dim: int) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, norm: str = "batch") -> None:
         super().__init__()
         self.linear = nn.Linear(2 * node_dim + edge_dim, 2 * node_dim)
-        self.norm_edges = nn.BatchNorm1d(2 * node_dim)
-        self.norm_nodes = nn.BatchNorm1d(node_dim)
+        self.norm_edges: Union[nn.BatchNorm1d, nn.LayerNorm]
+        self.norm_nodes: Union[nn.BatchNorm1d, nn.LayerNorm]
+        if norm == "batch":
+            self.norm_edges, self.norm_nodes = nn.BatchNorm1d(2 * node_dim), nn.BatchNorm1d(node_dim)
+        elif norm == "layer":
+            self.norm_edges, self.norm_nodes = nn.LayerNorm(2 * node_dim), nn.LayerNorm(node_dim)
+        else:
+            raise ValueError(f"CGConv: norm must be 'batch' or 'layer', got {norm!r}")
         self.node_dim = node_dim
 
     def reset_parameters(self) -> None:
@@ -380,6 +387,16 @@ class CGCNN(nn.Module):
     ``atomic_numbers`` int64 [N]; ``edge_index`` int64 [2, E] (row 0 = centre atom, row 1 = neighbour,
     both global node indices); ``distances`` float [E] in angstrom; ``node_graph`` int64 [N]
     (graph index of each node); ``n_graphs``. Graph embeddings are the mean of node states.
+
+    ``norm="batch"`` (the paper's BatchNorm, the default) normalizes each convolution by batch
+    statistics in training and running statistics in evaluation; ``norm="layer"`` (LayerNorm per
+    edge and per atom) has no batch statistics. Measured once, on carbon_24 (one element: the first
+    convolution's inputs differ only through the distances, batch variances ~1e-3) with the library
+    recipe (48-wide, 3 convolutions, 3,668 rows, batch 64, lr 3e-3, 15 epochs): BatchNorm's
+    validation loss was 16-219 standardized units against 0.2-0.4 in training and its hold-out MAE
+    0.71 eV/atom (mean predictor 0.117); LayerNorm reached 0.062 / 0.067 (seeds 0 / 1) after a
+    plateau of up to 10 epochs. A smaller network on 800 rows showed the opposite (BatchNorm 0.074,
+    LayerNorm 0.112 after 8 epochs), so this is not a rule: check the hold-out.
     """
 
     def __init__(
@@ -391,8 +408,11 @@ class CGCNN(nn.Module):
         hidden: Sequence[int] = (128,),
         n_out: int = 1,
         max_z: int = 100,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in ("batch", "layer"):
+            raise ValueError(f"CGCNN: norm must be 'batch' or 'layer', got {norm!r}")
         self.init_args: Dict[str, Any] = dict(
             node_dim=int(node_dim),
             n_conv=int(n_conv),
@@ -402,9 +422,11 @@ class CGCNN(nn.Module):
             n_out=int(n_out),
             max_z=int(max_z),
         )
+        if norm != "batch":  # recorded only when not the default, so earlier cards and files keep their bytes
+            self.init_args["norm"] = norm
         self.embedding = nn.Embedding(max_z + 1, node_dim)
         self.expansion = GaussianExpansion(0.0, cutoff, n_gaussians)
-        self.convs = nn.ModuleList(CGConv(node_dim, n_gaussians) for _ in range(n_conv))
+        self.convs = nn.ModuleList(CGConv(node_dim, n_gaussians, norm) for _ in range(n_conv))
         widths = [node_dim, *[int(h) for h in hidden]]
         blocks = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
