@@ -24,6 +24,7 @@ pub mod ofm;
 pub mod order_params;
 pub mod oxidation;
 pub mod parallel;
+pub mod soap;
 pub mod structure;
 pub mod structure_descriptors;
 pub mod voronoi;
