@@ -49,6 +49,8 @@ pub const MAX_L_MAX: usize = 20;
 pub const MAX_N_MAX: usize = 64;
 /// Value to which the primitives and the atomic Gaussians decay at their cutoffs.
 const DECAY_THRESHOLD: f64 = 1e-3;
+/// Neighbors whose harmonics and radial factors are tabulated at once.
+const NEIGHBOR_BLOCK: usize = 32;
 /// Structures with at least this many sites are also split over sites.
 const PARALLEL_MIN_SITES: usize = 32;
 
@@ -225,14 +227,17 @@ pub struct SolidHarmonics {
     l_max: usize,
     /// Normalisation `sqrt((2 - delta_m0) (2l + 1) / (4 pi) (l - m)! / (l + m)!)`, index `l (l_max+1) + m`.
     norm: Vec<f64>,
-    /// Scratch: `Q_lm`, same indexing.
-    q: Vec<f64>,
+    /// Recurrence factors `(2l - 1) / (l - m)` and `(l + m - 1) / (l - m)`, same indexing.
+    up: Vec<f64>,
+    down: Vec<f64>,
 }
 
 impl SolidHarmonics {
     pub fn new(l_max: usize) -> Self {
         let w = l_max + 1;
         let mut norm = vec![0.0; w * w];
+        let mut up = vec![0.0; w * w];
+        let mut down = vec![0.0; w * w];
         for l in 0..=l_max {
             for m in 0..=l {
                 // (l - m)! / (l + m)! as a product of reciprocals (no overflow for l <= 20).
@@ -242,16 +247,19 @@ impl SolidHarmonics {
                 }
                 let two = if m == 0 { 1.0 } else { 2.0 };
                 norm[l * w + m] = (two * (2 * l + 1) as f64 / (4.0 * std::f64::consts::PI) * ratio).sqrt();
+                if l > m {
+                    up[l * w + m] = (2 * l - 1) as f64 / (l - m) as f64;
+                    down[l * w + m] = (l + m - 1) as f64 / (l - m) as f64;
+                }
             }
         }
-        Self { l_max, norm, q: vec![0.0; w * w] }
+        Self { l_max, norm, up, down }
     }
 
-    pub fn eval(&mut self, v: [f64; 3], out: &mut [f64]) {
+    pub fn eval(&self, v: [f64; 3], out: &mut [f64]) {
         let (x, y, z) = (v[0], v[1], v[2]);
         let r2 = x * x + y * y + z * z;
         let w = self.l_max + 1;
-        let q = &mut self.q;
         let mut c = 1.0; // Re (x + iy)^m
         let mut s = 0.0; // Im (x + iy)^m
         let mut qmm = 1.0; // (2m - 1)!!
@@ -262,26 +270,72 @@ impl SolidHarmonics {
                 c = c1;
                 s = s1;
             }
-            q[m * w + m] = qmm;
-            if m < self.l_max {
-                q[(m + 1) * w + m] = (2 * m + 1) as f64 * z * qmm;
-            }
-            for l in (m + 2)..=self.l_max {
-                q[l * w + m] = ((2 * l - 1) as f64 * z * q[(l - 1) * w + m]
-                    - (l + m - 1) as f64 * r2 * q[(l - 2) * w + m])
-                    / (l - m) as f64;
-            }
+            // Q_(l-2)m, Q_(l-1)m while l runs up from m.
+            let (mut before, mut q) = (0.0, qmm);
             for l in m..=self.l_max {
-                let base = l * l;
-                let a = self.norm[l * w + m] * q[l * w + m];
+                if l > m {
+                    let next = self.up[l * w + m] * z * q - self.down[l * w + m] * r2 * before;
+                    before = q;
+                    q = next;
+                }
+                let a = self.norm[l * w + m] * q;
                 if m == 0 {
-                    out[base] = a;
+                    out[l * l] = a;
                 } else {
-                    out[base + 2 * m - 1] = a * c;
-                    out[base + 2 * m] = a * s;
+                    out[l * l + 2 * m - 1] = a * c;
+                    out[l * l + 2 * m] = a * s;
                 }
             }
         }
+    }
+}
+
+/// `exp(x)` for `x <= 0` (0 below -708), within a few ulp of libm, branch-free so that loops over
+/// it vectorise: `x = k ln 2 + r`, `|r| <= ln 2 / 2`, `e^r` by its Taylor polynomial of degree 13
+/// (truncation below 1e-17; within 3 ulp of libm), `2^k` assembled in the exponent bits.
+#[inline(always)]
+fn exp_nonpositive(x: f64) -> f64 {
+    const INV_LN2: f64 = std::f64::consts::LOG2_E;
+    // ln 2 split into a head with trailing zero bits (exact products k ln2_hi) and a tail.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    // Adding 1.5 * 2^52 rounds to an integer held in the low mantissa bits.
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    let xc = x.max(-708.0);
+    let t = xc * INV_LN2 + SHIFTER;
+    let k = t - SHIFTER;
+    let r = xc - k * LN2_HI - k * LN2_LO;
+    // Estrin's scheme: short dependency chains, so consecutive calls overlap in the pipeline.
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let q0 = (C[0] + C[1] * r) + (C[2] + C[3] * r) * r2;
+    let q1 = (C[4] + C[5] * r) + (C[6] + C[7] * r) * r2;
+    let q2 = (C[8] + C[9] * r) + (C[10] + C[11] * r) * r2;
+    let q3 = C[12] + C[13] * r;
+    let p = (q0 + q1 * r4) + (q2 + q3 * r4) * r8;
+    let k_int = t.to_bits().wrapping_sub(SHIFTER.to_bits());
+    let scale = f64::from_bits(k_int.wrapping_add(1023) << 52);
+    if x < -708.0 {
+        0.0
+    } else {
+        p * scale
     }
 }
 
@@ -299,6 +353,7 @@ struct Projection {
     /// Species index of each atomic number (`usize::MAX`: not in the list).
     species_index: [usize; 256],
     cutoff: f64,
+    kernel: Kernel,
 }
 
 impl Projection {
@@ -335,6 +390,7 @@ impl Projection {
             prefactor,
             species_index,
             cutoff: opts.r_cut + opts.cutoff_padding(),
+            kernel: Kernel::detect(),
         })
     }
 
@@ -352,17 +408,17 @@ impl Projection {
     }
 
     /// Power spectrum of coefficients `c` (species, l, n, m: index `(s n_lm + l^2) n_max + n (2l+1) + m`)
-    /// into `out`. `present[s]`: species `s` has atoms within the cutoff (else its coefficients
-    /// are zero and so are its blocks, which are written without the products).
-    fn power(&self, c: &[f64], present: &[bool], out: &mut [f64]) {
+    /// into `out`, which must hold zeros (`ADD = false`) or a running sum (`ADD = true`).
+    /// `present[s]`: species `s` has atoms within the cutoff; else its coefficients are zero and
+    /// its blocks are left untouched (zero), which saves the products and, in a freshly
+    /// allocated output, even the page writes (many species make mostly-zero rows).
+    fn power<const ADD: bool>(&self, c: &[f64], present: &[bool], out: &mut [f64]) {
         let (nm, ns, nlm) = (self.n_max, self.n_species, self.n_lm());
         let mut t = 0;
         for s1 in 0..ns {
             for s2 in s1..ns {
                 if !(present[s1] && present[s2]) {
-                    let block = if s1 == s2 { nm * (nm + 1) / 2 } else { nm * nm } * (self.l_max + 1);
-                    out[t..t + block].fill(0.0);
-                    t += block;
+                    t += if s1 == s2 { nm * (nm + 1) / 2 } else { nm * nm } * (self.l_max + 1);
                     continue;
                 }
                 for l in 0..=self.l_max {
@@ -379,7 +435,11 @@ impl Projection {
                             for m in 0..width {
                                 acc += x[m] * y[m];
                             }
-                            out[t] = p * acc;
+                            if ADD {
+                                out[t] += p * acc;
+                            } else {
+                                out[t] = p * acc;
+                            }
                             t += 1;
                         }
                     }
@@ -409,7 +469,11 @@ struct Scratch {
     ylm: Vec<f64>,
     /// Primitive sums: species x (l, k) x m, index `(s n_lm + l^2) n_max + k (2l+1) + m`.
     primitive: Vec<f64>,
-    exps: Vec<f64>,
+    /// Neighbors of one species as columns: `r^2`, `R_lm` (index `lm * count + i`) and
+    /// `exp(-decay_lk r^2)` (index `(l n_max + k) * count + i`).
+    r2: Vec<f64>,
+    ylm_columns: Vec<f64>,
+    exp_columns: Vec<f64>,
     neighbors: Vec<(usize, [f64; 3])>,
     seen: Vec<bool>,
 }
@@ -420,41 +484,126 @@ impl Scratch {
             harmonics: SolidHarmonics::new(p.l_max),
             ylm: vec![0.0; p.n_lm()],
             primitive: vec![0.0; p.coefficient_len()],
-            exps: vec![0.0; (p.l_max + 1) * p.n_max],
+            r2: vec![0.0; NEIGHBOR_BLOCK],
+            ylm_columns: vec![0.0; p.n_lm() * NEIGHBOR_BLOCK],
+            exp_columns: vec![0.0; (p.l_max + 1) * p.n_max * NEIGHBOR_BLOCK],
             neighbors: Vec::new(),
             seen: vec![false; p.n_species],
         }
     }
 }
 
-impl Projection {
-    /// Coefficients of one center from its neighbor vectors (the center itself included).
-    fn coefficients(&self, neighbors: &[(usize, [f64; 3])], scratch: &mut Scratch, out: &mut [f64]) {
-        let (nm, nlm) = (self.n_max, self.n_lm());
-        scratch.primitive.fill(0.0);
-        scratch.seen.fill(false);
-        for &(s, v) in neighbors {
-            scratch.seen[s] = true;
-            let r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-            scratch.harmonics.eval(v, &mut scratch.ylm);
-            for (e, d) in scratch.exps.iter_mut().zip(&self.decay) {
-                *e = (-d * r2).exp();
+/// `sum_i a_i b_i` with four partial sums (a fixed order, so the same bits on every run).
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// The coefficient kernel compiled for the host's widest vectors. Only elementwise IEEE
+/// operations are vectorised (no fused multiply-add, fixed summation order), so every variant
+/// gives the same bits.
+#[derive(Clone, Copy)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                return Self::Avx2;
             }
-            for l in 0..=self.l_max {
-                let width = 2 * l + 1;
-                let y = &scratch.ylm[l * l..l * l + width];
-                let base = (s * nlm + l * l) * nm;
-                for k in 0..nm {
-                    let e = scratch.exps[l * nm + k];
-                    let acc = &mut scratch.primitive[base + k * width..base + (k + 1) * width];
-                    for m in 0..width {
-                        acc[m] += e * y[m];
+        }
+        Self::Portable
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn coefficients_avx2(
+    p: &Projection,
+    neighbors: &mut [(usize, [f64; 3])],
+    scratch: &mut Scratch,
+    out: &mut [f64],
+) {
+    p.coefficients_body(neighbors, scratch, out)
+}
+
+impl Projection {
+    /// Coefficients of one center from its neighbor vectors (the center itself included), which
+    /// are sorted by species in place (a stable sort: the order within a species is kept).
+    fn coefficients(&self, neighbors: &mut [(usize, [f64; 3])], scratch: &mut Scratch, out: &mut [f64]) {
+        match self.kernel {
+            Kernel::Portable => self.coefficients_body(neighbors, scratch, out),
+            // SAFETY: `Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { coefficients_avx2(self, neighbors, scratch, out) },
+        }
+    }
+
+    #[inline(always)]
+    fn coefficients_body(&self, neighbors: &mut [(usize, [f64; 3])], scratch: &mut Scratch, out: &mut [f64]) {
+        let (nm, nlm, n_radial) = (self.n_max, self.n_lm(), (self.l_max + 1) * self.n_max);
+        neighbors.sort_by_key(|&(s, _)| s);
+        scratch.seen.fill(false);
+        out.fill(0.0);
+        let mut start = 0;
+        while start < neighbors.len() {
+            let s = neighbors[start].0;
+            let mut end = start;
+            while end < neighbors.len() && neighbors[end].0 == s {
+                end += 1;
+            }
+            let group = &neighbors[start..end];
+            start = end;
+            scratch.seen[s] = true;
+            let primitive = &mut scratch.primitive[s * nlm * nm..(s + 1) * nlm * nm];
+            primitive.fill(0.0);
+            // Blocks of neighbors small enough for their columns to stay in L1.
+            for block in group.chunks(NEIGHBOR_BLOCK) {
+                let count = block.len();
+                let r2 = &mut scratch.r2[..count];
+                let ylm = &mut scratch.ylm_columns[..nlm * count];
+                let exps = &mut scratch.exp_columns[..n_radial * count];
+                for (i, &(_, v)) in block.iter().enumerate() {
+                    r2[i] = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+                    scratch.harmonics.eval(v, &mut scratch.ylm);
+                    for (lm, &y) in scratch.ylm.iter().enumerate() {
+                        ylm[lm * count + i] = y;
+                    }
+                }
+                for (column, &d) in exps.chunks_exact_mut(count).zip(&self.decay) {
+                    for (e, &x) in column.iter_mut().zip(r2.iter()) {
+                        *e = exp_nonpositive(-d * x);
+                    }
+                }
+                for l in 0..=self.l_max {
+                    let width = 2 * l + 1;
+                    for k in 0..nm {
+                        let e = &exps[(l * nm + k) * count..(l * nm + k + 1) * count];
+                        let acc = &mut primitive[l * l * nm + k * width..l * l * nm + (k + 1) * width];
+                        for (m, a) in acc.iter_mut().enumerate() {
+                            *a += dot(e, &ylm[(l * l + m) * count..(l * l + m + 1) * count]);
+                        }
                     }
                 }
             }
-        }
-        out.fill(0.0);
-        for s in (0..self.n_species).filter(|&s| scratch.seen[s]) {
             for l in 0..=self.l_max {
                 let width = 2 * l + 1;
                 let base = (s * nlm + l * l) * nm;
@@ -487,7 +636,7 @@ impl Projection {
             sink.list.clear();
             sink.list.push((self.species_index[s.numbers[i] as usize], [0.0; 3]));
             cells.query(i, &mut sink, true);
-            self.coefficients(&sink.list, scratch, row);
+            self.coefficients(&mut sink.list, scratch, row);
             scratch.neighbors = sink.list;
         };
         if s.n_sites() >= PARALLEL_MIN_SITES {
@@ -519,7 +668,7 @@ impl Projection {
         match average {
             SoapAverage::Off => {
                 for (c, row) in coefficients.chunks(len).zip(out.chunks_mut(nf)) {
-                    self.power(c, &present(c), row);
+                    self.power::<false>(c, &present(c), row);
                 }
             }
             SoapAverage::Inner => {
@@ -532,16 +681,11 @@ impl Projection {
                 for a in &mut mean {
                     *a /= n as f64;
                 }
-                self.power(&mean, &present(&mean), out);
+                self.power::<false>(&mean, &present(&mean), out);
             }
             SoapAverage::Outer => {
-                let mut row = vec![0.0; nf];
-                out.fill(0.0);
                 for c in coefficients.chunks(len) {
-                    self.power(c, &present(c), &mut row);
-                    for (a, b) in out.iter_mut().zip(&row) {
-                        *a += b;
-                    }
+                    self.power::<true>(c, &present(c), out);
                 }
                 for a in out.iter_mut() {
                     *a /= n as f64;
@@ -673,7 +817,7 @@ mod tests {
     fn solid_harmonics_are_orthonormal_on_the_sphere() {
         // Midpoint rule in cos(t) (error ~ 1/nt^2) and an exact equispaced rule in phi for |m| <= 6.
         let l_max = 6;
-        let mut sh = SolidHarmonics::new(l_max);
+        let sh = SolidHarmonics::new(l_max);
         let n = (l_max + 1) * (l_max + 1);
         let mut gram = vec![0.0; n * n];
         let mut y = vec![0.0; n];
@@ -698,6 +842,48 @@ mod tests {
                 assert!((gram[i * n + j] - want).abs() < 1e-4, "({i}, {j}): {}", gram[i * n + j]);
             }
         }
+    }
+
+    #[test]
+    fn kernels_give_the_same_bits() {
+        let o = opts(SoapAverage::Off, true);
+        let species = o.validate().unwrap();
+        let mut p = Projection::new(&o, &species).unwrap();
+        // 70 neighbors: two full blocks and a remainder, both species, the center first.
+        let mut neighbors: Vec<(usize, [f64; 3])> = vec![(0, [0.0; 3])];
+        for i in 1..70 {
+            let t = i as f64;
+            neighbors.push((i % 2, [(t * 0.37).sin() * 4.0, (t * 0.91).cos() * 3.5, (t * 0.13).sin() * 5.0]));
+        }
+        let mut results = Vec::new();
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if matches!(Kernel::detect(), Kernel::Avx2) {
+            kernels.push(Kernel::Avx2);
+        }
+        for kernel in kernels {
+            p.kernel = kernel;
+            let mut scratch = Scratch::new(&p);
+            let mut out = vec![0.0; p.coefficient_len()];
+            p.coefficients(&mut neighbors.clone(), &mut scratch, &mut out);
+            assert!(out.iter().any(|&x| x != 0.0));
+            results.push(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn exp_matches_libm() {
+        let mut worst = 0.0f64;
+        for i in 0..99_000 {
+            let x = -(i as f64) * 7.1e-3 - (i % 7) as f64 * 1e-9;
+            let (a, b) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 6e-16, "{worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-800.0), 0.0);
     }
 
     #[test]
