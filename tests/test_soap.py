@@ -119,6 +119,16 @@ def test_bitwise_identical_for_thread_counts(atoms):
         assert one.tobytes() == two.tobytes()
 
 
+def test_neighbor_memory_is_checked_before_work(atoms, monkeypatch):
+    species = _species(atoms)
+    monkeypatch.setenv("MATXFER_MAX_MEMORY", "200K")
+    with pytest.raises(StructureError, match=r"structure 0\b.*memory ceiling"):
+        mst.soap(atoms, species, 30.0, 2, 2, n_threads=1)
+    monkeypatch.delenv("MATXFER_MAX_MEMORY")
+    out, _ = mst.soap(atoms[:1], species, 30.0, 2, 2, n_threads=1)
+    assert out.shape[0] == len(atoms[0]) and np.isfinite(out).all()
+
+
 def test_bad_input(atoms):
     species = _species(atoms)
     without = [z for z in species if z != 8]
@@ -139,5 +149,7 @@ def test_bad_input(atoms):
         mst.soap(atoms, species + [8], 4.0, 3, 3)
     with pytest.raises(ArgumentTypeError):
         mst.soap(atoms, "O", 4.0, 3, 3)
+    with pytest.raises(InvalidArgumentError, match="unknown element 'Xx'"):
+        mst.soap(atoms, species + ["Xx"], 4.0, 3, 3)
     with pytest.raises(InvalidArgumentError, match="linearly dependent"):
         mst.soap(atoms, species, 1.5, 40, 3)

@@ -22,7 +22,10 @@ def _atomic_number(item: Union[str, int]) -> int:
     if isinstance(item, (int, np.integer)):
         return int(item)
     if isinstance(item, str):
-        return int(_core.atomic_numbers([item])[0])
+        try:
+            return int(_core.atomic_numbers([item])[0])
+        except InvalidArgumentError:
+            raise InvalidArgumentError(f"species: unknown element {item!r}") from None
     raise ArgumentTypeError(
         f"species entries must be element symbols or atomic numbers, got {type(item).__name__}"
     )

@@ -190,7 +190,7 @@ impl GtoBasis {
             if smallest.is_nan() || smallest <= largest * 1e-15 {
                 return Err(CoreError::InvalidArgument(format!(
                     "the GTO basis with n_max = {n_max}, r_cut = {r_cut} is numerically linearly dependent at l = {l} \
-                     (overlap eigenvalues {smallest:.3e} .. {largest:.3e}); use a smaller n_max or a larger r_cut"
+                     (overlap eigenvalues {smallest:.3e} .. {largest:.3e}); use a smaller n_max or another r_cut"
                 )));
             }
             let v = &eig.eigenvectors;
@@ -725,9 +725,23 @@ pub fn soap_batch(
         nonperiodic = structures.iter().map(|s| Structure { pbc: [false; 3], ..s.clone() }).collect();
         &nonperiodic
     };
+    // Each worker holds the neighbor vectors of one site (32 bytes each, doubled for growth).
+    let neighbor_budget = crate::limits::memory_budget()? / crate::parallel::effective_threads(n_threads)? as f64;
     let mut rows_of = Vec::with_capacity(list.len());
     for (index, s) in list.iter().enumerate() {
         s.validate_for_cutoff(index, cutoff)?;
+        let per_site = crate::neighbors::cell_list::rough_pair_estimate(s, cutoff) / s.n_sites().max(1) as f64;
+        if !crate::limits::at_most(per_site * 64.0, neighbor_budget) {
+            return Err(CoreError::Structure {
+                index,
+                name: s.id.clone(),
+                reason: format!(
+                    "about {per_site:.3e} atoms per site within r_cut + padding = {cutoff:.3} A would need {:.3} GB of \
+                     neighbor vectors per thread, above the memory ceiling (set MATXFER_MAX_MEMORY to change it)",
+                    per_site * 64.0 / 1e9
+                ),
+            });
+        }
         if let Some((k, &z)) =
             s.numbers.iter().enumerate().find(|(_, &z)| projection.species_index[z as usize] == usize::MAX)
         {
