@@ -77,6 +77,22 @@ def test_parity_with_dscribe(atoms, periodic, average, settings):
     _close(mine, ref)
 
 
+def test_parity_with_partial_periodicity(atoms):
+    """Periodic along a and b only (a slab of the ~4 A perovskite cells, thinner than the cutoff)."""
+    slabs = []
+    for a in atoms[:4]:
+        b = a.copy()
+        b.pbc = [True, True, False]
+        slabs.append(b)
+    species = _species(slabs)
+    desc = dscribe_soap.SOAP(species=species, r_cut=5.0, n_max=4, l_max=4, sigma=0.8, periodic=True)
+    ref = desc.create(slabs)
+    mine, _ = mst.soap(slabs, species, 5.0, 4, 4, 0.8)
+    _close(mine, np.concatenate(list(ref)))
+    full, _ = mst.soap(atoms[:4], species, 5.0, 4, 4, 0.8)
+    assert np.abs(full - mine).max() > 1e-3 * np.abs(full).max()
+
+
 def test_layout_matches_get_location(atoms):
     species = _species(atoms)
     desc = dscribe_soap.SOAP(species=species, r_cut=4.0, n_max=3, l_max=2, sigma=1.0, periodic=True)
