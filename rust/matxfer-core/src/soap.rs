@@ -290,6 +290,64 @@ impl SolidHarmonics {
     }
 }
 
+impl SolidHarmonics {
+    /// [`SolidHarmonics::eval`] for up to [`NEIGHBOR_BLOCK`] vectors at once, as columns:
+    /// `out[lm * n + i]` for vector `i` of `n`. The same operations in the same order per vector
+    /// (so the same bits), with the vectors innermost so that the loops vectorise.
+    #[inline(always)]
+    fn eval_block(&self, v: &[(usize, [f64; 3])], r2: &[f64], out: &mut [f64]) {
+        const B: usize = NEIGHBOR_BLOCK;
+        let n = v.len().min(B);
+        let w = self.l_max + 1;
+        let (mut x, mut y, mut z) = ([0.0; B], [0.0; B], [0.0; B]);
+        for (i, &(_, p)) in v.iter().take(n).enumerate() {
+            x[i] = p[0];
+            y[i] = p[1];
+            z[i] = p[2];
+        }
+        let r2 = &r2[..n];
+        let (mut c, mut s) = ([1.0; B], [0.0; B]);
+        let mut qmm = 1.0;
+        let (mut before, mut q) = ([0.0; B], [0.0; B]);
+        for m in 0..=self.l_max {
+            if m > 0 {
+                qmm *= (2 * m - 1) as f64;
+                for i in 0..n {
+                    let (c1, s1) = (x[i] * c[i] - y[i] * s[i], x[i] * s[i] + y[i] * c[i]);
+                    c[i] = c1;
+                    s[i] = s1;
+                }
+            }
+            before[..n].fill(0.0);
+            q[..n].fill(qmm);
+            for l in m..=self.l_max {
+                if l > m {
+                    let (up, down) = (self.up[l * w + m], self.down[l * w + m]);
+                    for i in 0..n {
+                        let next = up * z[i] * q[i] - down * r2[i] * before[i];
+                        before[i] = q[i];
+                        q[i] = next;
+                    }
+                }
+                let a = self.norm[l * w + m];
+                if m == 0 {
+                    let column = &mut out[l * l * n..(l * l + 1) * n];
+                    for i in 0..n {
+                        column[i] = a * q[i];
+                    }
+                } else {
+                    let (cos, sin) = out[(l * l + 2 * m - 1) * n..(l * l + 2 * m + 1) * n].split_at_mut(n);
+                    for i in 0..n {
+                        let b = a * q[i];
+                        cos[i] = b * c[i];
+                        sin[i] = b * s[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `exp(x)` for `x <= 0` (0 below -708), within a few ulp of libm, branch-free so that loops over
 /// it vectorise: `x = k ln 2 + r`, `|r| <= ln 2 / 2`, `e^r` by its Taylor polynomial of degree 13
 /// (truncation below 1e-17; within 3 ulp of libm), `2^k` assembled in the exponent bits.
@@ -466,7 +524,6 @@ impl PairSink for SiteNeighbors<'_> {
 /// Reusable per-thread buffers.
 struct Scratch {
     harmonics: SolidHarmonics,
-    ylm: Vec<f64>,
     /// Primitive sums: species x (l, k) x m, index `(s n_lm + l^2) n_max + k (2l+1) + m`.
     primitive: Vec<f64>,
     /// Neighbors of one species as columns: `r^2`, `R_lm` (index `lm * count + i`) and
@@ -482,7 +539,6 @@ impl Scratch {
     fn new(p: &Projection) -> Self {
         Self {
             harmonics: SolidHarmonics::new(p.l_max),
-            ylm: vec![0.0; p.n_lm()],
             primitive: vec![0.0; p.coefficient_len()],
             r2: vec![0.0; NEIGHBOR_BLOCK],
             ylm_columns: vec![0.0; p.n_lm() * NEIGHBOR_BLOCK],
@@ -581,13 +637,10 @@ impl Projection {
                 let r2 = &mut scratch.r2[..count];
                 let ylm = &mut scratch.ylm_columns[..nlm * count];
                 let exps = &mut scratch.exp_columns[..n_radial * count];
-                for (i, &(_, v)) in block.iter().enumerate() {
-                    r2[i] = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-                    scratch.harmonics.eval(v, &mut scratch.ylm);
-                    for (lm, &y) in scratch.ylm.iter().enumerate() {
-                        ylm[lm * count + i] = y;
-                    }
+                for (r, &(_, v)) in r2.iter_mut().zip(block) {
+                    *r = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
                 }
+                scratch.harmonics.eval_block(block, r2, ylm);
                 for (column, &d) in exps.chunks_exact_mut(count).zip(&self.decay) {
                     for (e, &x) in column.iter_mut().zip(r2.iter()) {
                         *e = exp_nonpositive(-d * x);
@@ -885,6 +938,25 @@ mod tests {
             results.push(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
         }
         assert!(results.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn block_harmonics_equal_single_ones() {
+        let sh = SolidHarmonics::new(9);
+        let n_lm = 100;
+        let v: Vec<(usize, [f64; 3])> = (0..NEIGHBOR_BLOCK - 3)
+            .map(|i| (0, [(i as f64).sin() * 3.0, (i as f64 * 1.7).cos(), i as f64 * 0.1 - 1.0]))
+            .collect();
+        let r2: Vec<f64> = v.iter().map(|(_, p)| p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).collect();
+        let mut columns = vec![0.0; n_lm * v.len()];
+        sh.eval_block(&v, &r2, &mut columns);
+        let mut one = vec![0.0; n_lm];
+        for (i, (_, p)) in v.iter().enumerate() {
+            sh.eval(*p, &mut one);
+            for lm in 0..n_lm {
+                assert_eq!(one[lm].to_bits(), columns[lm * v.len() + i].to_bits(), "lm {lm}, vector {i}");
+            }
+        }
     }
 
     #[test]
