@@ -169,6 +169,19 @@ def orbital_field_matrix(
     n_threads: Optional[int] = None,
 ) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 
+# SOAP (rust/matxfer-py/src/soap.rs)
+def soap(
+    structures: Structures,
+    species: list[int],
+    r_cut: float,
+    n_max: int,
+    l_max: int,
+    sigma: Optional[float] = None,
+    average: str = "off",
+    periodic: bool = True,
+    n_threads: Optional[int] = None,
+) -> tuple[npt.NDArray[np.float64], list[str]]: ...
+
 # Molecular graphs (rust/matxfer-py/src/molecules.rs)
 def build_molecule_graph_batch(
     atom_ptr: npt.NDArray[np.int64],

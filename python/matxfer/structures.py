@@ -583,6 +583,10 @@ def __getattr__(name: str) -> Any:
         from matxfer import ionic
 
         return getattr(ionic, name)
+    if name == "soap":
+        from matxfer import soap
+
+        return soap.soap
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

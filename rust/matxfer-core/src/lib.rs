@@ -7,6 +7,7 @@
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
 //! - [`crystal_nn`]: pymatgen's CrystalNN (coordination-number probabilities and neighbors).
 //! - [`order_params`]: local structure order parameters (pymatgen's `LocalStructOrderParams`).
+//! - [`soap`]: SOAP power spectra with the GTO radial basis (dscribe's `SOAP`).
 
 pub mod composition;
 pub mod crystal_nn;
@@ -24,6 +25,7 @@ pub mod ofm;
 pub mod order_params;
 pub mod oxidation;
 pub mod parallel;
+pub mod soap;
 pub mod structure;
 pub mod structure_descriptors;
 pub mod voronoi;

@@ -9,6 +9,7 @@ mod errors;
 mod ionic;
 mod molecules;
 mod order_params;
+mod soap;
 mod structures;
 mod ward2017;
 
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ward2017::register(m)?;
     order_params::register(m)?;
     ionic::register(m)?;
+    soap::register(m)?;
     Ok(())
 }
