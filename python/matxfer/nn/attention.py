@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .models import MODEL_REGISTRY, _activation
+from .models import MODEL_REGISTRY, _activation, target_scaling
 
 __all__ = ["AttentionEncoder", "N_ELEMENTS", "attention_inputs"]
 
@@ -243,14 +243,9 @@ class AttentionEncoder(nn.Module):
     @torch.no_grad()
     def fit_target_scaling(self, y: np.ndarray | Tensor) -> AttentionEncoder:
         """Output scaling from training targets [n] or [n, n_out] (NaN = missing); returns self."""
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-        y = y[:, None] if y.ndim == 1 else y
-        if y.shape[1] != self.n_out:
-            raise ValueError(f"expected targets with {self.n_out} column(s), got {tuple(y.shape)}")
-        mean = torch.nan_to_num(torch.nanmean(y, dim=0), nan=0.0)
-        std = torch.sqrt(torch.nan_to_num(torch.nanmean((y - mean) ** 2, dim=0), nan=1.0))
-        self.y_mean.copy_(mean.float())
-        self.y_std.copy_(torch.where(std > 1e-12, std, torch.ones_like(std)).float())
+        mean, std = target_scaling(y, self.n_out)
+        self.y_mean.copy_(mean)
+        self.y_std.copy_(std)
         return self
 
     def hidden_states(self, x: Tensor, extra: Optional[Tensor] = None) -> Tuple[Tensor, ...]:

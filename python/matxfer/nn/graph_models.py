@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import GraphData
-from .models import CGCNN, MODEL_REGISTRY
+from .models import CGCNN, MODEL_REGISTRY, target_scaling
 
 __all__ = ["GraphRegressor", "DEFAULT_GRAPH_OPTIONS", "as_graph_model"]
 
@@ -88,16 +88,9 @@ class GraphRegressor(nn.Module):
     @torch.no_grad()
     def fit_target_scaling(self, y: Any) -> GraphRegressor:
         """Output scaling from training targets [n] or [n, n_out] (NaN = missing); returns self."""
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.shape[1] != self.n_out:
-            raise ValueError(f"expected targets with {self.n_out} column(s), got {tuple(y.shape)}")
-        mean = torch.nan_to_num(torch.nanmean(y, dim=0), nan=0.0)
-        std = torch.sqrt(torch.nan_to_num(torch.nanmean((y - mean) ** 2, dim=0), nan=1.0))
-        std = torch.where(std > 1e-12, std, torch.ones_like(std))
-        self.y_mean.copy_(mean.to(self.y_mean.dtype))
-        self.y_std.copy_(std.to(self.y_std.dtype))
+        mean, std = target_scaling(y, self.n_out)
+        self.y_mean.copy_(mean)
+        self.y_std.copy_(std)
         return self
 
     def reset_parameters(self) -> None:

@@ -41,6 +41,20 @@ def _activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
+
+def target_scaling(y: Any, n_out: int) -> Tuple[Tensor, Tensor]:
+    """Per-column mean and std (float64) of training targets [n] or [n, n_out], NaN = missing; a
+    column with no value gets mean 0 and std 1, a (near-)constant one std 1. The output scaling that
+    every matxfer network's ``fit_target_scaling`` stores."""
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.shape[1] != n_out:
+        raise ValueError(f"expected targets with {n_out} column(s), got {tuple(y.shape)}")
+    mean = torch.nan_to_num(torch.nanmean(y, dim=0), nan=0.0)
+    std = torch.sqrt(torch.nan_to_num(torch.nanmean((y - mean) ** 2, dim=0), nan=1.0))
+    return mean, torch.where(std > 1e-12, std, torch.ones_like(std))
+
 class MLP(nn.Module):
     """Multilayer perceptron over descriptor vectors that carries its own input scaling.
 
@@ -158,16 +172,9 @@ class MLP(nn.Module):
     @torch.no_grad()
     def fit_target_scaling(self, y: np.ndarray | Tensor) -> MLP:
         """Set the output scaling from training targets [n] or [n, n_out] (NaN = missing); returns self."""
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.shape[1] != self.n_out:
-            raise ValueError(f"expected targets with {self.n_out} column(s), got {tuple(y.shape)}")
-        mean = torch.nan_to_num(torch.nanmean(y, dim=0), nan=0.0)
-        std = torch.sqrt(torch.nan_to_num(torch.nanmean((y - mean) ** 2, dim=0), nan=1.0))
-        std = torch.where(std > 1e-12, std, torch.ones_like(std))
-        self.y_mean.copy_(mean.to(self.y_mean.dtype))
-        self.y_std.copy_(std.to(self.y_std.dtype))
+        mean, std = target_scaling(y, self.n_out)
+        self.y_mean.copy_(mean)
+        self.y_std.copy_(std)
         return self
 
     def scale(self, x: Tensor, clip: bool = True) -> Tensor:
