@@ -225,6 +225,17 @@ def _model_name(task: SourceTask, preset: str, seed: int) -> str:
     return f"{task.dataset}/{task.property}/{preset}/mlp" + (f"-s{seed}" if seed else "")
 
 
+def _already_built(card_path: Path, recipe: str) -> bool:
+    """A model is skipped on resume when its card exists and records the same recipe hash; an
+    unreadable card is rebuilt."""
+    if not card_path.exists():
+        return False
+    try:
+        return _safeio.read_json(card_path).get("build", {}).get("recipe_sha256") == recipe
+    except Exception:
+        return False
+
+
 def _recipe_hash(task: SourceTask, preset: str, seed: int, config: BuildConfig) -> str:
     blob = json.dumps({"task": dataclasses.asdict(task), "preset": preset, "seed": seed, "config": config.recipe()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -284,14 +295,9 @@ def build(
     for k, (preset, seed, task) in enumerate(jobs):
         name = _model_name(task, preset, seed)
         recipe = _recipe_hash(task, preset, seed, config)
-        card_path = out / name / CARD_FILE
-        if card_path.exists():
-            try:
-                if _safeio.read_json(card_path).get("build", {}).get("recipe_sha256") == recipe:
-                    names.append(name)
-                    continue
-            except Exception:  # an unreadable card is rebuilt
-                pass
+        if _already_built(out / name / CARD_FILE, recipe):
+            names.append(name)
+            continue
         t0 = time.perf_counter()
         # One read + split per source file and column (shared by its regression and derived
         # classification tasks, by every preset and every seed), and one featurization per
@@ -401,14 +407,9 @@ def _build_structure_sources(out: Path, data_dir: Path, chosen: Sequence[Any], s
             if task.file not in file_hash:
                 file_hash[task.file] = _safeio.sha256_file(data_dir / task.file)
             recipe = structure_recipe_sha256(task, seed, config, file_hash[task.file])
-            card_path = out / name / CARD_FILE
-            if card_path.exists():
-                try:
-                    if _safeio.read_json(card_path).get("build", {}).get("recipe_sha256") == recipe:
-                        names.append(name)
-                        continue
-                except Exception:  # an unreadable card is rebuilt
-                    pass
+            if _already_built(out / name / CARD_FILE, recipe):
+                names.append(name)
+                continue
             t0 = time.perf_counter()
             directory = build_structure_task(task, data_dir, seed, config, out, recipe)
             seconds = time.perf_counter() - t0

@@ -520,17 +520,16 @@ def structure_model_name(task: StructureSourceTask, seed: int) -> str:
     return f"{task.dataset}/{task.property}/{PRESET}/cgcnn" + (f"-s{seed}" if seed else "")
 
 
+_LATER_TASK_OPTIONS = ("split_by", "target_range", "norm", "patience")
+
+
 def structure_recipe_sha256(task: StructureSourceTask, seed: int, config: StructureBuildConfig, file_sha256: str) -> str:
+    # options added after the first builds are left out at their defaults, so the recipe hashes of
+    # tasks that do not use them still hold
     task_fields = dataclasses.asdict(task)
-    # fields at their defaults are left out, so the recipe hashes of tasks that do not use them still hold
-    if task_fields["split_by"] == "composition":
-        del task_fields["split_by"]
-    if task_fields["target_range"] is None:
-        del task_fields["target_range"]
-    if task_fields["norm"] == "batch":
-        del task_fields["norm"]
-    if task_fields["patience"] is None:
-        del task_fields["patience"]
+    for field in dataclasses.fields(task):
+        if field.name in _LATER_TASK_OPTIONS and task_fields[field.name] == field.default:
+            del task_fields[field.name]
     blob = json.dumps({"task": task_fields, "seed": seed, "config": config.recipe(), "file_sha256": file_sha256},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
