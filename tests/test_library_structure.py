@@ -203,6 +203,8 @@ def test_structure_holdout_for_one_composition_sets_and_target_range(tmp_path):
         holdout_split(carbon, 0.1, by="formula")
     with pytest.raises(InvalidArgumentError, match="split_by='structure'"):
         build_structure_model(carbon_path, "energy_per_atom_eV", name="carbon/e/crystal_graph/cgcnn-test", library=tmp_path)
+    with pytest.raises(InvalidArgumentError, match="patience"):
+        build_structure_model(PEROV, "heat_ref", name="x/y/crystal_graph/cgcnn-test", patience=0, library=tmp_path)
     with pytest.raises(InvalidArgumentError, match="low < high"):
         build_structure_model(PEROV, "heat_ref", name="x/y/crystal_graph/cgcnn-test", target_range=(1.0, -1.0),
                               library=tmp_path)

@@ -307,6 +307,12 @@ def build_structure_model(
     from .model import rows_sha256
     from .molecule import _metrics
 
+    if patience is not None and not (isinstance(patience, (int, np.integer)) and patience >= 1):
+        raise InvalidArgumentError(f"patience must be a positive number of epochs, got {patience!r}")
+    if target_range is not None:
+        low, high = (float(v) for v in target_range)
+        if not low < high:
+            raise InvalidArgumentError(f"target_range must be (low, high) with low < high, got {target_range!r}")
     path = Path(dataset_path)
     batch = read_structures(path)
     y_file = _read_targets(path, target_column)
@@ -315,9 +321,6 @@ def build_structure_model(
     finite = np.isfinite(y_file)
     in_range = finite.copy()
     if target_range is not None:
-        low, high = (float(v) for v in target_range)
-        if not low < high:
-            raise InvalidArgumentError(f"target_range must be (low, high) with low < high, got {target_range!r}")
         in_range &= (y_file >= low) & (y_file <= high)
     keep = np.flatnonzero(in_range)
     y_all = y_file
