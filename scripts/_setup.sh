@@ -56,6 +56,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
+# No wheel cache: the CUDA torch wheels would otherwise be kept twice on disk (about 3 GB more);
+# fresh CI machines are sometimes short of disk.
+export PIP_NO_CACHE_DIR=1
+free_kib="$(df -Pk . | awk 'NR==2 {print $4}')"
+echo "== set-up: $((free_kib / 1024 / 1024)) GiB free on the disk of $(pwd)"
+if ! python -c "import torch" >/dev/null 2>&1 && [ "$free_kib" -lt $((8 * 1024 * 1024)) ]; then
+    echo "warning: torch from PyPI (the CUDA build) needs about 6 GiB and the Rust build about 1 GiB;" \
+        "only $((free_kib / 1024)) MiB are free here" >&2
+fi
 python -m pip install --quiet --upgrade pip
 # PyPI's Linux torch wheel is the CUDA build (about 2.8 GB with its nvidia-* wheels). Without an
 # NVIDIA GPU, take the CPU build (about 0.2 GB) from the PyTorch index first; if that index cannot
@@ -64,5 +73,9 @@ if ! python -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/n
     python -m pip install --quiet torch --index-url "${MATXFER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
         || echo "note: the PyTorch CPU index is unreachable; installing torch from PyPI" >&2
 fi
-python -m pip install --quiet -e ".[$1]"
+if ! python -m pip install --quiet -e ".[$1]"; then
+    echo "error: installing matxfer[$1] and its dependencies failed (see pip's message above);" \
+        "$(df -Pk . | awk 'NR==2 {print int($4 / 1024)}') MiB are free on this disk" >&2
+    exit 1
+fi
 rm -f "$VENV"/.matxfer-"$1"-*; touch "$VENV/.matxfer-$1-$STAMP_ID"
