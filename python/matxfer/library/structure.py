@@ -144,7 +144,8 @@ class StructureLibraryModel:
 
         d = self.card["descriptor"]
         return build_graphs(structures, d["cutoff"], max_neighbors=d["max_neighbors"], few_neighbors=d["few_neighbors"],
-                            min_distance=d["min_distance"], n_threads=n_threads)
+                            min_distance=d["min_distance"], three_body_cutoff=self.network.angle_cutoff,
+                            n_threads=n_threads)
 
     def _map_chunks(self, structures: Any, method: str, chunk_size: int, n_threads: Optional[int]) -> np.ndarray:
         from ..structures import _structure_error, as_batch
@@ -166,8 +167,10 @@ class StructureLibraryModel:
                 if start and isinstance(getattr(err, "index", None), int):
                     raise _structure_error(start + err.index, err.reason) from None
                 raise
-            inputs = (torch.from_numpy(g.numbers), torch.from_numpy(g.edge_index),
+            inputs: Tuple[Any, ...] = (torch.from_numpy(g.numbers), torch.from_numpy(g.edge_index),
                       torch.from_numpy(g.distances.astype(np.float32)), torch.from_numpy(g.node_graph), g.n_graphs)
+            if g.triplet_index is not None:  # a network with bond angles
+                inputs = (*inputs, None, torch.from_numpy(g.triplet_index), torch.from_numpy(g.triplet_cos.astype(np.float32)))
             with torch.no_grad():
                 out = getattr(self.network, method)(*inputs)
             outs.append(out.numpy())
@@ -277,6 +280,7 @@ def build_structure_model(
     split_by: str = "composition",
     target_range: Optional[Tuple[float, float]] = None,
     norm: str = "batch",
+    angle_cutoff: Optional[float] = None,
     patience: Optional[int] = None,
     seed: int = 0,
     device: Any = "cpu",
@@ -292,6 +296,7 @@ def build_structure_model(
     sets of one composition). ``target_range=(low, high)`` leaves out rows whose target lies outside
     it (for documented unphysical values; counted in the card, never silent). ``norm`` is the
     CGCNN's normalization (``"layer"`` for one-element sets, see :class:`matxfer.nn.CGCNN`);
+    ``angle_cutoff`` gives the CGCNN bond-angle updates from the core's triplets (see :class:`matxfer.nn.CGCNN`);
     ``patience`` the early-stopping patience in epochs (default ``max(5, epochs // 4)``);
     ``max_train_rows`` takes a seeded sample of the
     other rows. The Trainer keeps 10% of the training rows for early stopping. The card records the
@@ -338,12 +343,14 @@ def build_structure_model(
         raise InvalidArgumentError(f"{path}: column {target_column!r} is constant on the training rows")
     desc_kw = dict(cutoff=cutoff, max_neighbors=max_neighbors, few_neighbors="keep", min_distance=0.1)
     torch.manual_seed(seed)
-    net = CGCNN(node_dim=node_dim, n_conv=n_conv, n_gaussians=n_gaussians, cutoff=cutoff, hidden=hidden, norm=norm)
+    net = CGCNN(node_dim=node_dim, n_conv=n_conv, n_gaussians=n_gaussians, cutoff=cutoff, hidden=hidden, norm=norm,
+                angle_cutoff=angle_cutoff)
     desc = graph_descriptor(net.init_args, **desc_kw)  # type: ignore[arg-type]
     from ..graphs import build_graphs
 
     def graphs(rows):
-        return build_graphs(batch.select(rows), cutoff, max_neighbors=max_neighbors, few_neighbors="keep", min_distance=0.1)
+        return build_graphs(batch.select(rows), cutoff, max_neighbors=max_neighbors, few_neighbors="keep", min_distance=0.1,
+                            three_body_cutoff=angle_cutoff)
 
     data = GraphData.from_graphs(graphs(train), y=(y_all[train] - y_mean) / y_std)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=max(5, epochs // 4) if patience is None else int(patience), val_fraction=0.1,

@@ -7,7 +7,7 @@ from .attention import AttentionEncoder, attention_inputs
 from .data import ArrayData, GraphData
 from .graph_models import GraphRegressor
 from .io import load_model, save_model
-from .models import CGCNN, MLP, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
+from .models import CGCNN, MLP, AngleUpdate, CGConv, CompositionEncoder, GaussianExpansion, LatentMLP
 from .store import GraphStoreData
 from .trainer import (
     TrainConfig,
@@ -29,6 +29,7 @@ __all__ = [
     "CompositionEncoder",
     "AttentionEncoder",
     "attention_inputs",
+    "AngleUpdate",
     "CGCNN",
     "GraphRegressor",
     "CGConv",

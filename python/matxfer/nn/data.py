@@ -88,6 +88,10 @@ class ArrayData:
         return sub.inputs, sub.y, sub.weight
 
 
+_TENSORS = ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight", "rbf",
+            "triplet_index", "triplet_cos", "triplet_ptr")
+
+
 class GraphData:
     """Batched crystal graphs (CSR over graphs) with one target row per graph.
 
@@ -97,6 +101,10 @@ class GraphData:
     ``rbf`` float [E, K] (optional): the core's Gaussian expansion of the distances
     (``build_graphs(..., rbf=model.graph_rbf())``); when present, every batch passes it to the
     model as a sixth input, so the network uses it instead of expanding the distances itself.
+    ``triplet_index`` int64 [2, T] / ``triplet_cos`` float [T] (optional): the core's bond-angle
+    triplets (pairs of edges of the same centre, as indices into ``edge_index``; ``build_graphs(...,
+    three_body_cutoff=...)``); when present, every batch passes them as the seventh and eighth inputs
+    (the sixth is then the rbf or None), renumbered to the batch's edges.
     """
 
     def __init__(
@@ -109,6 +117,8 @@ class GraphData:
         node_graph=None,
         weight=None,
         rbf=None,
+        triplet_index=None,
+        triplet_cos=None,
     ) -> None:
         self.z = torch.as_tensor(np.asarray(atomic_numbers), dtype=torch.long)
         self.edge_index = torch.as_tensor(np.asarray(edge_index), dtype=torch.long)
@@ -138,8 +148,37 @@ class GraphData:
             self.rbf = self.rbf[order]
         counts = torch.bincount(edge_graph, minlength=self.n)
         self.edge_ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.triplet_index: Optional[Tensor] = None
+        self.triplet_cos: Optional[Tensor] = None
+        self.triplet_ptr: Optional[Tensor] = None
+        if (triplet_index is None) != (triplet_cos is None):
+            raise ValueError("triplet_index and triplet_cos come together: give both or neither")
+        if triplet_index is not None:
+            self._set_triplets(triplet_index, triplet_cos, order, edge_graph[order])
         self.y = as_targets(y, self.n)
         self.weight = None if weight is None else torch.as_tensor(np.asarray(weight, dtype=np.float32))
+
+    def _set_triplets(self, triplet_index, triplet_cos, order: Tensor, edge_graph: Tensor) -> None:
+        """Store triplets renumbered to the graph-sorted edges and grouped by graph (``triplet_ptr``)."""
+        t = torch.as_tensor(np.asarray(triplet_index) if not isinstance(triplet_index, Tensor) else triplet_index,
+                            dtype=torch.long)
+        c = torch.as_tensor(np.asarray(triplet_cos) if not isinstance(triplet_cos, Tensor) else triplet_cos,
+                            dtype=torch.float32)
+        n_edges = int(order.numel())
+        if t.ndim != 2 or t.shape[0] != 2 or c.shape != (t.shape[1],):
+            raise ValueError(f"triplet_index must have shape (2, T) and triplet_cos (T,), got {tuple(t.shape)} and {tuple(c.shape)}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n_edges):
+            raise ValueError(f"triplet_index refers to edges outside 0..{n_edges - 1}")
+        new_position = torch.empty_like(order)
+        new_position[order] = torch.arange(n_edges)
+        t = new_position[t]
+        graph_of = edge_graph[t[0]]
+        if not torch.equal(graph_of, edge_graph[t[1]]):
+            bad = int(torch.nonzero(graph_of != edge_graph[t[1]])[0, 0])
+            raise ValueError(f"triplet {bad} joins edges of two different graphs")
+        by_graph = torch.argsort(graph_of, stable=True)
+        self.triplet_index, self.triplet_cos = t[:, by_graph], c[by_graph]
+        self.triplet_ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(graph_of, minlength=self.n).cumsum(0)])
 
     @classmethod
     def from_graphs(cls, graphs, y=None, weight=None) -> GraphData:
@@ -154,6 +193,8 @@ class GraphData:
             node_graph=torch.from_numpy(np.ascontiguousarray(graphs.node_graph)),
             weight=weight,
             rbf=None if graphs.rbf is None else torch.from_numpy(np.ascontiguousarray(graphs.rbf)),
+            triplet_index=None if graphs.triplet_index is None else torch.from_numpy(np.ascontiguousarray(graphs.triplet_index)),
+            triplet_cos=None if graphs.triplet_cos is None else np.ascontiguousarray(graphs.triplet_cos),
         )
 
     @classmethod
@@ -169,20 +210,21 @@ class GraphData:
         return self.n
 
     def nbytes(self) -> int:
-        ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y, self.rbf]
+        ts = [self.z, self.edge_index, self.distances, self.graph_ptr, self.node_graph, self.edge_ptr, self.y, self.rbf,
+              self.triplet_index, self.triplet_cos, self.triplet_ptr]
         return sum(t.element_size() * t.numel() for t in ts if t is not None)
 
     def to(self, device, non_blocking: bool = False) -> GraphData:
         out = GraphData.__new__(GraphData)
         out.n = self.n
-        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight", "rbf"):
+        for name in _TENSORS:
             t = getattr(self, name)
             setattr(out, name, None if t is None else t.to(device, non_blocking=non_blocking))
         return out
 
     def pin_memory(self) -> GraphData:
         out = self.to("cpu")
-        for name in ("z", "edge_index", "distances", "graph_ptr", "node_graph", "edge_ptr", "y", "weight", "rbf"):
+        for name in _TENSORS:
             t = getattr(out, name)
             if t is not None:
                 setattr(out, name, t.pin_memory())
@@ -207,8 +249,14 @@ class GraphData:
         edge_index = self.edge_index[:, edges] + shift
         node_graph = torch.repeat_interleave(torch.arange(index.numel(), device=index.device), n_nodes)
         inputs: Tuple = (self.z[nodes], edge_index, self.distances[edges], node_graph, int(index.numel()))
-        if self.rbf is not None:
-            inputs = (*inputs, self.rbf[edges])
+        if self.rbf is not None or self.triplet_index is not None:
+            inputs = (*inputs, None if self.rbf is None else self.rbf[edges])
+        if self.triplet_index is not None and self.triplet_cos is not None and self.triplet_ptr is not None:
+            trips, n_trips = self._ranges(self.triplet_ptr, index)
+            # Edge e of old graph g moves to new_edge_start[k] + (e - edge_ptr[g]) where g = index[k].
+            new_edge_start = torch.cumsum(n_edges, 0) - n_edges
+            edge_shift = torch.repeat_interleave(new_edge_start - self.edge_ptr[index], n_trips, output_size=trips.numel())
+            inputs = (*inputs, self.triplet_index[:, trips] + edge_shift, self.triplet_cos[trips])
         y = None if self.y is None else self.y[index]
         w = None if self.weight is None else self.weight[index]
         return inputs, y, w
@@ -219,7 +267,9 @@ class GraphData:
         z, edge_index, distances, node_graph, n = inputs[:5]
         ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(node_graph, minlength=n).cumsum(0)])
         return GraphData(z, edge_index, distances, ptr, y=y, node_graph=node_graph, weight=w,
-                         rbf=inputs[5] if len(inputs) > 5 else None)
+                         rbf=inputs[5] if len(inputs) > 5 else None,
+                         triplet_index=inputs[6] if len(inputs) > 6 else None,
+                         triplet_cos=inputs[7] if len(inputs) > 7 else None)
 
     def with_targets(self, y=None, weight=None) -> GraphData:
         """The same graphs (tensors shared, not copied) with other targets and weights."""
@@ -239,6 +289,8 @@ class GraphData:
             raise ValueError("concat needs at least one GraphData")
         if len({p.rbf is None for p in parts}) != 1:
             raise ValueError("concat: either every part carries rbf or none does")
+        if len({p.triplet_index is None for p in parts}) != 1:
+            raise ValueError("concat: either every part carries bond-angle triplets or none does")
         node_offsets = np.cumsum([0] + [int(p.z.numel()) for p in parts[:-1]])
         graph_offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
         z = torch.cat([p.z for p in parts])
@@ -250,5 +302,11 @@ class GraphData:
         y = torch.cat(ys) if len(ys) == len(parts) else None
         w = torch.cat(ws) if len(ws) == len(parts) else None
         rbf = None if parts[0].rbf is None else torch.cat([p.rbf for p in parts if p.rbf is not None])
+        triplet_index = triplet_cos = None
+        if parts[0].triplet_index is not None:
+            edge_offsets = np.cumsum([0] + [int(p.distances.numel()) for p in parts[:-1]])
+            triplet_index = torch.cat([p.triplet_index + int(o) for p, o in zip(parts, edge_offsets)
+                                       if p.triplet_index is not None], dim=1)
+            triplet_cos = torch.cat([p.triplet_cos for p in parts if p.triplet_cos is not None])
         return GraphData(z, edge_index, torch.cat([p.distances for p in parts]), ptr, y=y, node_graph=node_graph,
-                         weight=w, rbf=rbf)
+                         weight=w, rbf=rbf, triplet_index=triplet_index, triplet_cos=triplet_cos)

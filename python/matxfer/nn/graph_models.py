@@ -103,13 +103,14 @@ class GraphRegressor(nn.Module):
 
     def graphs(self, structures: Any, y: Any = None, weight: Any = None, n_threads: Optional[int] = None) -> GraphData:
         """Crystal graphs of ``structures`` (a StructureBatch, a structure file, pymatgen / ASE / dict
-        structures) built with this model's settings, the Gaussian expansion included (from the core)."""
+        structures) built with this model's settings, the Gaussian expansion included (from the core), and
+        the bond-angle triplets when the network uses angles."""
         from ..graphs import build_graphs
 
         o = self.init_args["graph_options"]
         g = build_graphs(structures, o["cutoff"], max_neighbors=o["max_neighbors"], few_neighbors=o["few_neighbors"],
                          min_distance=o["min_distance"], rbf=self.net.graph_rbf(), rbf_dtype="float32",
-                         n_threads=n_threads)
+                         three_body_cutoff=self.net.angle_cutoff, n_threads=n_threads)
         return GraphData.from_graphs(g, y=y, weight=weight)
 
     # -- network ---------------------------------------------------------------------------------

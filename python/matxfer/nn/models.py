@@ -351,6 +351,46 @@ class GaussianExpansion(nn.Module):
         return f"start={float(c[0]):g}, stop={float(c[-1]):g}, n_gaussians={c.numel()}"
 
 
+class AngleUpdate(nn.Module):
+    """Three-body update of the edge features from bond angles (ALIGNN / M3GNet style, in CGCNN's
+    gated form). For each triplet of the core's graphs (edges ``i->j`` and ``i->k`` of the same centre,
+    both shorter than the graph's ``three_body_cutoff``) with ``z = [e_ij, e_ik, a(cos jik), h_k]``:
+    ``e_ij <- e_ij + norm(sum_k sigmoid(z W_f) * softplus(z W_s))``, where ``a`` expands the cosine
+    on ``n_angle`` Gaussians evenly spaced on [-1, 1] (width = spacing). The angle is read from the
+    core's ``triplet_cos``; nothing about geometry is recomputed in torch.
+    """
+
+    centres: Tensor
+
+    def __init__(self, node_dim: int, edge_dim: int, n_angle: int, norm: str = "batch") -> None:
+        super().__init__()
+        if int(n_angle) < 2:
+            raise ValueError(f"AngleUpdate: n_angle must be >= 2, got {n_angle!r}")
+        self.register_buffer("centres", torch.linspace(-1.0, 1.0, int(n_angle)))
+        self.width = 2.0 / (int(n_angle) - 1)
+        self.linear = nn.Linear(2 * edge_dim + int(n_angle) + node_dim, 2 * edge_dim)
+        self.norm_messages: Union[nn.BatchNorm1d, nn.LayerNorm]
+        self.norm_edges: Union[nn.BatchNorm1d, nn.LayerNorm]
+        if norm == "batch":
+            self.norm_messages, self.norm_edges = nn.BatchNorm1d(2 * edge_dim), nn.BatchNorm1d(edge_dim)
+        else:
+            self.norm_messages, self.norm_edges = nn.LayerNorm(2 * edge_dim), nn.LayerNorm(edge_dim)
+
+    def reset_parameters(self) -> None:
+        self.linear.reset_parameters()
+        self.norm_messages.reset_parameters()
+        self.norm_edges.reset_parameters()
+
+    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor, triplet_index: Tensor, triplet_cos: Tensor) -> Tensor:
+        first, second = triplet_index[0], triplet_index[1]
+        angles = torch.exp(-(((triplet_cos.to(e.dtype)[:, None] - self.centres) / self.width) ** 2))
+        z = torch.cat([e[first], e[second], angles, h[edge_index[1, second]].to(e.dtype)], dim=-1)
+        gate, core = self.norm_messages(self.linear(z)).chunk(2, dim=-1)
+        messages = torch.sigmoid(gate) * nn.functional.softplus(core)
+        aggregated = torch.zeros_like(e).index_add_(0, first, messages)
+        return e + self.norm_edges(aggregated)
+
+
 class CGConv(nn.Module):
     """CGCNN convolution (Xie & Grossman 2018): for edge i<-j with z = [h_i, h_j, e_ij],
     ``h_i <- h_i + softplus(BN(sum_j sigmoid(z W_f) * softplus(z W_s)))``.
@@ -360,9 +400,11 @@ class CGConv(nn.Module):
     ``"layer"`` (LayerNorm; see :class:`CGCNN`).
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, norm: str = "batch") -> None:
+    def __init__(self, node_dim: int, edge_dim: int, norm: str = "batch", n_angle: Optional[int] = None) -> None:
         super().__init__()
         self.linear = nn.Linear(2 * node_dim + edge_dim, 2 * node_dim)
+        # registered only for a network with angles, so other state dicts keep their keys
+        self.angle: Optional[AngleUpdate] = None if n_angle is None else AngleUpdate(node_dim, edge_dim, n_angle, norm)
         self.norm_edges: Union[nn.BatchNorm1d, nn.LayerNorm]
         self.norm_nodes: Union[nn.BatchNorm1d, nn.LayerNorm]
         if norm == "batch":
@@ -377,6 +419,8 @@ class CGConv(nn.Module):
         self.linear.reset_parameters()
         self.norm_edges.reset_parameters()
         self.norm_nodes.reset_parameters()
+        if self.angle is not None:
+            self.angle.reset_parameters()
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         centre, neighbour = edge_index[0], edge_index[1]
@@ -404,6 +448,13 @@ class CGCNN(nn.Module):
     0.71 eV/atom (mean predictor 0.117); LayerNorm reached 0.062 / 0.067 (seeds 0 / 1) after a
     plateau of up to 10 epochs. A smaller network on 800 rows showed the opposite (BatchNorm 0.074,
     LayerNorm 0.112 after 8 epochs), so this is not a rule: check the hold-out.
+
+    ``angle_cutoff`` (angstrom, at most ``cutoff``; default None = no angles): before each convolution
+    an :class:`AngleUpdate` updates the edge features from the bond angles between edges of the same
+    centre that are both shorter than ``angle_cutoff``, expanded on ``n_angle`` Gaussians. The angles
+    are the core's ``triplet_index`` / ``triplet_cos`` (``build_graphs(...,
+    three_body_cutoff=model.angle_cutoff)``; :meth:`GraphRegressor.graphs` builds them), passed as the
+    seventh and eighth inputs; a network with angles refuses inputs without them.
     """
 
     def __init__(
@@ -416,10 +467,17 @@ class CGCNN(nn.Module):
         n_out: int = 1,
         max_z: int = 100,
         norm: str = "batch",
+        angle_cutoff: Optional[float] = None,
+        n_angle: int = 8,
     ) -> None:
         super().__init__()
         if norm not in ("batch", "layer"):
             raise ValueError(f"CGCNN: norm must be 'batch' or 'layer', got {norm!r}")
+        if angle_cutoff is not None:
+            if not (isinstance(angle_cutoff, (int, float)) and math.isfinite(angle_cutoff) and 0 < angle_cutoff <= cutoff):
+                raise ValueError(f"CGCNN: angle_cutoff must be a number of angstrom in (0, cutoff={cutoff}], got {angle_cutoff!r}")
+            if isinstance(n_angle, bool) or not isinstance(n_angle, int) or n_angle < 2:
+                raise ValueError(f"CGCNN: n_angle must be an integer >= 2, got {n_angle!r}")
         self.init_args: Dict[str, Any] = dict(
             node_dim=int(node_dim),
             n_conv=int(n_conv),
@@ -431,9 +489,14 @@ class CGCNN(nn.Module):
         )
         if norm != "batch":  # recorded only when not the default, so earlier cards and files keep their bytes
             self.init_args["norm"] = norm
+        if angle_cutoff is not None:  # the same: recorded only when used
+            self.init_args["angle_cutoff"] = float(angle_cutoff)
+            self.init_args["n_angle"] = int(n_angle)
         self.embedding = nn.Embedding(max_z + 1, node_dim)
         self.expansion = GaussianExpansion(0.0, cutoff, n_gaussians)
-        self.convs = nn.ModuleList(CGConv(node_dim, n_gaussians, norm) for _ in range(n_conv))
+        # with angles, each convolution holds its angle update, so FineTune(freeze_first=k) freezes both
+        self.convs = nn.ModuleList(CGConv(node_dim, n_gaussians, norm, None if angle_cutoff is None else int(n_angle))
+                                   for _ in range(n_conv))
         widths = [node_dim, *[int(h) for h in hidden]]
         blocks = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -457,6 +520,12 @@ class CGCNN(nn.Module):
         network's Gaussian expansion in the core (``{"start": 0, "stop": cutoff, "n": n_gaussians}``)."""
         return {"start": 0.0, "stop": float(self.init_args["cutoff"]), "n": int(self.init_args["n_gaussians"])}
 
+    @property
+    def angle_cutoff(self) -> Optional[float]:
+        """The bond-angle radius (angstrom) of a network with angles, else None: the
+        ``three_body_cutoff`` its graphs must be built with."""
+        return self.init_args.get("angle_cutoff")
+
     def _edge_features(self, distances: Tensor, rbf: Optional[Tensor], dtype: torch.dtype) -> Tensor:
         if rbf is None:
             return self.expansion(distances.to(dtype))
@@ -468,15 +537,28 @@ class CGCNN(nn.Module):
 
     def hidden_states(
         self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
-        rbf: Optional[Tensor] = None,
+        rbf: Optional[Tensor] = None, triplet_index: Optional[Tensor] = None, triplet_cos: Optional[Tensor] = None,
     ) -> Tuple[Tensor, ...]:
         """Per-graph states: the mean of the atom states after the convolutions, then the output of each
-        readout layer (the last one is :meth:`encode`). These are the frozen features of a graph source."""
+        readout layer (the last one is :meth:`encode`). These are the frozen features of a graph source.
+        ``triplet_index`` [2, T] / ``triplet_cos`` [T]: the bond-angle triplets of the batch (edge indices
+        into ``edge_index``), needed by a network with ``angle_cutoff`` and ignored by one without."""
         if int(atomic_numbers.max()) > self.init_args["max_z"]:
             raise ValueError(f"atomic number above max_z={self.init_args['max_z']}")
+        cut = self.angle_cutoff
+        if cut is not None:
+            if triplet_index is None or triplet_cos is None:
+                raise ValueError(f"this CGCNN uses bond angles (angle_cutoff={cut:g}) but its inputs carry no triplets: "
+                                 f"build the graphs with three_body_cutoff={cut:g} (GraphRegressor.graphs does)")
+            if triplet_index.ndim != 2 or triplet_index.shape[0] != 2 or triplet_cos.shape != (triplet_index.shape[1],):
+                raise ValueError(f"triplet_index must have shape (2, T) and triplet_cos (T,), got "
+                                 f"{tuple(triplet_index.shape)} and {tuple(triplet_cos.shape)}")
         h = self.embedding(atomic_numbers)
         e = self._edge_features(distances, rbf, h.dtype)
         for conv in self.convs:
+            angle = cast(CGConv, conv).angle
+            if angle is not None:
+                e = angle(h, e, edge_index, cast(Tensor, triplet_index), cast(Tensor, triplet_cos))
             h = conv(h, edge_index, e)
         pooled = torch.zeros(n_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, node_graph, h)
         counts = torch.bincount(node_graph, minlength=n_graphs).clamp(min=1).to(h.dtype)
@@ -495,22 +577,25 @@ class CGCNN(nn.Module):
 
     def encode(
         self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
-        rbf: Optional[Tensor] = None,
+        rbf: Optional[Tensor] = None, triplet_index: Optional[Tensor] = None, triplet_cos: Optional[Tensor] = None,
     ) -> Tensor:
         """Graph embeddings [n_graphs, embedding_dim]. ``rbf`` [E, n_gaussians]: the core's Gaussian
         expansion of ``distances`` (``build_graphs(..., rbf=model.graph_rbf())``); when given it is used
-        as is and the network computes no expansion of its own."""
-        return self.hidden_states(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf)[-1]
+        as is and the network computes no expansion of its own. Triplets: see :meth:`hidden_states`."""
+        return self.hidden_states(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf,
+                                  triplet_index, triplet_cos)[-1]
 
     def forward(
         self, atomic_numbers: Tensor, edge_index: Tensor, distances: Tensor, node_graph: Tensor, n_graphs: int,
-        rbf: Optional[Tensor] = None,
+        rbf: Optional[Tensor] = None, triplet_index: Optional[Tensor] = None, triplet_cos: Optional[Tensor] = None,
     ) -> Tensor:
-        return self.head(self.encode(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf))
+        return self.head(self.encode(atomic_numbers, edge_index, distances, node_graph, n_graphs, rbf,
+                                     triplet_index, triplet_cos))
 
     def extra_repr(self) -> str:
         a = self.init_args
-        return f"node_dim={a['node_dim']}, n_conv={a['n_conv']}, cutoff={a['cutoff']}, n_out={a['n_out']}"
+        angles = "" if "angle_cutoff" not in a else f", angle_cutoff={a['angle_cutoff']}, n_angle={a['n_angle']}"
+        return f"node_dim={a['node_dim']}, n_conv={a['n_conv']}, cutoff={a['cutoff']}, n_out={a['n_out']}{angles}"
 
 
 MODEL_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in (MLP, LatentMLP, CompositionEncoder, CGCNN)}
