@@ -280,6 +280,45 @@ def test_cgcnn_trains_on_real_structures(perov_graphs, tmp_path):
     np.testing.assert_allclose(predict(load_model(tmp_path / "cg"), g), predict(model, g), atol=1e-6)
 
 
+def test_cpu_training_gives_the_same_weights_on_a_loaded_machine(perov_graphs):
+    """Two CGCNN fits with the same seed and two threads, while another process keeps a core busy,
+    give bit-identical weights (torch's default kernels did not: different weights from run to run);
+    the deterministic mode is on during training only."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    seen = []
+    before = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        states = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            model = CGCNN(node_dim=32, n_conv=3, hidden=(32,))
+            trainer = Trainer(_config(epochs=6, batch_size=16, lr=3e-3))
+            trainer.fit(model, perov_graphs, callback=lambda epoch, record: seen.append(torch.are_deterministic_algorithms_enabled()))
+            states.append({k: v.clone() for k, v in model.state_dict().items()})
+    finally:
+        spinner.kill()
+        spinner.wait()
+        torch.set_num_threads(threads)
+    different = [k for k in states[0] if not torch.equal(states[0][k], states[1][k])]
+    assert not different, different
+    assert all(seen) and len(seen) == 12
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+@pytest.mark.parametrize("field, value", [
+    ("epochs", -1), ("epochs", 2.5), ("batch_size", 0), ("lr", 0.0), ("lr", float("nan")), ("patience", 0),
+    ("val_fraction", 1.0), ("val_fraction", -0.1), ("grad_clip", 0.0), ("checkpoint_every", 0), ("weight_decay", -1e-4),
+])
+def test_train_config_refuses_impossible_settings(field, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field} must be"):
+        TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match=f"TrainConfig.{field} must be"):
+        TrainConfig().replace(**{field: value})
+    assert TrainConfig(epochs=0, patience=None, val_fraction=0.0, grad_clip=None).epochs == 0  # an untrained baseline
+
+
 @needs_cuda
 def test_cuda_training_bf16(gap_data):
     X, y = gap_data

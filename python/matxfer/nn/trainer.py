@@ -123,6 +123,36 @@ class TrainConfig:
     device_data_limit_bytes: int = 2 << 30
     distributed: Any = "auto"
 
+    def __post_init__(self) -> None:
+        def whole(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {low}, got {v!r}")
+
+        def number(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+            if not ok:
+                interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
+                raise ValueError(f"TrainConfig.{name} must be a finite number in {interval}, got {v!r}")
+
+        whole("epochs", 0)  # 0: an untrained network (a baseline), nothing is fitted
+        whole("batch_size", 1)
+        whole("checkpoint_every", 1)
+        whole("device_data_limit_bytes", 0)
+        if self.patience is not None:
+            whole("patience", 1)
+        number("lr", 0.0, low_open=True)
+        number("weight_decay", 0.0)
+        number("warmup_fraction", 0.0, 1.0)
+        number("min_lr_ratio", 0.0, 1.0)
+        number("min_delta", 0.0)
+        number("val_fraction", 0.0, 1.0, high_open=True)
+        number("focal_gamma", 0.0)
+        if self.grad_clip is not None:
+            number("grad_clip", 0.0, low_open=True)
+
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
@@ -415,6 +445,10 @@ class Trainer:
     ) -> nn.Module:
         """Train ``model`` in place and return it (with the best validation weights restored).
 
+        On the CPU the same seed, data and thread count give bit-identical weights, whatever else
+        the machine runs: training uses torch's deterministic algorithms there (the default kernels
+        did not: a CGCNN trained twice with two threads on a loaded machine came out different).
+
         ``resume=True`` continues from ``config.checkpoint`` when that file exists.
         ``callback(epoch, record)`` runs after every epoch (and its checkpoint); returning True stops
         training there, as an interruption would.
@@ -443,6 +477,13 @@ class Trainer:
             start_epoch, best_val, bad_epochs = state["epoch"], state["best_val"], state["bad_epochs"]
             best_state, self.history, self.best_epoch = state["best_state"], state["history"], state["best_epoch"]
         progress = _Progress(c.progress, c.epochs - start_epoch)
+        # On the CPU, train with torch's deterministic kernels: with two threads on a loaded machine the
+        # default kernels gave different weights from run to run (same seed, same data); with these,
+        # the same bits every time (see fit's docstring). Restored afterwards.
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
+        warn_only_before = torch.is_deterministic_algorithms_warn_only_enabled()
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
         try:
             for epoch in range(start_epoch, c.epochs):
                 t0 = time.perf_counter()
@@ -487,6 +528,7 @@ class Trainer:
                     break
         finally:
             progress.close()
+            torch.use_deterministic_algorithms(deterministic_before, warn_only=warn_only_before)
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
