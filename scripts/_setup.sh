@@ -68,9 +68,10 @@ fi
 python -m pip install --quiet --upgrade pip
 # PyPI's Linux torch wheel is the CUDA build (about 2.8 GB with its nvidia-* wheels). Without an
 # NVIDIA GPU, take the CPU build (about 0.2 GB) from the PyTorch index first; if that index cannot
-# be reached, pip falls back to PyPI below. MATXFER_TORCH_INDEX overrides the index.
+# be reached (no retries: an unreachable index would cost a minute of back-off), pip falls back to
+# PyPI below. MATXFER_TORCH_INDEX overrides the index.
 if ! python -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/null 2>&1; then
-    python -m pip install --quiet torch --index-url "${MATXFER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+    python -m pip install --quiet --retries 0 --timeout 15 torch --index-url "${MATXFER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
         || echo "note: the PyTorch CPU index is unreachable; installing torch from PyPI" >&2
 fi
 if ! python -m pip install --quiet -e ".[$1]"; then
