@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--column", default="formula", help="column holding the formulas (default: formula)")
     feat.add_argument("--structures", action="store_true", help="the input holds structures (guessed from the file otherwise)")
     feat.add_argument("--preset", default="magpie", help="descriptor preset: magpie, magpie_full, xenonpy, cromel, fraction, ion_property, ion_property_fast, stats:<table>; for "
-                      "structures also ward2017 (structure features instead of composition + density)")
+                      "structures also ward2017, crystalnn_ops, ofm (structure features instead of composition + density)")
     feat.add_argument("--keep", nargs="*", default=[], metavar="COLUMN", help="input columns to copy into the output")
     feat.add_argument("--drop-invalid", action="store_true", help="leave rejected rows out of the output instead of null rows")
     feat.add_argument("--error-report", default=None, metavar="PATH", help="where to list rejected rows (default: <out>.errors.csv)")

@@ -18,27 +18,84 @@
 
     All from one periodic Voronoi tessellation per structure (:func:`matxfer.structures.voronoi_cells`).
     See ``docs/structures.md`` for the definitions and the differences from matminer.
+
+``crystalnn_ops``
+    matminer's ``SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops")`` (122 columns: the
+    mean and population standard deviation over sites of the 61 ``CrystalNNFingerprint`` "ops"
+    features), as :func:`matxfer.local_env.site_stats_crystal_nn_ops` computes it (CrystalNN with
+    pymatgen's defaults and no oxidation states). ``symprec`` is not used.
+
+``ofm``
+    matminer's ``OrbitalFieldMatrix(flatten=True)`` (1,024 columns, Pham et al. 2017), averaged over
+    symmetry orbits found at ``symprec`` as :func:`matxfer.ionic.orbital_field_matrix` computes it.
+
+With ``errors="nan"``, a batch whose call fails is split in halves until the failing structures are
+isolated, so every other structure keeps its row and each failure is reported once.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
 from matxfer import _core
-from matxfer.exceptions import InvalidArgumentError
+from matxfer.exceptions import InvalidArgumentError, StructureError
 from matxfer.featurize import Featurized, Rejected
-from matxfer.structures import StructuresLike, as_batch
+from matxfer.structures import StructureBatch, StructuresLike, as_batch
 
-#: Structure presets and their widths.
-STRUCTURE_PRESETS = ("ward2017",)
+#: The structure presets of :func:`featurize_structures`.
+STRUCTURE_PRESETS = ("ward2017", "crystalnn_ops", "ofm")
 
 
 def structure_feature_names(preset: str = "ward2017") -> list[str]:
     """Feature names of a structure preset, in column order."""
     _check_preset(preset)
-    return list(_core.ward2017_feature_names())
+    if preset == "ward2017":
+        return list(_core.ward2017_feature_names())
+    return _compute(preset, 0.01, None)(StructureBatch.from_structures([]))[1]
+
+
+def _compute(preset: str, symprec: float, n_threads: Optional[int]) -> Callable[[StructureBatch], Tuple[np.ndarray, list]]:
+    """The function computing ``(values, names)`` of one of the presets built on other modules."""
+    if preset == "crystalnn_ops":
+        from matxfer.local_env import site_stats_crystal_nn_ops
+
+        return lambda batch: site_stats_crystal_nn_ops(batch, n_threads=n_threads)
+    from matxfer.ionic import orbital_field_matrix
+
+    return lambda batch: orbital_field_matrix(batch, symprec=symprec, n_threads=n_threads)
+
+
+def _isolating_failures(
+    compute: Callable[[StructureBatch], Tuple[np.ndarray, list]], batch: StructureBatch, width: int
+) -> Tuple[np.ndarray, List[Rejected]]:
+    """Rows of every structure that ``compute`` accepts, NaN rows and a :class:`Rejected` for the
+    others: a failing batch is split in halves until each failure stands alone (``O(f log n)``
+    calls for ``f`` failures among ``n`` structures)."""
+    values = np.full((len(batch), width), np.nan)
+    rejected: List[Rejected] = []
+
+    def visit(index: np.ndarray) -> None:
+        part = batch.select(index)
+        try:
+            values[index] = compute(part)[0]
+            return
+        except StructureError as e:
+            if len(index) == 1:
+                k = int(index[0])
+                name = "" if batch.ids[k] is None else str(batch.ids[k])
+                reason = getattr(e, "reason", None) or str(e)
+                label = f"structure {k} ({name})" if name else f"structure {k}"
+                rejected.append(Rejected(k, name, f"{label}: {reason}"))
+                return
+        half = len(index) // 2
+        visit(index[:half])
+        visit(index[half:])
+
+    if len(batch):
+        visit(np.arange(len(batch)))
+    return values, rejected
 
 
 def _check_preset(preset: str) -> None:
@@ -55,7 +112,8 @@ def featurize_structures(
     n_threads: Optional[int] = None,
     dtype: Union[type, np.dtype, str] = np.float64,
 ) -> Featurized:
-    """Featurize every structure of a batch with a structure preset (see the module docs).
+    """Featurize every structure of a batch with a structure preset: ``"ward2017"``,
+    ``"crystalnn_ops"`` or ``"ofm"`` (see the module docs).
 
     ``structures``: a :class:`~matxfer.structures.StructureBatch`, a file path, pymatgen / ASE
     structures or dicts (anything :func:`matxfer.structures.as_batch` reads); one row per structure,
@@ -73,9 +131,17 @@ def featurize_structures(
     if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise InvalidArgumentError(f"dtype must be float64 or float32, got {dt}")
     batch = as_batch(structures)
-    values, failed = _core.ward2017_features(batch._native(), symprec, errors == "raise", n_threads)
-    rejected = [Rejected(int(k), "" if batch.ids[k] is None else str(batch.ids[k]), reason) for k, reason in failed]
-    return Featurized(values.astype(dt, copy=False), structure_feature_names(preset), rejected)
+    if preset == "ward2017":
+        values, failed = _core.ward2017_features(batch._native(), symprec, errors == "raise", n_threads)
+        rejected = [Rejected(int(k), "" if batch.ids[k] is None else str(batch.ids[k]), reason) for k, reason in failed]
+        return Featurized(values.astype(dt, copy=False), structure_feature_names(preset), rejected)
+    compute = _compute(preset, symprec, n_threads)
+    names = structure_feature_names(preset)
+    if errors == "raise":
+        values, _ = compute(batch)  # the first failure raises, naming its index in this batch
+        return Featurized(values.astype(dt, copy=False), names, [])
+    values, rejected = _isolating_failures(compute, batch, len(names))
+    return Featurized(values.astype(dt, copy=False), names, rejected)
 
 
 __all__ = ["STRUCTURE_PRESETS", "featurize_structures", "structure_feature_names"]
