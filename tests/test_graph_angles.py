@@ -80,12 +80,42 @@ def test_angle_batches_renumber_triplets_to_their_edges(carbon):
     a, b = np.arange(0, 48, 3), np.setdiff1d(np.arange(48), np.arange(0, 48, 3))
     joined = GraphData.concat([data.subset(a), data.subset(b)])
     np.testing.assert_allclose(predict(model, joined), np.concatenate([full[a], full[b]]), rtol=0, atol=2e-5)
-    # the network reads the angles: the same graphs with the cosines reversed give other predictions
+    # once training has opened the angle path (its gains start at zero), the network reads the
+    # angles: the same graphs with the cosines reversed give other predictions
+    with torch.no_grad():
+        for conv in model.net.convs:
+            conv.angle.norm_edges.weight.fill_(1.0)
+    full = predict(model, data)
     flipped = GraphData.from_graphs(build_graphs(batch.select(range(48)), 8.0, max_neighbors=12, three_body_cutoff=4.0,
                                                  rbf=model.net.graph_rbf(), rbf_dtype="float32"))
     assert flipped.triplet_cos is not None
     flipped.triplet_cos = -flipped.triplet_cos
     assert np.max(np.abs(predict(model, flipped) - full)) > 1e-4
+
+
+def test_untrained_angle_network_computes_the_plain_cgcnn(carbon):
+    """The angle updates start with zero gain: before training, a network with angles gives exactly
+    the plain CGCNN's predictions for the same weights, and the cosines do not matter yet."""
+    batch, _ = carbon
+    some = batch.select(range(40))
+    angled = _angle_model(seed=3)
+    torch.manual_seed(3)
+    plain = GraphRegressor(dict(node_dim=24, n_conv=2, hidden=(24,), norm="layer")).eval()
+    shared = {k: v for k, v in angled.net.state_dict().items() if ".angle." not in k}
+    assert len(shared) == len(plain.net.state_dict())
+    plain.net.load_state_dict(shared)
+    with_angles = angled.graphs(some)
+    expected = predict(plain, plain.graphs(some))
+    np.testing.assert_array_equal(predict(angled, with_angles), expected)
+    assert with_angles.triplet_cos is not None
+    with_angles.triplet_cos = -with_angles.triplet_cos
+    np.testing.assert_array_equal(predict(angled, with_angles), expected)
+    # and a network that learned nothing about angles after a reset is again the plain one
+    with torch.no_grad():
+        for conv in angled.net.convs:
+            conv.angle.norm_edges.weight.fill_(0.5)
+    angled.net.reset_parameters()
+    assert all(int(torch.count_nonzero(conv.angle.norm_edges.weight.detach())) == 0 for conv in angled.net.convs)
 
 
 def test_angle_network_refuses_graphs_without_triplets_and_bad_settings(carbon):
