@@ -28,11 +28,11 @@ SUBSETS = [
 #: near-cubic cells: (row, pymatgen's answer or None when it raises, matxfer's answer or None).
 #: Without symmetry (symprec 0) the two agree on every one of them.
 PEROV5_ORBIT_ROWS = {
-    919: ([2, 2, -1, -2, -1], None),  # spglib keeps the two O apart, moyo joins them
-    3643: (None, [2, 2, -1, -1, -2]),  # spglib joins the three N (Pm-3m), moyo does not
-    4241: ([1, 5, -2, -2, -2], [1, 6, -2, -2, -3]),  # spglib joins the three N, moyo does not
-    4254: ([4, 1, -2, -2, -1], [2, 1, -1, -1, -1]),  # spglib keeps the two O apart, moyo joins them
-    5097: ([2, 3, -2, -2, -1], [2, 1, -1, -1, -1]),  # spglib: O orbits {2,3},{4}; moyo joins all
+    919: ([2, 2, -1, -2, -1], None),  # spglib Pmm2 keeps the two O apart, moyo P4/mmm joins them
+    3643: (None, [2, 2, -1, -1, -2]),  # spglib Pm-3m joins the three N, moyo P4mm does not
+    4241: ([1, 5, -2, -2, -2], [1, 6, -2, -2, -3]),  # likewise
+    4254: ([4, 1, -2, -2, -1], [2, 1, -1, -1, -1]),  # as 919
+    5097: ([2, 3, -2, -2, -1], [2, 1, -1, -1, -1]),  # spglib P4mm: O {2,3},{4}; moyo Pm-3m joins all
     5122: ([1, 3, -1, -1, -2], [1, 2, -1, -1, -1]),  # likewise
 }
 
