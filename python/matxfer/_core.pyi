@@ -168,6 +168,17 @@ def orbital_field_matrix(
     symprec: float = 0.01,
     n_threads: Optional[int] = None,
 ) -> tuple[npt.NDArray[np.float64], list[str]]: ...
+# Bond-valence oxidation states (pymatgen BVAnalyzer): per-site int32 states (0 on the sites of a
+# failed structure) and the (index, reason) of the failed structures
+def bond_valence_states(
+    structures: Structures,
+    symprec: Optional[float] = None,
+    max_radius: Optional[float] = None,
+    distance_scale_factor: Optional[float] = None,
+    max_permutations: Optional[int] = None,
+    raise_errors: bool = True,
+    n_threads: Optional[int] = None,
+) -> tuple[npt.NDArray[np.int32], list[tuple[int, str]]]: ...
 
 # SOAP (rust/matxfer-py/src/soap.rs)
 def soap(

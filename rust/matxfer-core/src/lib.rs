@@ -7,8 +7,12 @@
 //! - [`voronoi`]: periodic Voronoi tessellation (faces, areas, solid angles, volumes).
 //! - [`crystal_nn`]: pymatgen's CrystalNN (coordination-number probabilities and neighbors).
 //! - [`order_params`]: local structure order parameters (pymatgen's `LocalStructOrderParams`).
+//! - [`bond_valence`]: oxidation states of structures by the bond-valence method (pymatgen's
+//!   `BVAnalyzer`).
 //! - [`soap`]: SOAP power spectra with the GTO radial basis (dscribe's `SOAP`).
 
+pub mod bond_valence;
+mod bond_valence_table;
 pub mod composition;
 pub mod crystal_nn;
 pub mod crystal_nn_fingerprint;

@@ -1,6 +1,8 @@
 //! Bindings of the ionic descriptors: Ewald energies (pymatgen `EwaldSummation`) with explicit or
-//! guessed oxidation states, and the orbital field matrix.
+//! guessed oxidation states, the orbital field matrix, and bond-valence oxidation states
+//! (pymatgen `BVAnalyzer`).
 
+use matxfer_core::bond_valence::{bond_valence_batch, BondValenceOptions};
 use matxfer_core::ewald::{ewald_batch, ChargeSource, EwaldOptions};
 use matxfer_core::limits::check_output_bytes;
 use matxfer_core::ofm::{feature_names, orbital_field_matrix_batch, SiteAverage};
@@ -9,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::args;
-use crate::errors::{detach_core, invalid_argument};
+use crate::errors::{detach_core, invalid_argument, to_py_err};
 use crate::structures::PyStructures;
 
 fn optional_real(py: Python<'_>, v: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<f64>> {
@@ -107,7 +109,62 @@ fn orbital_field_matrix<'py>(
     Ok((PyArray1::from_vec(py, flat).reshape([rows, width])?.into_any(), names))
 }
 
+/// `(index, reason)` of the structures without an answer.
+type Failures = Vec<(usize, String)>;
+
+/// Bond-valence oxidation states (pymatgen `BVAnalyzer().get_valences`): `(states, failures)`,
+/// `states` an int32 array with one entry per site of the batch (0 on the sites of a failed
+/// structure), `failures` the `(index, reason)` of the structures without states, in order. With
+/// `raise_errors` the lowest failed structure raises its `StructureError` instead.
+#[pyfunction]
+#[pyo3(signature = (structures, symprec = None, max_radius = None, distance_scale_factor = None,
+    max_permutations = None, raise_errors = true, n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn bond_valence_states<'py>(
+    py: Python<'py>,
+    structures: &Bound<'py, PyStructures>,
+    symprec: Option<&Bound<'py, PyAny>>,
+    max_radius: Option<&Bound<'py, PyAny>>,
+    distance_scale_factor: Option<&Bound<'py, PyAny>>,
+    max_permutations: Option<&Bound<'py, PyAny>>,
+    raise_errors: bool,
+    n_threads: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyArray1<i32>>, Failures)> {
+    let d = BondValenceOptions::default();
+    let opts = BondValenceOptions {
+        symprec: optional_real(py, symprec, "symprec")?.unwrap_or(d.symprec),
+        max_radius: optional_real(py, max_radius, "max_radius")?.unwrap_or(d.max_radius),
+        distance_scale_factor: optional_real(py, distance_scale_factor, "distance_scale_factor")?
+            .unwrap_or(d.distance_scale_factor),
+        max_permutations: args::count(py, max_permutations, "max_permutations", 0, usize::MAX)?
+            .map_or(d.max_permutations, |v| v as u64),
+    };
+    let n_threads = args::threads(py, n_threads)?;
+    let list = &structures.get().inner;
+    let rows = detach_core(py, || bond_valence_batch(list, &opts, n_threads))?;
+    let mut states = Vec::with_capacity(list.iter().map(|s| s.n_sites()).sum());
+    let mut failures = Vec::new();
+    for (k, (row, s)) in rows.into_iter().zip(list).enumerate() {
+        match row {
+            Ok(v) => states.extend(v),
+            Err(e) => {
+                if raise_errors {
+                    return Err(to_py_err(py, e));
+                }
+                states.extend(std::iter::repeat_n(0, s.n_sites()));
+                let reason = match e {
+                    matxfer_core::CoreError::Structure { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                failures.push((k, reason));
+            }
+        }
+    }
+    Ok((PyArray1::from_vec(py, states), failures))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(bond_valence_states, m)?)?;
     m.add_function(wrap_pyfunction!(ewald_energy, m)?)?;
     m.add_function(wrap_pyfunction!(orbital_field_matrix, m)?)?;
     Ok(())
