@@ -164,7 +164,7 @@ def orbital_field_matrix(
     ``p^6``), ``r_f`` in angstrom, always the mean over every site (``site_average`` may only be
     ``"all"``; ``period_tag`` is refused) and XenonPy's names ``"s1_s1"``, ... . These are the
     vectors XenonPy means to build: with current pymatgen XenonPy's own parser finds no subshell
-    (docs/ionic.md) and returns zeros except around H and He. Elements without a pymatgen
+    (docs/ionic.md) and returns zeros but for H/He sites with H/He neighbors. Elements without a pymatgen
     electronic structure (Z > 104) raise ``StructureError`` naming the structure.
     """
     if flavour not in ("matminer", "xenonpy"):
