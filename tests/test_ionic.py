@@ -201,3 +201,100 @@ def test_orbital_field_matrix_rejects_heavy_elements_and_is_thread_independent()
     am = {"lattice": np.eye(3) * 4, "species": ["Am", "O"], "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5]]}
     with pytest.raises(StructureError, match="structure 1.*Z = 95"):
         mst.orbital_field_matrix([structures[0], am])
+
+
+XENONPY_SLOTS = {"s": 0, "p": 2, "d": 8, "f": 18}
+
+
+def xenonpy_element_vector(symbol: str) -> np.ndarray:
+    """XenonPy's intended vector (``OrbitalFieldMatrix.get_element_representation``): 1 at each
+    subshell written after the noble-gas core of pymatgen's ``electronic_structure`` (H s1, He s2).
+    XenonPy's own pattern expects ``<sup>`` tags that current pymatgen no longer writes."""
+    import re
+
+    from pymatgen.core import Element
+
+    vec = np.zeros(32)
+    if symbol in ("H", "He"):
+        shells = [("s", "1" if symbol == "H" else "2")]
+    else:
+        shells = re.findall(r"\.\d([spdf])(\d+)", Element(symbol).electronic_structure)
+    for orbital, count in shells:
+        vec[XENONPY_SLOTS[orbital] + int(count) - 1] = 1.0
+    return vec
+
+
+def xenonpy_ofm_definition(structure) -> np.ndarray:
+    """XenonPy's ``OrbitalFieldMatrix(including_d=True).featurize`` recomputed from pymatgen alone:
+    per site the environment vector ``sum vec(neighbor) * weight / distance`` over
+    ``VoronoiNN(cutoff=10).get_nn_info`` (angstrom), its outer product with the centre's vector
+    (environment index first), averaged over every site."""
+    from pymatgen.analysis.local_env import VoronoiNN
+
+    finder = VoronoiNN(cutoff=10.0)
+    rows = []
+    for i, site in enumerate(structure):
+        env = np.zeros(32)
+        for nn in finder.get_nn_info(structure, i):
+            env += xenonpy_element_vector(nn["site"].species_string) * nn["weight"] / np.linalg.norm(site.coords - nn["site"].coords)
+        rows.append(np.outer(env, xenonpy_element_vector(site.species_string)).ravel())
+    return np.mean(rows, axis=0)
+
+
+@pytest.mark.parametrize(("name", "n"), [("perov5_valtest_cdvae", 6), ("mp_piezoelectric_matminer", 6)])
+def test_orbital_field_matrix_xenonpy_flavour_matches_its_definition(name, n):
+    pytest.importorskip("pymatgen")
+    structures = [s for s in shared_structures(name, 40, seed=5) if len(s) <= 12][:n]
+    ours, names = mst.orbital_field_matrix(structures, flavour="xenonpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.array([xenonpy_ofm_definition(s) for s in structures])
+    labels = [f"{o}{k}" for o, m in (("s", 2), ("p", 6), ("d", 10), ("f", 14)) for k in range(1, m + 1)]
+    assert names == [f"{a}_{b}" for a in labels for b in labels]
+    assert ours.shape == (len(structures), 1024) and np.all(np.abs(ref).max(axis=1) > 0)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    # Relative to matminer's flavour: other vectors and 1/r in angstrom; the same cells and sites.
+    every_site, _ = mst.orbital_field_matrix(structures, site_average="all")
+    assert not np.allclose(every_site, ours)
+
+
+def test_orbital_field_matrix_xenonpy_flavour_threads_and_refusals():
+    structures = shared_structures("perov5_valtest_cdvae", 20)
+    a, _ = mst.orbital_field_matrix(structures, flavour="xenonpy", n_threads=1)
+    b, _ = mst.orbital_field_matrix(structures, flavour="xenonpy", site_average="all", n_threads=2)
+    assert a.tobytes() == b.tobytes()
+    matminer_default, _ = mst.orbital_field_matrix(structures[:3])
+    matminer_named, _ = mst.orbital_field_matrix(structures[:3], flavour="matminer", site_average="symmetry")
+    assert matminer_default.tobytes() == matminer_named.tobytes()
+    with pytest.raises(InvalidArgumentError, match="flavour.*'mendeleev'"):
+        mst.orbital_field_matrix(structures[:1], flavour="mendeleev")
+    with pytest.raises(InvalidArgumentError, match="averages every site"):
+        mst.orbital_field_matrix(structures[:1], flavour="xenonpy", site_average="symmetry")
+    with pytest.raises(InvalidArgumentError, match="no period tag"):
+        mst.orbital_field_matrix(structures[:1], flavour="xenonpy", period_tag=True)
+    two = {"lattice": np.eye(3) * 4, "frac_coords": [[0, 0, 0], [0.5, 0.5, 0.5]]}
+    # Am has an electronic structure (XenonPy vector) but no matminer vector; Db has neither.
+    am = {**two, "species": ["Am", "O"]}
+    assert np.count_nonzero(mst.orbital_field_matrix([am], flavour="xenonpy")[0]) > 0
+    with pytest.raises(StructureError, match="structure 1.*Z = 105"):
+        mst.orbital_field_matrix([structures[0], {**two, "species": ["Db", "O"]}], flavour="xenonpy")
+
+
+def test_orbital_field_matrix_xenonpy_flavour_against_xenonpy_when_installed():
+    """Only where XenonPy is importable (not in CI): XenonPy's featurizer with its element vectors
+    read from the untagged strings equals the flavour; unpatched XenonPy gives zeros here."""
+    pytest.importorskip("xenonpy")
+    from xenonpy.descriptor import OrbitalFieldMatrix
+
+    class Untagged(OrbitalFieldMatrix):
+        get_element_representation = staticmethod(xenonpy_element_vector)
+
+    structures = [s for s in shared_structures("mp_piezoelectric_matminer", 40, seed=5) if len(s) <= 12][:3]
+    ours, names = mst.orbital_field_matrix(structures, flavour="xenonpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.array([Untagged(including_d=True).featurize(s) for s in structures])
+        plain = np.array([OrbitalFieldMatrix(including_d=True).featurize(s) for s in structures])
+    assert names == list(Untagged().feature_labels)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    assert not plain.any()  # no H or He in these structures

@@ -166,6 +166,7 @@ def orbital_field_matrix(
     period_tag: bool = False,
     site_average: str = "symmetry",
     symprec: float = 0.01,
+    flavour: str = "matminer",
     n_threads: Optional[int] = None,
 ) -> tuple[npt.NDArray[np.float64], list[str]]: ...
 # Bond-valence oxidation states (pymatgen BVAnalyzer): per-site int32 states (0 on the sites of a

@@ -5,7 +5,8 @@ rayon-parallel, GIL released, the same bits for any thread count):
   ``EwaldSummation`` (matminer ``EwaldEnergy``), with oxidation states given per site or guessed
   as ``Structure.add_oxidation_state_by_guess()`` assigns them;
 * :func:`orbital_field_matrix`: the orbital field matrix of Pham et al. (matminer
-  ``OrbitalFieldMatrix``) on the core's exact periodic Voronoi cells.
+  ``OrbitalFieldMatrix``, or XenonPy's variant with ``flavour="xenonpy"``) on the core's exact
+  periodic Voronoi cells.
 
 See ``docs/ionic.md``.
 """
@@ -138,28 +139,56 @@ def orbital_field_matrix(
     structures: StructuresLike,
     *,
     period_tag: bool = False,
-    site_average: str = "symmetry",
+    site_average: Optional[str] = None,
     symprec: float = 0.01,
+    flavour: str = "matminer",
     n_threads: Optional[int] = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Orbital field matrix of every structure, flattened: ``(S, 1024)`` (``(S, 1521)`` with
     ``period_tag``) and the feature names, as matminer's ``OrbitalFieldMatrix(period_tag,
-    flatten=True)``.
+    flatten=True)`` (default) or XenonPy's ``OrbitalFieldMatrix(including_d=True)``
+    (``flavour="xenonpy"``).
 
     Site ``i``'s matrix is ``sum_f o_j^T o_i * (Omega_f / max Omega) / r_f`` over the faces of its
     Voronoi cell (neighbor ``j`` at ``r_f`` bohr, solid angle ``Omega_f``; ``o`` the 32-slot
     one-hot valence vector of Pham et al. as matminer builds it from pymatgen's electronic
     structures), and the structure's is the mean over sites. ``site_average="symmetry"``
-    (matminer's way): one site per symmetry orbit (moyo at ``symprec`` angstrom, pymatgen's
-    ``SymmetrizedStructure`` default 0.01) weighted by the orbit size; ``"all"``: every site,
-    which needs no symmetry search and differs only where sites that are equivalent within
-    ``symprec`` have slightly different environments. Elements beyond Pu (Z > 94) have no
-    valence vector in matminer and raise ``StructureError`` naming the structure.
+    (matminer's way, the default for that flavour): one site per symmetry orbit (moyo at
+    ``symprec`` angstrom, pymatgen's ``SymmetrizedStructure`` default 0.01) weighted by the orbit
+    size; ``"all"``: every site, which needs no symmetry search and differs only where sites that
+    are equivalent within ``symprec`` have slightly different environments. Elements beyond Pu
+    (Z > 94) have no valence vector in matminer and raise ``StructureError`` naming the structure.
+
+    ``flavour="xenonpy"``: XenonPy's definition, i.e. its element vectors (the subshells written
+    after the noble-gas core of pymatgen's ``Element.electronic_structure``: Sc ``d^1 s^2``, no
+    ``p^6``), ``r_f`` in angstrom, always the mean over every site (``site_average`` may only be
+    ``"all"``; ``period_tag`` is refused) and XenonPy's names ``"s1_s1"``, ... . These are the
+    vectors XenonPy means to build: with current pymatgen XenonPy's own parser finds no subshell
+    (docs/ionic.md) and returns zeros but for H/He sites with H/He neighbors. Elements without a pymatgen
+    electronic structure (Z > 104) raise ``StructureError`` naming the structure.
     """
+    if flavour not in ("matminer", "xenonpy"):
+        raise InvalidArgumentError(f"flavour must be 'matminer' or 'xenonpy', got {flavour!r}")
+    if site_average is None:
+        site_average = "symmetry" if flavour == "matminer" else "all"
     if site_average not in ("symmetry", "all"):
         raise InvalidArgumentError(f"site_average must be 'symmetry' or 'all', got {site_average!r}")
+    if flavour == "xenonpy":
+        if site_average != "all":
+            raise InvalidArgumentError(
+                "site_average='symmetry' is matminer's: XenonPy's orbital field matrix averages every site"
+            )
+        if period_tag:
+            raise InvalidArgumentError(
+                "period_tag is matminer's option: XenonPy's orbital field matrix has no period tag"
+            )
     batch = as_batch(structures)
     values, names = _core.orbital_field_matrix(
-        batch._native(), period_tag=bool(period_tag), site_average=site_average, symprec=float(symprec), n_threads=n_threads
+        batch._native(),
+        period_tag=bool(period_tag),
+        site_average=site_average,
+        symprec=float(symprec),
+        flavour=flavour,
+        n_threads=n_threads,
     )
     return values, list(names)

@@ -17,6 +17,11 @@
 //! symmetry search is skipped when all sites of each element have the same matrix to 1e-12).
 //! matminer builds a 3x3x3 supercell first so that pymatgen's minimum-image distance is the
 //! neighbor's own distance; the Voronoi faces here carry that distance directly.
+//!
+//! [`Flavour::XenonPy`] is XenonPy's `OrbitalFieldMatrix(including_d=True)`: the same sum with
+//! XenonPy's element vectors (`data/elements/ofm_xenonpy.csv`: the subshells after the noble-gas
+//! core of pymatgen's `electronic_structure`, Z = 1..104), `1 / d` in angstrom, the mean over
+//! every site, and labels `"s1_s1"`, ... (no period tag).
 
 use std::sync::OnceLock;
 
@@ -32,6 +37,53 @@ use crate::voronoi::voronoi_structure;
 pub const ANG_TO_BOHR: f64 = 1.889_754_377_313_364_7;
 /// Elements with a valence vector (matminer's table stops at plutonium).
 pub const MAX_Z: u8 = 94;
+
+/// Whose definition is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// matminer's `OrbitalFieldMatrix`: matminer's valence vectors, `1 / r` in bohr.
+    Matminer,
+    /// XenonPy's `OrbitalFieldMatrix(including_d=True)` with its intended vectors, `1 / r` in
+    /// angstrom, every site averaged.
+    XenonPy,
+}
+
+/// Elements with a XenonPy vector (pymatgen has no electronic structure beyond rutherfordium).
+pub const XENONPY_MAX_Z: u8 = 104;
+
+fn xenonpy_table() -> &'static Vec<[u8; 32]> {
+    static TABLE: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let text = include_str!("../data/elements/ofm_xenonpy.csv");
+        let mut v = Vec::new();
+        for (k, line) in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).skip(1).enumerate() {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert!(cells.len() == 3 && cells[0] == (k + 1).to_string(), "ofm_xenonpy.csv row {}", k + 1);
+            let mut bits = [0u8; 32];
+            for (slot, c) in bits.iter_mut().zip(cells[2].bytes()) {
+                *slot = c - b'0';
+            }
+            v.push(bits);
+        }
+        assert_eq!(v.len(), XENONPY_MAX_Z as usize);
+        v
+    })
+}
+
+/// XenonPy's vector of `z` (32 entries).
+pub fn xenonpy_vector(z: u8) -> Vec<f64> {
+    xenonpy_table()[z as usize - 1].iter().map(|&b| b as f64).collect()
+}
+
+/// XenonPy's feature names: `"{a}_{b}"` over `s1 s2 p1..p6 d1..d10 f1..f14`, row-major (the
+/// environment's slot first).
+pub fn xenonpy_feature_names() -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for (orbital, n) in [("s", 2), ("p", 6), ("d", 10), ("f", 14)] {
+        labels.extend((1..=n).map(|k| format!("{orbital}{k}")));
+    }
+    labels.iter().flat_map(|a| labels.iter().map(move |b| format!("{a}_{b}"))).collect()
+}
 
 /// How site matrices are averaged into the structure's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,20 +154,37 @@ fn err(index: usize, s: &Structure, reason: String) -> CoreError {
     CoreError::Structure { index, name: s.id.clone(), reason }
 }
 
-/// The flattened (`size x size`, row-major) orbital field matrix of one structure.
+/// The flattened (`size x size`, row-major) orbital field matrix of one structure. With
+/// [`Flavour::XenonPy`], `period_tag` must be false and `average` is ignored (every site).
 pub fn orbital_field_matrix(
     s: &Structure,
     index: usize,
     period_tag: bool,
     average: SiteAverage,
+    flavour: Flavour,
 ) -> Result<Vec<f64>, CoreError> {
     s.validate(index)?;
-    if let Some(k) = s.numbers.iter().position(|&z| z > MAX_Z) {
-        return Err(err(
-            index,
-            s,
-            format!("site {k}: no orbital-field valence vector for Z = {} (only 1..94)", s.numbers[k]),
-        ));
+    let (max_z, unit, average) = match flavour {
+        Flavour::Matminer => (MAX_Z, ANG_TO_BOHR, average),
+        Flavour::XenonPy => {
+            if period_tag {
+                return Err(CoreError::InvalidArgument(XENONPY_PERIOD_TAG.into()));
+            }
+            (XENONPY_MAX_Z, 1.0, SiteAverage::AllSites)
+        }
+    };
+    if let Some(k) = s.numbers.iter().position(|&z| z > max_z) {
+        let reason = match flavour {
+            Flavour::Matminer => {
+                format!("site {k}: no orbital-field valence vector for Z = {} (only 1..94)", s.numbers[k])
+            }
+            Flavour::XenonPy => format!(
+                "site {k}: no XenonPy orbital-field vector for Z = {} (pymatgen has electronic structures \
+                 for Z = 1..104 only)",
+                s.numbers[k]
+            ),
+        };
+        return Err(err(index, s, reason));
     }
     let n = s.n_sites();
     if n == 0 {
@@ -123,7 +192,10 @@ pub fn orbital_field_matrix(
     }
     let size = if period_tag { 39 } else { 32 };
     let width = size * size;
-    let vectors: Vec<Vec<f64>> = (1..=MAX_Z).map(|z| valence_vector(z, period_tag)).collect();
+    let vectors: Vec<Vec<f64>> = match flavour {
+        Flavour::Matminer => (1..=MAX_Z).map(|z| valence_vector(z, period_tag)).collect(),
+        Flavour::XenonPy => (1..=XENONPY_MAX_Z).map(xenonpy_vector).collect(),
+    };
     let cells = voronoi_structure(s, index, false)?;
     let site_matrix = |i: usize, out: &mut [f64]| {
         out.fill(0.0);
@@ -135,7 +207,7 @@ pub fn orbital_field_matrix(
             if w <= 0.0 {
                 continue;
             }
-            let scale = w / cell.distances[f] / ANG_TO_BOHR;
+            let scale = w / cell.distances[f] / unit;
             let other = &vectors[s.numbers[cell.j[f] as usize] as usize - 1];
             for (a, &oa) in other.iter().enumerate() {
                 if oa == 0.0 {
@@ -197,6 +269,9 @@ pub fn orbital_field_matrix(
     Ok(total)
 }
 
+const XENONPY_PERIOD_TAG: &str =
+    "period_tag is matminer's option: XenonPy's orbital field matrix has no period tag (use flavour='matminer')";
+
 /// Relative tolerance under which two site matrices count as the same (rounding of the Voronoi
 /// geometry is about 1e-15 relative; sites equivalent only within a symmetry tolerance differ by
 /// 1e-6 or more).
@@ -207,10 +282,13 @@ pub fn orbital_field_matrix_batch(
     structures: &[Structure],
     period_tag: bool,
     average: SiteAverage,
+    flavour: Flavour,
     n_threads: Option<usize>,
 ) -> Result<Vec<Vec<f64>>, CoreError> {
-    if let SiteAverage::Symmetry { symprec } = average {
-        crate::structure_descriptors::check_symprec(symprec)?;
+    match (flavour, average) {
+        (Flavour::XenonPy, _) if period_tag => return Err(CoreError::InvalidArgument(XENONPY_PERIOD_TAG.into())),
+        (Flavour::Matminer, SiteAverage::Symmetry { symprec }) => crate::structure_descriptors::check_symprec(symprec)?,
+        _ => {}
     }
     with_threads(n_threads, || {
         structures
@@ -218,7 +296,7 @@ pub fn orbital_field_matrix_batch(
             .enumerate()
             .map(|(k, s)| {
                 check_cancelled()?;
-                let row = orbital_field_matrix(s, k, period_tag, average)?;
+                let row = orbital_field_matrix(s, k, period_tag, average, flavour)?;
                 check_cancelled()?;
                 Ok(row)
             })
@@ -251,7 +329,7 @@ mod tests {
         let l = [[0.0, a / 2.0, a / 2.0], [a / 2.0, 0.0, a / 2.0], [a / 2.0, a / 2.0, 0.0]];
         let s = Structure::new(l, vec![[0.0; 3], [0.5; 3]], vec![11, 17], [true; 3]);
         for average in [SiteAverage::AllSites, SiteAverage::Symmetry { symprec: 0.01 }] {
-            let x = orbital_field_matrix(&s, 0, false, average).unwrap();
+            let x = orbital_field_matrix(&s, 0, false, average, Flavour::Matminer).unwrap();
             let na_s1 = 0; // Na: 3s^1
             let cl_s2 = 1; // Cl: 3s^2 3p^5
             let cl_p5 = 2 + 4;
@@ -261,5 +339,33 @@ mod tests {
             assert!((x[na_s1 * 32 + cl_p5] - v).abs() < 1e-12);
             assert_eq!(x[na_s1 * 32 + na_s1], 0.0);
         }
+    }
+
+    #[test]
+    fn xenonpy_flavour() {
+        // XenonPy's vectors: Sc [Ar].3d1.4s2 -> d1, s2 (no p6); Fe -> d6, s2; H s1.
+        let sc = xenonpy_vector(21);
+        assert_eq!(sc.iter().sum::<f64>(), 2.0);
+        assert_eq!((sc[1], sc[8]), (1.0, 1.0));
+        assert_eq!((xenonpy_vector(26)[1], xenonpy_vector(26)[8 + 5]), (1.0, 1.0));
+        assert_eq!(xenonpy_vector(1)[0], 1.0);
+        let names = xenonpy_feature_names();
+        assert_eq!((names.len(), names[1].as_str(), names[1023].as_str()), (1024, "s1_s2", "f14_f14"));
+        // NaCl rocksalt: 6 neighbors at a / 2 angstrom, mean over the two sites.
+        let a = 5.64;
+        let l = [[0.0, a / 2.0, a / 2.0], [a / 2.0, 0.0, a / 2.0], [a / 2.0, a / 2.0, 0.0]];
+        let s = Structure::new(l, vec![[0.0; 3], [0.5; 3]], vec![11, 17], [true; 3]);
+        let x = orbital_field_matrix(&s, 0, false, SiteAverage::Symmetry { symprec: 0.01 }, Flavour::XenonPy).unwrap();
+        let v = 6.0 / (a / 2.0) / 2.0;
+        let (na_s1, cl_s2, cl_p5) = (0, 1, 2 + 4);
+        assert!((x[cl_s2 * 32 + na_s1] - v).abs() < 1e-12);
+        assert!((x[na_s1 * 32 + cl_p5] - v).abs() < 1e-12);
+        assert!(orbital_field_matrix(&s, 0, true, SiteAverage::AllSites, Flavour::XenonPy).is_err());
+        let db = Structure::new(l, vec![[0.0; 3], [0.5; 3]], vec![105, 17], [true; 3]);
+        let e = orbital_field_matrix(&db, 0, false, SiteAverage::AllSites, Flavour::XenonPy).unwrap_err();
+        assert!(e.to_string().contains("Z = 105"), "{e}");
+        assert!(orbital_field_matrix(&db, 0, false, SiteAverage::AllSites, Flavour::Matminer).is_err());
+        let am = Structure::new(l, vec![[0.0; 3], [0.5; 3]], vec![95, 8], [true; 3]);
+        assert!(orbital_field_matrix(&am, 0, false, SiteAverage::AllSites, Flavour::XenonPy).is_ok());
     }
 }

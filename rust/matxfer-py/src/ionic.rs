@@ -5,7 +5,7 @@
 use matxfer_core::bond_valence::{bond_valence_batch, BondValenceOptions};
 use matxfer_core::ewald::{ewald_batch, ChargeSource, EwaldOptions};
 use matxfer_core::limits::check_output_bytes;
-use matxfer_core::ofm::{feature_names, orbital_field_matrix_batch, SiteAverage};
+use matxfer_core::ofm::{feature_names, orbital_field_matrix_batch, xenonpy_feature_names, Flavour, SiteAverage};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -77,30 +77,55 @@ fn ewald_energy<'py>(
     Ok(d)
 }
 
-/// Orbital field matrices `(S, size * size)` (row-major) and matminer's feature names.
+/// Orbital field matrices `(S, size * size)` (row-major) and the flavour's feature names
+/// (matminer's, or XenonPy's with `flavour = "xenonpy"`, which averages every site).
 #[pyfunction]
-#[pyo3(signature = (structures, period_tag = false, site_average = "symmetry", symprec = 0.01, n_threads = None))]
+#[pyo3(signature = (structures, period_tag = false, site_average = "symmetry", symprec = 0.01,
+    flavour = "matminer", n_threads = None))]
 fn orbital_field_matrix<'py>(
     py: Python<'py>,
     structures: &Bound<'py, PyStructures>,
     period_tag: bool,
     site_average: &str,
     symprec: f64,
+    flavour: &str,
     n_threads: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyAny>, Vec<String>)> {
-    let average = match site_average {
-        "symmetry" => SiteAverage::Symmetry { symprec },
-        "all" => SiteAverage::AllSites,
-        o => return Err(invalid_argument(py, format!("site_average must be 'symmetry' or 'all', got {o:?}"))),
+    let flavour = match flavour {
+        "matminer" => Flavour::Matminer,
+        "xenonpy" => Flavour::XenonPy,
+        o => return Err(invalid_argument(py, format!("flavour must be 'matminer' or 'xenonpy', got {o:?}"))),
     };
+    let average = match (site_average, flavour) {
+        ("symmetry", Flavour::Matminer) => SiteAverage::Symmetry { symprec },
+        ("all", _) => SiteAverage::AllSites,
+        ("symmetry", Flavour::XenonPy) => {
+            return Err(invalid_argument(
+                py,
+                "site_average='symmetry' is matminer's: XenonPy's orbital field matrix averages every site \
+                 (site_average='all')"
+                    .into(),
+            ))
+        }
+        (o, _) => return Err(invalid_argument(py, format!("site_average must be 'symmetry' or 'all', got {o:?}"))),
+    };
+    if period_tag && flavour == Flavour::XenonPy {
+        return Err(invalid_argument(
+            py,
+            "period_tag is matminer's option: XenonPy's orbital field matrix has no period tag".into(),
+        ));
+    }
     let n_threads = args::threads(py, n_threads)?;
-    let names = feature_names(period_tag);
+    let names = match flavour {
+        Flavour::Matminer => feature_names(period_tag),
+        Flavour::XenonPy => xenonpy_feature_names(),
+    };
     let width = names.len();
     let list = &structures.get().inner;
     let rows = list.len();
     let out = detach_core(py, || {
         check_output_bytes(rows as f64 * width as f64 * 8.0, || format!("a {rows} x {width} orbital field matrix"))?;
-        orbital_field_matrix_batch(list, period_tag, average, n_threads)
+        orbital_field_matrix_batch(list, period_tag, average, flavour, n_threads)
     })?;
     let mut flat = Vec::with_capacity(rows * width);
     for r in out {
