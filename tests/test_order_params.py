@@ -22,7 +22,10 @@ TYPES = [(t, p) for _, _, t, p in CRYSTALNN_OPS] + [("cn", None), ("sq_bipyr", N
 # Agreement with pymatgen: both follow the same sequence of floating-point operations; what can
 # differ is the rounding of numpy's 3-vector dot products and of the Cartesian positions (numpy
 # may call BLAS), a few ulp, amplified at most by acos near +-1 where the Gaussians are flat.
-ATOL = 1e-9
+# Measured: 1.02e-9 on "bent" for mlearn Li-299 site 0 on an AMD EPYC with AVX-512, where OpenBLAS
+# picks its SkylakeX kernels for pymatgen's Cartesian coordinates; the same run with
+# OPENBLAS_CORETYPE=Haswell stays below 1e-9. The reference's rounding depends on the CPU.
+ATOL = 1e-8
 
 
 def _subset():
