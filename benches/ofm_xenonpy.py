@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 import warnings
@@ -37,21 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from benches.ionic import SETS, best, load, subset_batch, timed_subset  # noqa: E402
 
-OFFSET = {"s": 0, "p": 2, "d": 8, "f": 18}
-
-
-def modern_vector(symbol: str) -> np.ndarray:
-    """XenonPy's intended element vector read from pymatgen's current (untagged) string."""
-    from pymatgen.core import Element
-
-    vec = np.zeros(32)
-    if symbol in ("H", "He"):
-        shells = [("s", "1" if symbol == "H" else "2")]
-    else:
-        shells = re.findall(r"\.\d([spdf])(\d+)", Element(symbol).electronic_structure)
-    for orbital, count in shells:
-        vec[OFFSET[orbital] + int(count) - 1] = 1.0
-    return vec
+# XenonPy's intended element vectors, parsed from current pymatgen as the parity test parses them
+from tests.test_ionic import xenonpy_element_vector  # noqa: E402
 
 
 def xenonpy_classes():
@@ -63,7 +49,7 @@ def xenonpy_classes():
 
         @staticmethod
         def get_element_representation(name):
-            return modern_vector(name)
+            return xenonpy_element_vector(name)
 
     return OrbitalFieldMatrix, PatchedXenonPyOFM
 
