@@ -21,6 +21,15 @@ def shared(path: str) -> Path:
     return p
 
 
+def read_shared_table(path: str) -> pd.DataFrame:
+    """A CSV of the shared data folder with formulas kept as text (the formula "NaN" is real);
+    the test is skipped when the file is missing."""
+    p = SHARED_DATA / path
+    if not p.exists():
+        pytest.skip(f"shared data not found at {p}")
+    return pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"formula": str})
+
+
 def read_formulas(path: str) -> list[str]:
     # keep_default_na=False: the formula "NaN" (sodium nitride) is real data.
     return pd.read_csv(shared(path), keep_default_na=False, dtype={"formula": str})["formula"].tolist()

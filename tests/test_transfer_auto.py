@@ -7,9 +7,6 @@ Thresholds come from three seeds (subsets and auto seeded with 0, 1, 2; measured
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,7 +15,8 @@ pytest.importorskip("sklearn")
 
 from matxfer.transfer import auto, default_target_config, load_strategy, save_strategy  # noqa: E402
 
-DATA = Path(os.environ.get("MATXFER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from .conftest import read_shared_table  # noqa: E402
+
 # a few library sources each (the full library is what users get; the tests stay quick)
 KAPPA_SOURCES = ("matbench_log_gvrh/log10_shear_modulus/magpie_full/mlp", "mp_properties/energy_above_hull/magpie_full/mlp",
                  "mp_stability/decomposition_energy/magpie_full/mlp")
@@ -26,17 +24,10 @@ METAL_SOURCES = ("mp_gap/is_metal/magpie_full/mlp", "jarvis/is_metal/magpie_full
 TC = default_target_config(epochs=30, patience=6)
 
 
-def _read(rel):
-    pd = pytest.importorskip("pandas")
-    path = DATA / rel
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path}")
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"formula": str})
-
 
 def kappa_data(seed: int = 0):
     """ESTM log10 thermal conductivity at 280-320 K (mean per formula): 300 training rows, the rest test."""
-    e = _read("composition/experimental/thermoelectric_estm.csv")
+    e = read_shared_table("composition/experimental/thermoelectric_estm.csv")
     room = e[(e.temperature_K >= 280) & (e.temperature_K <= 320) & (e.thermal_conductivity_W_per_mK > 0)]
     per = room.groupby("formula", sort=True).thermal_conductivity_W_per_mK.mean()
     formulas, y = np.array(per.index.tolist(), dtype=object), np.log10(per.to_numpy(float))
@@ -54,7 +45,7 @@ def kappa_auto(seed: int = 0, shuffle: bool = False, n_jobs: int = 2):
 
 
 def metal_data(seed: int = 0, n: int = 500):
-    t = _read("composition/experimental/expt_is_metal_matbench.csv")
+    t = read_shared_table("composition/experimental/expt_is_metal_matbench.csv")
     idx = np.random.default_rng(seed).choice(len(t), n, replace=False)
     f, y = t.formula.values[idx].tolist(), t.is_metal.to_numpy(int)[idx]
     return f[:350], y[:350], f[350:], y[350:]

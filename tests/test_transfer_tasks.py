@@ -7,9 +7,6 @@ Thresholds come from three seeds (subsets drawn with seeds 0, 1, 2; measured val
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -38,27 +35,21 @@ from matxfer.transfer import (  # noqa: E402
     save_strategy,
 )
 
-DATA = Path(os.environ.get("MATXFER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from .conftest import read_shared_table  # noqa: E402
+
 TC = default_target_config(epochs=40, patience=8)
 FAST = default_target_config(epochs=8, patience=3)
 JC = default_joint_config(epochs=3, patience=2)
 
 
-def _read(rel):
-    pd = pytest.importorskip("pandas")
-    path = DATA / rel
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path}")
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"formula": str})
-
 
 @pytest.fixture(scope="module")
 def metal():
-    t = _read("composition/experimental/expt_is_metal_matbench.csv")
+    t = read_shared_table("composition/experimental/expt_is_metal_matbench.csv")
     lm = library.load("mp_gap/is_metal/magpie_full/mlp")
     idx = np.random.default_rng(0).choice(len(t), 700, replace=False)
     X = np.asarray(lm.featurize(t.formula.values[idx].tolist()), dtype=np.float64)
-    s = _read("composition/dft/mp_gap_matbench.csv").sample(1500, random_state=0)
+    s = read_shared_table("composition/dft/mp_gap_matbench.csv").sample(1500, random_state=0)
     Xs = np.asarray(lm.featurize(s.formula.tolist()), dtype=np.float64)
     ys = (s.band_gap_pbe_eV.to_numpy(float) == 0).astype(float)
     return X, t.is_metal.to_numpy(int)[idx], lm, lm.to_torch(), Xs, ys
@@ -172,8 +163,8 @@ def test_masked_task_without_labels_in_a_batch_gives_no_nan_and_no_gradient():
 
 
 def test_n_task_multitask_and_latent_variable_on_two_jarvis_fidelities():
-    j = _read("composition/dft/jarvis_dft_3d_composition.csv").sample(1500, random_state=0)
-    g = _read("composition/experimental/expt_gap_matbench.csv").sample(300, random_state=0)
+    j = read_shared_table("composition/dft/jarvis_dft_3d_composition.csv").sample(1500, random_state=0)
+    g = read_shared_table("composition/experimental/expt_gap_matbench.csv").sample(300, random_state=0)
     lm = library.load("jarvis/band_gap_optb88vdw/magpie_full/mlp")
     Xs = np.asarray(lm.featurize(j.formula.tolist()), dtype=np.float64)
     Ys = j[["band_gap_optb88vdw_eV", "band_gap_tbmbj_eV"]].to_numpy(float)  # TBmBJ missing on many rows
@@ -192,7 +183,7 @@ def test_n_task_multitask_and_latent_variable_on_two_jarvis_fidelities():
 
 
 def test_split_conformal_interval_coverage_on_a_real_split():
-    g = _read("composition/experimental/expt_gap_matbench.csv")
+    g = read_shared_table("composition/experimental/expt_gap_matbench.csv")
     lm = library.load("mp_gap/band_gap/magpie_full/mlp")
     idx = np.random.default_rng(0).choice(len(g), 1200, replace=False)
     X = np.asarray(lm.featurize(g.formula.values[idx].tolist()), dtype=np.float64)
