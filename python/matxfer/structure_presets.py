@@ -136,10 +136,10 @@ def featurize_structures(
         rejected = [Rejected(int(k), "" if batch.ids[k] is None else str(batch.ids[k]), reason) for k, reason in failed]
         return Featurized(values.astype(dt, copy=False), structure_feature_names(preset), rejected)
     compute = _compute(preset, symprec, n_threads)
-    names = structure_feature_names(preset)
     if errors == "raise":
-        values, _ = compute(batch)  # the first failure raises, naming its index in this batch
+        values, names = compute(batch)  # the first failure raises, naming its index in this batch
         return Featurized(values.astype(dt, copy=False), names, [])
+    names = structure_feature_names(preset)
     values, rejected = _isolating_failures(compute, batch, len(names))
     return Featurized(values.astype(dt, copy=False), names, rejected)
 
