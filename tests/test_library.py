@@ -213,6 +213,31 @@ def test_scan_ranks_same_property_source_first(library, tmp_path):
     assert (tmp_path / "scan.png").stat().st_size > 1000
 
 
+def test_scan_tree_baselines_choose_settings_by_inner_cv(library):
+    # The scan's gbm and rf rows are the inner-CV TreeBaseline a user would otherwise pick (the same
+    # grid as cross_validate and auto), not one fixed setting: same folds, same numbers.
+    from sklearn.model_selection import KFold
+
+    from matxfer.transfer import TreeBaseline, scan
+
+    expt = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str})
+    expt = expt.sample(240, random_state=1)
+    formulas, y = expt.formula.tolist(), expt.band_gap_expt_eV.to_numpy(float)
+    result = scan(formulas, y, library=library, models=[GAP], strategies=("frozen-ridge",), cv=3, n_jobs=2,
+                  baselines=("gbm", "rf"))
+    X = np.asarray(matxfer.featurize(formulas, preset="magpie_full", errors="nan", dtype=np.float32).values, dtype=np.float64)
+    for kind in ("gbm", "rf"):
+        maes = []
+        for train, test in KFold(3, shuffle=True, random_state=18012019).split(X):
+            tree = TreeBaseline(kind, seed=18012019).adapt(X[train], y[train])
+            maes.append(np.mean(np.abs(tree.predict(X[test]) - y[test])))
+        row = result.table[result.table.strategy == kind]
+        assert len(row) == 1
+        assert row.mae.iloc[0] == pytest.approx(np.mean(maes), rel=1e-12)
+    with pytest.raises(ValueError, match="unknown baselines"):
+        scan(formulas[:30], y[:30], library=library, models=[GAP], baselines=("xgboost",))
+
+
 def test_cli_list_show_predict(library, tmp_path, capsys):
     from matxfer.cli import main
 

@@ -493,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--task", choices=["regression", "classification"], default="regression")
     scan.add_argument("--cv", type=int, default=5)
     scan.add_argument("--n-jobs", type=int, default=2)
-    scan.add_argument("--baselines", nargs="*", default=["gbm", "ridge"])
+    scan.add_argument("--baselines", nargs="*", default=["gbm", "ridge"], choices=["gbm", "rf", "ridge", "scratch"],
+                      help="no-source baselines on the same folds (gbm and rf: settings by inner 3-fold CV)")
     scan.add_argument("--plot", default=None, help="bar chart PNG path")
     scan.add_argument("--top", type=int, default=25)
     scan.add_argument("--library", default=None)

@@ -12,8 +12,9 @@ Selection never looks at test rows: inside each training fold every candidate is
 ridge's leave-one-out error on the training rows (computed exactly by ``RidgeCV``), the best is
 chosen, and only then evaluated on the fold's test rows ("scan-selected" in the table). The table
 ranks every candidate by outer-CV error next to baselines without any source: gradient boosting
-on descriptors (``HistGradientBoosting``, squared loss, 500 trees: the model a user would otherwise pick), ridge on
-descriptors, and optionally the from-scratch network (needs torch).
+on descriptors (``HistGradientBoosting``, 300 trees, learning rate and leaf count chosen by inner 3-fold CV
+on each fold's training rows: the model a user would otherwise pick), ridge on descriptors, and
+optionally a random forest (settings by inner CV as well) and the from-scratch network (needs torch).
 
 A target given as crystal structures (a :class:`~matxfer.structures.StructureBatch`, or
 ``modality="structure"`` with anything :func:`matxfer.structures.as_batch` takes) is scanned
@@ -34,6 +35,7 @@ import numpy as np
 __all__ = ["scan", "ScanResult", "STRATEGIES"]
 
 STRATEGIES = ("frozen-ridge", "delta")
+BASELINES = ("gbm", "rf", "ridge", "scratch")
 _ALPHAS = np.logspace(-3, 5, 17)  # ridge penalties tried (on standardised features)
 
 
@@ -194,8 +196,8 @@ def scan(
     target: formulas (anything ``matxfer.featurize`` takes); y: values (regression) or 0/1 labels
     (``task="classification"``, ranked by ROC AUC). ``models``: names to try (default: every
     composition model found in ``library``). ``cv``: folds (int, matbench's shuffled KFold seed by
-    default) or explicit ``(train_idx, test_idx)`` pairs. ``baselines``: any of "gbm", "ridge",
-    "scratch" (the from-scratch MLP; needs torch). ``plot``: a PNG path for the bar chart.
+    default) or explicit ``(train_idx, test_idx)`` pairs. ``baselines``: any of "gbm", "rf" (both with
+    settings chosen by inner CV on each training fold), "ridge", "scratch" (the from-scratch MLP; needs torch). ``plot``: a PNG path for the bar chart.
     ``select_top``: the "scan-selected" model averages the predictions of the ``select_top``
     candidates with the lowest inner leave-one-out error on each fold's training rows (1: the best one).
     ``modality``: ``"composition"`` or ``"structure"`` (default: ``"structure"`` for a
@@ -223,6 +225,9 @@ def scan(
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {BASELINES}")
     metric = "mae" if task == "regression" else "roc_auc"
     folds = _folds(len(y), cv, seed)
     found = cards(library)
@@ -331,7 +336,7 @@ def select_by_inner_loo(candidates: Sequence[Dict[str, Any]], fold: int, k: int 
 
 
 def _baseline(kind: str, formulas, y, folds, task: str, preset: str, desc, seed: int) -> np.ndarray:
-    from threadpoolctl import threadpool_limits
+    from .._trees import one_thread
 
     X = desc(preset).astype(np.float64)
     oof = np.zeros(len(y))
@@ -339,22 +344,14 @@ def _baseline(kind: str, formulas, y, folds, task: str, preset: str, desc, seed:
         if kind == "ridge":
             params = _ridge_fit(np.nan_to_num(X[train]), y[train])
             oof[test] = _ridge_predict(params, np.nan_to_num(X[test]))
-        elif kind == "gbm":
-            with threadpool_limits(limits=1, user_api="openmp"):
-                if task == "regression":
-                    from sklearn.ensemble import HistGradientBoostingRegressor
+        elif kind in ("gbm", "rf"):
+            from .._trees import fit_tree
 
-                    # scikit-learn's default squared loss: on expt_gap it reaches 0.35 eV where the
-                    # absolute-error loss (median leaves, sign gradients) stalls near 0.9 eV
-                    m = HistGradientBoostingRegressor(max_iter=500, learning_rate=0.05, early_stopping=False,
-                                                      random_state=0).fit(X[train], y[train])
-                    oof[test] = m.predict(X[test])
-                else:
-                    from sklearn.ensemble import HistGradientBoostingClassifier
-
-                    m = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, early_stopping=False,
-                                                       random_state=0).fit(X[train], y[train].astype(int))
-                    oof[test] = m.predict_proba(X[test])[:, 1]
+            # settings chosen by inner 3-fold CV on this fold's training rows (matxfer.transfer.BASELINE_GRIDS),
+            # the same baseline as cross_validate, learning_curve and transfer.auto report
+            model, _ = fit_tree(kind, X[train], y[train], task != "regression", seed=seed)
+            with one_thread():
+                oof[test] = model.predict(X[test]) if task == "regression" else model.predict_proba(X[test])[:, 1]
         elif kind == "scratch":
             try:
                 from ..transfer import FromScratch
@@ -362,5 +359,5 @@ def _baseline(kind: str, formulas, y, folds, task: str, preset: str, desc, seed:
                 raise ImportError('the "scratch" baseline needs PyTorch: pip install "matxfer[torch]"') from None
             oof[test] = FromScratch(seed=0).adapt(X[train], y[train]).predict(X[test])
         else:
-            raise ValueError(f"unknown baseline {kind!r}; choose from gbm, ridge, scratch")
+            raise ValueError(f"unknown baseline {kind!r}; choose from gbm, rf, ridge, scratch")
     return oof

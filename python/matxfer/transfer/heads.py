@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from .._trees import one_thread as _threads
 from ..nn import MLP, ArrayData, TrainConfig, Trainer, predict
 
 __all__ = ["fit_head", "predict_head", "gbm_regressor", "gbm_classifier", "HEAD_CHOICES"]
@@ -140,13 +141,3 @@ def predict_head(model: Any, H: np.ndarray, n_classes: int = 0) -> np.ndarray:
         return predict(model, H)
     with _threads():
         return np.asarray(model.predict(H), dtype=np.float64).reshape(-1)
-
-
-def _threads():
-    """scikit-learn heads run with one OpenMP thread. Their data are small (target rows), and
-    OpenMP's spin-waiting makes gradient boosting on a few hundred rows take minutes instead of
-    seconds as soon as another process competes for the cores (measured: 150 rows, 1000 trees,
-    2 threads on a busy 2-core machine 212 s, 1 thread 2-4 s)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="openmp")
