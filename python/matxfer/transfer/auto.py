@@ -13,7 +13,9 @@ Steps (all on the rows passed to :func:`auto`; no other rows are ever looked at)
    random forest at every setting of :data:`matxfer.transfer.BASELINE_GRIDS` (so their settings are
    chosen by the same inner CV).
 3. **Inner CV.** Every candidate is fitted on each of ``inner_folds`` folds of the rows (KFold,
-   stratified for classes) and scored on the held-out fold (MAE; ROC-AUC for classes).
+   stratified for classes) and scored on the held-out fold (MAE; ROC-AUC for classes). With
+   ``groups`` (or conditioning columns, which make one material appear in several rows) the folds
+   keep each group whole, so no material is scored by a model that saw it at another condition.
 4. **Blend.** Greedy ensemble selection (Caruana et al. 2004) on those out-of-fold predictions:
    start from the best candidate, add (with replacement) the one that improves the inner score
    most, at most ``max_blend`` steps; a no-transfer baseline can win outright.
@@ -26,6 +28,11 @@ Steps (all on the rows passed to :func:`auto`; no other rows are ever looked at)
    (not a 20 % split), so the finite-sample excess of the quantile is ``1/(n + 1)`` and no row is
    withheld from the models. Guarantee: coverage >= 1 - 2a in the worst case, about 1 - a in
    practice (Barber et al.).
+
+**Conditions** (``conditions=``: temperature, doping, ... one or more columns per row) are appended to
+every candidate's inputs: the sources never see them; frozen-feature and Delta heads, FineTune's new
+zero-weight first-layer inputs and the tree baselines do (see ``TransferStrategy``'s ``n_conditions``).
+Predicting then needs the same columns: ``model.predict(formulas, conditions=T)``.
 """
 
 from __future__ import annotations
@@ -116,7 +123,43 @@ def _rank_sources(srcs, desc, y, task, classes_n) -> List[Dict[str, Any]]:
     return rows
 
 
-def _make(kind: str, model, seed: int, task: str, tc, output_floor, n_classes: int):
+def _as_conditions(conditions, n: int) -> Optional[np.ndarray]:
+    """[n, c] float conditioning columns (None stays None); refuses a wrong row count or a non-finite value."""
+    if conditions is None:
+        return None
+    C = np.asarray(conditions, dtype=np.float64)
+    C = C[:, None] if C.ndim == 1 else C
+    if C.ndim != 2 or len(C) != n or C.shape[1] < 1:
+        raise ValueError(f"conditions must have one row per input ({n}) and at least one column, got shape {C.shape}")
+    bad = np.argwhere(~np.isfinite(C))
+    if len(bad):
+        raise ValueError(f"condition column {int(bad[0, 1])} of row {int(bad[0, 0])} is not finite")
+    return C
+
+
+def _grouped_folds(groups: np.ndarray, y: np.ndarray, k: int, seed: int, classification: bool):
+    """``k`` folds that keep every group whole: StratifiedGroupKFold for classes, else the groups in a
+    seeded random order, each put in the fold with the fewest rows so far."""
+    _, gid = np.unique(groups, return_inverse=True)
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    if n_groups < k:
+        raise ValueError(f"{n_groups} groups are too few for {k}-fold inner CV")
+    if classification:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, gid))
+    sizes = np.bincount(gid)
+    fold_of_group = np.empty(n_groups, dtype=np.int64)
+    load = np.zeros(k, dtype=np.int64)
+    for g in np.random.default_rng(seed).permutation(n_groups):
+        f = int(np.argmin(load))
+        fold_of_group[g] = f
+        load[f] += sizes[g]
+    fold = fold_of_group[gid]
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
+
+
+def _make(kind: str, model, seed: int, task: str, tc, output_floor, n_classes: int, n_conditions: int = 0):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -126,7 +169,7 @@ def _make(kind: str, model, seed: int, task: str, tc, output_floor, n_classes: i
     from .finetune import FineTune
     from .frozen import FrozenFeatures
 
-    common = dict(seed=seed, task=task, target_config=tc)
+    common = dict(seed=seed, task=task, target_config=tc, n_conditions=n_conditions)
     if task == "regression":
         common["output_floor"] = output_floor
     if kind.startswith("gbm[") or kind.startswith("rf["):
@@ -213,22 +256,35 @@ class AutoTransfer(TransferStrategy):
         raise TypeError("AutoTransfer is fitted by matxfer.transfer.auto(...); call auto() again on new rows")
 
     # -- inputs -------------------------------------------------------------------------------------
-    def _descriptors(self, inputs) -> Dict[str, np.ndarray]:
+    def _descriptors(self, inputs, conditions=None) -> Dict[str, np.ndarray]:
         presets = sorted({m["preset"] for m in self.members_})
         if _is_formula_input(inputs):
             from ..featurize import featurize
 
             formulas = list(inputs)
-            return {p: featurize(formulas, p, errors="raise", dtype=np.float32).values.astype(np.float64) for p in presets}
-        X = np.asarray(inputs, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"descriptors must be a 2-D array, got shape {X.shape}")
-        return {p: X for p in presets}
+            out = {p: featurize(formulas, p, errors="raise", dtype=np.float32).values.astype(np.float64) for p in presets}
+            n = len(formulas)
+        else:
+            X = np.asarray(inputs, dtype=np.float64)
+            if X.ndim != 2:
+                raise ValueError(f"descriptors must be a 2-D array, got shape {X.shape}")
+            out, n = {p: X for p in presets}, len(X)
+        if not self.n_conditions:
+            if conditions is not None:
+                raise ValueError("this model was fitted without conditions; do not pass conditions=")
+            return out
+        if conditions is None:
+            raise ValueError(f"this model was fitted with {self.n_conditions} condition column(s): pass conditions=")
+        C = _as_conditions(conditions, n)
+        assert C is not None  # conditions is not None here
+        if C.shape[1] != self.n_conditions:
+            raise ValueError(f"this model takes {self.n_conditions} condition column(s), got {C.shape[1]}")
+        return {p: np.hstack([X, C]) for p, X in out.items()}
 
-    def fold_predictions(self, inputs) -> np.ndarray:
+    def fold_predictions(self, inputs, conditions=None) -> np.ndarray:
         """[K, n] (regression) or [K, n, n_classes]: the blend of the k-th fold models of every member."""
         self._require_adapted()
-        D = self._descriptors(inputs)
+        D = self._descriptors(inputs, conditions)
         total: Any = None
         for m in self.members_:
             X = D[m["preset"]]
@@ -239,8 +295,8 @@ class AutoTransfer(TransferStrategy):
             total = m["weight"] * per if total is None else total + m["weight"] * per
         return total
 
-    def predict(self, inputs, return_std: bool = False):
-        folds = self.fold_predictions(inputs)
+    def predict(self, inputs, return_std: bool = False, conditions=None):
+        folds = self.fold_predictions(inputs, conditions)
         if self.is_classifier:
             if return_std:
                 raise ValueError("return_std is for regression; a classifier's uncertainty is predict_proba")
@@ -251,18 +307,18 @@ class AutoTransfer(TransferStrategy):
         lo, hi = self._cv_plus(folds, 0.6826894921370859)
         return mean, (hi - lo) / 2
 
-    def predict_proba(self, inputs) -> np.ndarray:
+    def predict_proba(self, inputs, conditions=None) -> np.ndarray:
         if not self.is_classifier:
             raise ValueError("predict_proba is for classification; this AutoTransfer is a regressor")
-        return self.fold_predictions(inputs).mean(axis=0)
+        return self.fold_predictions(inputs, conditions).mean(axis=0)
 
-    def predict_interval(self, inputs, coverage: float = 0.95):
+    def predict_interval(self, inputs, coverage: float = 0.95, conditions=None):
         """CV+ interval (lower, upper) at ``coverage`` for every row (regression)."""
         if self.is_classifier:
             raise ValueError("predict_interval is for regression; use predict_proba for classes")
         if not 0 < coverage < 1:
             raise ValueError("coverage must be in (0, 1)")
-        return self._cv_plus(self.fold_predictions(inputs), coverage)
+        return self._cv_plus(self.fold_predictions(inputs, conditions), coverage)
 
     def _floor(self, v: np.ndarray) -> np.ndarray:
         return v if self.output_floor is None else np.maximum(v, self.output_floor)
@@ -316,6 +372,8 @@ def auto(
     seed: int = 0,
     n_jobs: int = 2,
     verbose: bool = False,
+    conditions=None,
+    groups=None,
 ) -> AutoTransfer:
     """Choose source, strategy and no-transfer baseline by inner CV on ``(inputs, y)`` and return the
     fitted :class:`AutoTransfer` (see the module docstring for the recipe).
@@ -330,6 +388,12 @@ def auto(
     output_floor: lower bound of predictions (e.g. 0 for band gaps). target_config: training budget
     of the network candidates (default ``default_target_config(epochs=100, patience=15)``).
     n_jobs: worker threads (each single-threaded; results are identical for any ``n_jobs``).
+    conditions: conditioning columns per row ([n] or [n, c]: temperature, doping, ...), given to every
+    candidate after its descriptors (the sources never see them); ``predict`` then needs them too.
+    groups: a label per row; inner folds keep each group whole. Default: none, except with
+    ``conditions``, where the rows of one reduced composition (formula input) or of identical
+    descriptors form a group, so a material measured at several temperatures is never in a training
+    and a held-out fold at once.
     """
     import torch
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -368,6 +432,24 @@ def auto(
         classes, n_classes = None, 0
     if n < 2 * inner_folds:
         raise ValueError(f"{n} rows are too few for {inner_folds}-fold inner CV")
+    C = _as_conditions(conditions, n)
+    n_cond = 0 if C is None else C.shape[1]
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups needs one label per input ({n}), got shape {groups.shape}")
+        group_note = "groups given"
+    elif C is not None:
+        if formula_input:
+            from .._evaluation import composition_keys
+
+            groups = composition_keys(formulas)
+            group_note = "reduced composition (conditions given)"
+        else:
+            groups = np.unique(X_given, axis=0, return_inverse=True)[1].reshape(-1)
+            group_note = "identical descriptor rows (conditions given)"
+    else:
+        group_note = None
 
     first, rest = AUTO_CANDIDATES[task]
     first = tuple(first if strategies is None else strategies)
@@ -391,6 +473,16 @@ def auto(
             cache[p] = featurize(formulas, p, errors="raise", dtype=np.float32).values.astype(np.float64)
         return cache[p]
 
+    with_cond: Dict[str, np.ndarray] = {}
+
+    def inputs_of(p: str) -> np.ndarray:
+        """A candidate's inputs: the preset's descriptors, then the conditioning columns."""
+        if C is None:
+            return desc(p)
+        if p not in with_cond:
+            with_cond[p] = np.hstack([desc(p), C])
+        return with_cond[p]
+
     srcs = _resolve_sources(sources, library, task)
     if not formula_input:
         srcs = {k: v for k, v in srcs.items() if v[1] == preset}
@@ -413,8 +505,11 @@ def auto(
                         continue
                     cands.append((f"{kind} @ {s}", kind, s))
             cands += [(k, k, None) for k in _baseline_kinds(baselines)]
-            splitter = (StratifiedKFold if task == "classification" else KFold)(inner_folds, shuffle=True, random_state=seed)
-            folds = list(splitter.split(np.zeros(n), y_fit) if task == "classification" else splitter.split(np.zeros(n)))
+            if groups is not None:
+                folds = _grouped_folds(groups, y_fit, inner_folds, seed, task == "classification")
+            else:
+                splitter = (StratifiedKFold if task == "classification" else KFold)(inner_folds, shuffle=True, random_state=seed)
+                folds = list(splitter.split(np.zeros(n), y_fit) if task == "classification" else splitter.split(np.zeros(n)))
             fold_of = np.empty(n, dtype=np.int64)
             for k, (_, test) in enumerate(folds):
                 fold_of[test] = k
@@ -423,9 +518,9 @@ def auto(
             def job(ci: int, k: int):
                 label, kind, s = cands[ci]
                 model, p = (srcs[s][0], srcs[s][1]) if s is not None else (None, baseline_preset)
-                X = desc(p)
+                X = inputs_of(p)
                 train, test = folds[k]
-                strat = _make(kind, model, seed, task, tc, output_floor, n_classes)
+                strat = _make(kind, model, seed, task, tc, output_floor, n_classes, n_cond if model is not None else 0)
                 if kind in _TORCH:
                     with lock:
                         strat.adapt(X[train], y_fit[train])
@@ -435,7 +530,7 @@ def auto(
                 return ci, k, strat, pred
 
             for p in {srcs[s][1] for s in chosen_sources} | ({baseline_preset} if baselines else set()):
-                desc(p)  # featurize on this thread before the pool starts
+                inputs_of(p)  # featurize on this thread before the pool starts
             oof = [np.zeros((n, n_classes)) if task == "classification" else np.zeros(n) for _ in cands]
             fitted: List[List[Any]] = [[None] * inner_folds for _ in cands]
             seconds = np.zeros(len(cands))
@@ -475,6 +570,7 @@ def auto(
     est.task_ = task
     est.classes_ = classes
     est.input_preset = None if formula_input else preset
+    est.n_conditions = n_cond
     est.members_ = [{"name": cands[i][0], "kind": cands[i][1], "source": cands[i][2],
                      "preset": srcs[str(cands[i][2])][1] if cands[i][2] is not None else baseline_preset,
                      "weight": float(weights[i]), "folds": fitted[i]} for i in np.flatnonzero(counts)]
@@ -494,6 +590,7 @@ def auto(
         "best_single": cands[best][0], "best_single_score": scores[best],
         "best_baseline_score": min([s for s, c in zip(scores, cands) if c[2] is None], default=float("nan")),
         "intervals": "CV+ over the inner folds (every training row calibrates)" if task == "regression" else None,
+        "conditions": n_cond, "inner_groups": group_note,
         "seconds": time.perf_counter() - t0,
     }
     if verbose:

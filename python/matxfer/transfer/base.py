@@ -158,6 +158,12 @@ class TransferStrategy:
         ``target_config.focal_gamma``); regression uses ``target_config.loss``.
     class_weight : None, "balanced" (weights ``n / (K * n_k)``) or a ``{label: weight}`` mapping;
         applied as per-row loss weights (and ``sample_weight`` for scikit-learn heads).
+    n_conditions : the last ``n_conditions`` columns of ``X`` are conditioning inputs (temperature,
+        doping level, ...) rather than descriptors: the source model never sees them; the target
+        model does (standardised with the training rows' mean and spread). FrozenFeatures appends them
+        to the frozen features, Delta to its head's inputs, FineTune feeds them to new first-layer
+        inputs that start at zero weight (so training starts at the source); FromScratch and
+        TreeBaseline see every column anyway. MultiTask, LatentVariable and graph sources refuse them.
     """
 
     name = "base"
@@ -172,6 +178,10 @@ class TransferStrategy:
     task_: Optional[str] = None
     classes_: Optional[list] = None
     _row_weight: Optional[np.ndarray] = None
+    n_conditions = 0
+    _condition_scale: Optional[list] = None
+    #: whether the strategy can use conditioning columns (see ``n_conditions``)
+    supports_conditions = True
 
     def __init__(
         self,
@@ -183,7 +193,16 @@ class TransferStrategy:
         task: Optional[str] = None,
         loss: str = "ce",
         class_weight: Union[None, str, Mapping[Any, float]] = None,
+        n_conditions: int = 0,
     ) -> None:
+        if isinstance(n_conditions, bool) or not isinstance(n_conditions, (int, np.integer)) or n_conditions < 0:
+            raise ValueError(f"n_conditions must be a whole number >= 0, not {n_conditions!r}")
+        if n_conditions and not self.supports_conditions:
+            raise ValueError(f"{type(self).__name__} does not take conditioning columns (n_conditions); FrozenFeatures, "
+                             "Delta, FineTune, FromScratch and TreeBaseline do (wrappers such as Ensemble pass the "
+                             "columns on to members built with n_conditions)")
+        self.n_conditions = int(n_conditions)
+        self._condition_scale = None
         if task is not None and task not in TASKS:
             raise ValueError(f"task must be one of {TASKS} or None, not {task!r}")
         if loss not in CLASSIFICATION_LOSSES:
@@ -282,13 +301,56 @@ class TransferStrategy:
         return self.source_model_
 
     def source_predict(self, X) -> np.ndarray:
-        return predict(self._require_source(), self._inputs(X))
+        return predict(self._require_source(), self.descriptors_of(self._inputs(X)))
+
+    # -- conditioning columns ---------------------------------------------------------------------
+    def descriptors_of(self, X):
+        """``X`` without its conditioning columns (what the source model sees)."""
+        if not self.n_conditions or isinstance(X, GraphData):
+            return X
+        return X[:, : X.shape[1] - self.n_conditions]
+
+    def conditions_of(self, X) -> Optional[np.ndarray]:
+        """The conditioning columns of ``X``, standardised with the training rows' mean and spread
+        (None without conditions)."""
+        if not self.n_conditions:
+            return None
+        C = self._condition_columns(X)
+        if self._condition_scale is None:
+            raise RuntimeError(f"{type(self).__name__}: conditions are scaled at adapt(); call adapt() first")
+        mean, std = (np.asarray(v, dtype=np.float64) for v in self._condition_scale)
+        return (C - mean) / std
+
+    def _condition_columns(self, X) -> np.ndarray:
+        C = np.asarray(X[:, X.shape[1] - self.n_conditions :], dtype=np.float64)
+        bad = np.argwhere(~np.isfinite(C))
+        if len(bad):
+            raise ValueError(f"conditioning column {int(bad[0, 1])} of row {int(bad[0, 0])} is not finite")
+        return C
+
+    def _check_conditions(self, X) -> None:
+        """Refuse conditioning columns where they cannot be used; fit their scaling on the training rows."""
+        if not self.n_conditions:
+            return
+        if self.graph_source or isinstance(X, GraphData):
+            raise ValueError(f"{type(self).__name__}: conditioning columns (n_conditions) need a descriptor source; "
+                             "a graph source's inputs are structures")
+        if self.source_model_ is not None and not isinstance(self.source_model_, MLP):
+            raise ValueError(f"{type(self).__name__}: n_conditions needs an MLP source (an AttentionEncoder takes its "
+                             "conditions through attention_inputs(..., conditions=...))")
+        if X.shape[1] <= self.n_conditions:
+            raise ValueError(f"X has {X.shape[1]} columns: too few for {self.n_conditions} conditioning column(s) "
+                             "after the descriptors")
+        C = self._condition_columns(X)
+        std = C.std(axis=0)
+        self._condition_scale = [C.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()]
 
     # -- target -----------------------------------------------------------------------------------
     def adapt(self, X, y) -> TransferStrategy:
         """Learn the target task from descriptors ``X`` (structures for a graph source) and labels ``y``;
         returns self."""
         X = self._inputs(X)
+        self._check_conditions(X)
         self.task_ = self.resolve_task(y)
         if self.task_ == "classification":
             from .tasks import encode_labels

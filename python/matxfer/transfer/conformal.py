@@ -34,6 +34,8 @@ class Conformal(TransferStrategy):
     gives (lower, upper) for any coverage.
     """
 
+    supports_conditions = False  # its members take the conditioning columns
+
     name = "conformal"
 
     def __init__(self, strategy: TransferStrategy, calibration_fraction: float = 0.2, normalize="auto",

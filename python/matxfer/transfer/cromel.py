@@ -70,6 +70,8 @@ class CrossModality(TransferStrategy):
         :class:`FrozenFeatures` ("ridge", "linear", "mlp", a scikit-learn regressor) on frozen embeddings.
     """
 
+    supports_conditions = False  # trains on source rows, which have no conditions
+
     name = "cromel"
 
     def __init__(

@@ -7,7 +7,7 @@ the source model carries the chemistry, the target model only learns the systema
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -83,13 +83,27 @@ class Delta(TransferStrategy):
 
     def _features(self, X, extra: np.ndarray) -> np.ndarray:
         """Inputs of a scikit-learn residual head: descriptors (graph source: the source's pooled crystal
-        embedding) and, with ``source_as_input``, the scaled source prediction."""
-        base = predict(self._require_source(), X, method="encode") if self.graph_source else np.nan_to_num(X)
+        embedding), the standardised conditioning columns and, with ``source_as_input``, the scaled
+        source prediction."""
+        if self.graph_source:
+            base = predict(self._require_source(), X, method="encode")
+        else:
+            base = np.nan_to_num(np.asarray(self.descriptors_of(X), dtype=np.float64))
         base = base[:, None] if base.ndim == 1 else base
+        conditions = self.conditions_of(X)
+        if conditions is not None:
+            base = np.concatenate([base, conditions], axis=1)
         return np.concatenate([base, extra], axis=1) if self.source_as_input else base
 
+    def _net_inputs(self, X, extra: Optional[np.ndarray]) -> tuple:
+        """Inputs of the MLP difference network: descriptors, then as its extra inputs the scaled source
+        prediction / logit (with ``source_as_input``) and the standardised conditioning columns."""
+        parts = [p for p in (extra if self.source_as_input else None, self.conditions_of(X)) if p is not None]
+        Xd = self.descriptors_of(X)
+        return (Xd, np.concatenate(parts, axis=1)) if parts else (Xd,)
+
     def _difference_network(self, X: np.ndarray, residual: np.ndarray) -> MLP:
-        n_extra = 1 if self.source_as_input else 0
+        n_extra = (1 if self.source_as_input else 0) + self.n_conditions
         if not self.init_from_source:
             return MLP(X.shape[1], self.hidden, n_extra=n_extra).fit_scaling(X).fit_target_scaling(residual)
         source = self._require_source()
@@ -132,12 +146,12 @@ class Delta(TransferStrategy):
             logit = self.source_predict(X)
             config = self._net_config(self._target_config())
             torch.manual_seed(config.seed)
-            model = self._difference_network(X, np.zeros(len(X)))
+            model = self._difference_network(self.descriptors_of(X), np.zeros(len(X)))
             model.y_mean.zero_()
             model.y_std.fill_(1.0)
-            extra = ((logit - logit.mean()) / (logit.std() + 1e-12))[:, None] if self.source_as_input else None
+            extra = ((logit - logit.mean()) / (logit.std() + 1e-12))[:, None]
             self._logit_scale = (float(logit.mean()), float(logit.std() + 1e-12))
-            inputs: tuple = (X, extra, logit[:, None]) if self.source_as_input else (X, logit[:, None])
+            inputs: tuple = (*self._net_inputs(X, extra), logit[:, None])
             wrapper = _LogitOffset(model, self.source_as_input)
             Trainer(config).fit(wrapper, ArrayData(inputs, y, weight=self._row_weight))
             self.target_ = model.cpu().eval()
@@ -152,9 +166,8 @@ class Delta(TransferStrategy):
             self.target_ = graph_model.cpu().eval()
         elif self.head == "mlp":
             torch.manual_seed(config.seed)
-            model = self._difference_network(X, residual)
-            inputs = (X, extra) if self.source_as_input else (X,)
-            Trainer(config).fit(model, ArrayData(inputs, residual))
+            model = self._difference_network(self.descriptors_of(X), residual)
+            Trainer(config).fit(model, ArrayData(self._net_inputs(X, extra), residual))
             self.target_ = model.cpu().eval()
         else:
             self.target_ = fit_head(self.head, self._features(X, extra), residual, self.hidden, config)
@@ -163,12 +176,11 @@ class Delta(TransferStrategy):
         if self.is_classifier:
             logit = self.source_predict(X)
             mean, std = self._logit_scale
-            net_inputs: tuple = (X, ((logit - mean) / std)[:, None]) if self.source_as_input else (X,)
+            net_inputs = self._net_inputs(X, ((logit - mean) / std)[:, None])
             return self.decision_scores(logit + predict(self.target_, ArrayData(net_inputs)))
         pred, extra = self._source_feature(X)
         if isinstance(self.target_, GraphRegressor):
             return pred + predict(self.target_, X)
         if isinstance(self.target_, SOURCE_MODELS):
-            data = ArrayData((X, extra) if self.source_as_input else (X,))
-            return pred + predict(self.target_, data)
+            return pred + predict(self.target_, ArrayData(self._net_inputs(X, extra)))
         return pred + predict_head(self.target_, self._features(X, extra))

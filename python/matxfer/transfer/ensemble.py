@@ -25,6 +25,8 @@ class Ensemble(TransferStrategy):
     member predictions (a seed or deep ensemble; wrap in :class:`Conformal` to calibrate it).
     """
 
+    supports_conditions = False  # its members take the conditioning columns
+
     name = "ensemble"
 
     def __init__(self, members: Sequence[TransferStrategy], output_floor: Optional[float] = None, **kwargs) -> None:

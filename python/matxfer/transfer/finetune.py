@@ -8,11 +8,29 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..nn import Trainer, predict
+from ..nn import MLP, ArrayData, Trainer, predict
 from .base import TransferStrategy
 from .tasks import with_new_head
 
 __all__ = ["FineTune"]
+
+
+def with_condition_inputs(model: MLP, n_conditions: int) -> MLP:
+    """A copy of ``model`` with ``n_conditions`` more extra inputs into its first layer, their weights
+    zero: it computes exactly what ``model`` computes until training moves them."""
+    if model.n_extra:
+        raise ValueError("conditioning columns need a source MLP without extra inputs (n_extra=0)")
+    grown = type(model)(**{**model.init_args, "n_extra": int(n_conditions)})
+    state = grown.state_dict()
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key == model.extra_input_weight:
+                state[key].zero_()
+                state[key][:, : value.shape[1]] = value
+            else:
+                state[key].copy_(value)
+    grown.load_state_dict(state)
+    return grown
 
 
 class FineTune(TransferStrategy):
@@ -34,6 +52,9 @@ class FineTune(TransferStrategy):
     Graph sources (a :class:`matxfer.nn.GraphRegressor`, a CGCNN or a structure library model): the
     inputs are structures; the "hidden layers" are the atom embedding, each convolution and each
     readout layer, in that order (``freeze_first=1 + n_conv`` trains only the readout and head).
+
+    Conditioning columns (``n_conditions``): the copied network gets that many new first-layer inputs
+    (standardised conditions) with zero weights, so fine-tuning starts at the source's prediction.
     """
 
     name = "finetune"
@@ -67,6 +88,8 @@ class FineTune(TransferStrategy):
             model = with_new_head(source, self.n_logits, self.seed, keep_head=keep)
         else:
             model = copy.deepcopy(source)
+        if self.n_conditions:
+            model = with_condition_inputs(model, self.n_conditions)
         n_layers = model.n_hidden_layers
         if not 0 <= self.freeze_first <= n_layers:
             raise ValueError(f"freeze_first must be in [0, {n_layers}]")
@@ -92,10 +115,16 @@ class FineTune(TransferStrategy):
                 lr = base_lr
             groups.append({"params": list(block.parameters()), "lr": lr})
         torch.manual_seed(config.seed)
-        Trainer(config.replace(lr=base_lr)).fit(model, self._data(X, y, self._row_weight), param_groups=groups)
+        Trainer(config.replace(lr=base_lr)).fit(model, self._target_data(X, y, self._row_weight), param_groups=groups)
         self.target_ = model.cpu().eval()
 
+    def _target_data(self, X, y=None, weight=None):
+        if not self.n_conditions:
+            return self._data(X, y, weight)
+        return ArrayData((self.descriptors_of(X), self.conditions_of(X)), y, weight=weight)
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        data = self._target_data(X)
         if self.is_classifier:
-            return self._net_proba(self.target_, X)
-        return predict(self.target_, X)
+            return self._net_proba(self.target_, data)
+        return predict(self.target_, data)

@@ -45,6 +45,7 @@ class FrozenFeatures(TransferStrategy):
         (negative counts from the end).
     include_source_prediction : also pass the source model's prediction as a feature.
     include_descriptors : also pass the raw descriptors (descriptor sources only).
+    Conditioning columns (``n_conditions``) are appended, standardised, after everything else.
 
     Graph sources: the features are the pooled crystal embedding (mean of the atom states after the
     convolutions) and the output of each readout layer (``layers="last"``: the readout embedding only).
@@ -85,7 +86,7 @@ class FrozenFeatures(TransferStrategy):
                 if self.include_source_prediction:
                     source_pred = predict(model, graphs)[:, None]
             else:
-                Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+                Xt = torch.as_tensor(np.asarray(self.descriptors_of(X), dtype=np.float32))
                 states = model.hidden_states(Xt)
                 if self.include_source_prediction:
                     source_pred = model(Xt).double().numpy()
@@ -104,7 +105,10 @@ class FrozenFeatures(TransferStrategy):
         if self.include_descriptors:
             if graph:
                 raise ValueError("include_descriptors needs a descriptor source; a graph source's inputs are structures")
-            parts.append(np.nan_to_num(np.asarray(X, dtype=np.float64)))
+            parts.append(np.nan_to_num(np.asarray(self.descriptors_of(X), dtype=np.float64)))
+        conditions = self.conditions_of(X)
+        if conditions is not None:
+            parts.append(conditions)
         return np.concatenate(parts, axis=1)
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:

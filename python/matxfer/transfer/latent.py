@@ -49,6 +49,8 @@ class LatentVariable(TransferStrategy):
     max_source_rows, target_share, joint_config : as in :class:`MultiTask`.
     """
 
+    supports_conditions = False  # trains on source rows, which have no conditions
+
     name = "latent"
     needs_source_data = True
 

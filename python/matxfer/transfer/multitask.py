@@ -42,6 +42,8 @@ class MultiTask(TransferStrategy):
     joint_config : training settings for the joint phase (default :func:`default_joint_config`).
     """
 
+    supports_conditions = False  # trains on source rows, which have no conditions
+
     name = "multitask"
     needs_source_data = True
 

@@ -77,6 +77,8 @@ class MCDropout(TransferStrategy):
     intervals with a stated coverage (``Conformal(MCDropout(...), normalize=True)``).
     """
 
+    supports_conditions = False  # its members take the conditioning columns
+
     name = "mc_dropout"
 
     def __init__(self, strategy: TransferStrategy, n_samples: int = 30, seed: int = 0,
