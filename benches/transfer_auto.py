@@ -15,8 +15,14 @@ sources of the library (MP, JARVIS, OQMD gaps and metal classifiers) are replace
 trained here on mp_gap without any composition of expt_gap (as the shipped ones: magpie_full,
 256-128, 20,000 seeded rows, 30 epochs); ESTM at 280-320 K (mean per formula): log10 thermal
 conductivity, Seebeck coefficient, log10 electrical conductivity; UCSB at 300 K: log10 thermal
-conductivity, Seebeck coefficient. Classification: expt_is_metal, glass (library as shipped).
-MRL/DopNet is left out: 184 of its 193 formulas are UCSB's. Results: benches/out/transfer_auto/<target>.json.
+conductivity, Seebeck coefficient. Classification: expt_is_metal, glass (library as shipped), and qc_ac:
+quasicrystal (1) vs approximant crystal (0) for the 158 experimentally reported alloys of Liu et al. (2021)
+(XenonPy's QC_AC_data; the at.% composition dict read as a formula; their "OTHERS" negatives are not shared).
+MRL/DopNet is left out: 184 of its 193 formulas are UCSB's.
+Temperature as an input (``<target>_T``: estm_kappa_T, estm_seebeck_T, estm_sigma_T, ucsb_kappa_T,
+ucsb_seebeck_T): every measured row instead of the room-temperature window, the temperature (K) passed
+as ``auto(..., conditions=T)`` and as a descriptor column to gbm; the outer folds keep each reduced
+composition whole (5 folds, seed 18012019), and auto's inner folds do the same. Results: benches/out/transfer_auto/<target>.json.
 """
 
 from __future__ import annotations
@@ -34,7 +40,14 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MATXFER_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 OUT = HERE / "out" / "transfer_auto"
 EXP = "composition/experimental/"
-TARGETS = ("expt_gap", "estm_kappa", "estm_seebeck", "estm_sigma", "ucsb_kappa", "ucsb_seebeck", "expt_is_metal", "glass")
+TARGETS = ("expt_gap", "estm_kappa", "estm_seebeck", "estm_sigma", "ucsb_kappa", "ucsb_seebeck", "expt_is_metal", "glass",
+           "qc_ac", "estm_kappa_T", "estm_seebeck_T", "estm_sigma_T", "ucsb_kappa_T", "ucsb_seebeck_T")
+#: thermoelectric targets at every measured temperature, temperature (K) as auto's conditioning input
+T_TARGETS = {"estm_kappa_T": ("estm", "thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
+             "estm_seebeck_T": ("estm", "seebeck_uV_per_K", False, "uV/K"),
+             "estm_sigma_T": ("estm", "electrical_conductivity_S_per_m", True, "log10 S/m"),
+             "ucsb_kappa_T": ("ucsb", "thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
+             "ucsb_seebeck_T": ("ucsb", "seebeck_uV_per_K", False, "uV/K")}
 GAP_SOURCES = ("mp_gap/", "jarvis/band_gap", "jarvis/is_metal", "oqmd_gap/")
 
 
@@ -57,8 +70,22 @@ def _room(df, column, lo=280, hi=320, log=False):
     return per.index.tolist(), np.log10(y) if log else y
 
 
+def load_temperature_target(name: str):
+    """(formulas, y, temperature_K, unit): every row with a value and a temperature (no averaging)."""
+    which, col, log, unit = T_TARGETS[name]
+    t = _read(EXP + ("thermoelectric_estm.csv" if which == "estm" else "thermoelectric_ucsb.csv"))
+    sel = t[t[col].notna() & t.temperature_K.notna()]
+    if log:
+        sel = sel[sel[col] > 0]
+    y = sel[col].to_numpy(float)
+    return sel.formula.tolist(), np.log10(y) if log else y, sel.temperature_K.to_numpy(float), unit
+
+
 def load_target(name: str):
     """(formulas, y, task, output_floor, unit)."""
+    if name in T_TARGETS:
+        f, y, _, unit = load_temperature_target(name)
+        return f, y, "regression", None, unit
     if name == "expt_gap":
         t = _read(EXP + "expt_gap_matbench.csv")
         return t.formula.tolist(), t.band_gap_expt_eV.to_numpy(float), "regression", 0.0, "eV"
@@ -81,20 +108,29 @@ def load_target(name: str):
     if name == "glass":
         t = _read(EXP + "glass_matbench.csv")
         return t.formula.tolist(), t.glass_forming.to_numpy(int), "classification", None, ""
+    if name == "qc_ac":
+        import ast
+
+        t = _read(EXP + "quasicrystal_qc_ac.csv")
+        formulas = ["".join(f"{el}{amount:g}" for el, amount in ast.literal_eval(c).items()) for c in t.composition]
+        if not set(t.label) <= {"QC", "AC"}:
+            raise ValueError(f"quasicrystal_qc_ac.csv: unexpected labels {sorted(set(t.label) - {'QC', 'AC'})}")
+        return formulas, (t.label == "QC").to_numpy(int), "classification", None, ""
     raise ValueError(name)
 
 
-def clean_gap_sources(target_formulas, quick: bool):
+def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
     """Library sources minus every band-gap source, plus an MP-gap MLP trained without the target's compositions
-    (trained once, then read back from benches/out/transfer_auto/clean_gap_source)."""
+    on ``source_rows`` seeded rows (0: every clean row), trained once, then read back from
+    benches/out/transfer_auto/clean_gap_source[_<rows>]."""
     import matxfer
     from matxfer.library import cards
     from matxfer.nn import load_model, save_model
     from matxfer.transfer import default_source_config, overlap_mask, pretrain_mlp
 
     names = sorted(n for n, c in cards().items() if c.get("modality") == "composition" and not n.startswith(GAP_SOURCES))
-    cached = OUT / ("clean_gap_source_quick" if quick else "clean_gap_source")
-    label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions)"
+    cached = OUT / ("clean_gap_source_quick" if quick else "clean_gap_source" + source_tag(source_rows))
+    label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions" + (", all rows)" if source_rows == 0 else ")")
     if (cached / "removed.json").exists():
         sources = {n: n for n in names}
         sources[label] = (load_model(cached).eval(), "magpie_full")
@@ -102,19 +138,25 @@ def clean_gap_sources(target_formulas, quick: bool):
     dft = _read("composition/dft/mp_gap_matbench.csv")
     keep = ~overlap_mask(dft.formula.tolist(), target_formulas)
     clean = dft[keep]
-    rows = np.sort(np.random.default_rng(0).choice(len(clean), min(len(clean), 2000 if quick else 20000), replace=False))
+    n_rows = 2000 if quick else (len(clean) if source_rows == 0 else min(len(clean), source_rows))
+    rows = np.sort(np.random.default_rng(0).choice(len(clean), n_rows, replace=False))
     clean = clean.iloc[rows]
     X, _ = matxfer.featurize(clean.formula.tolist(), preset="magpie_full")
     model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=(256, 128),
                          config=default_source_config(epochs=5 if quick else 30, seed=0))
     save_model(model, cached)
-    (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum())}))
+    (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum()), "source_rows": int(n_rows)}))
     sources = {n: n for n in names}
     sources[label] = (model, "magpie_full")
     return sources, int((~keep).sum())
 
 
-def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
+def source_tag(source_rows: int) -> str:
+    """File-name tag of a non-default expt_gap source size ("" for the default 20,000 rows)."""
+    return "" if source_rows == 20000 else ("_srcall" if source_rows == 0 else f"_src{source_rows}")
+
+
+def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows: int = 20000) -> dict:
     import torch
 
     import matxfer
@@ -129,22 +171,41 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
               "folds": []}
     sources = None
     if name == "expt_gap":
-        sources, n_removed = clean_gap_sources(formulas, quick)
+        sources, n_removed = clean_gap_sources(formulas, quick, source_rows)
         result["source_rows_removed"] = n_removed
+        result["source_rows"] = "all" if source_rows == 0 else source_rows
+    tag = source_tag(source_rows) if name == "expt_gap" else ""
     X_gb = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
     split = matbench_kfold(task == "classification")
+    temperature = None
+    if name in T_TARGETS:  # outer folds keep each composition whole; gbm sees the temperature as a column
+        from matxfer.transfer import composition_keys
+        from matxfer.transfer.auto import _grouped_folds
+
+        temperature = load_temperature_target(name)[2]
+        if quick:
+            temperature = temperature[keep]
+        X_gb = np.hstack([X_gb, temperature[:, None]])
+        outer = _grouped_folds(composition_keys(formulas), y, 5, 18012019, False)
+        result["protocol"] = "5 folds grouped by reduced composition (seed 18012019); temperature as an input"
+        result["n_compositions"] = int(len(set(composition_keys(formulas).tolist())))
     pred_auto = np.zeros((len(y), 2)) if task == "classification" else np.zeros(len(y))
     pred_gb = np.zeros_like(pred_auto)
     cover = {0.68: np.zeros(len(y), bool), 0.95: np.zeros(len(y), bool)}
     width95 = np.zeros(len(y))
     t_start = time.perf_counter()
-    for k, (train, test) in enumerate(split.split(np.zeros(len(y)), y) if task == "classification" else split.split(np.zeros(len(y)))):
+    if temperature is None:
+        outer = list(split.split(np.zeros(len(y)), y) if task == "classification" else split.split(np.zeros(len(y))))
+    for k, (train, test) in enumerate(outer):
         if only_folds is not None and k not in only_folds:
             continue
         t0 = time.perf_counter()
         f_train = [formulas[i] for i in train]
         f_test = [formulas[i] for i in test]
-        model = auto(f_train, y[train], task=task, sources=sources, output_floor=floor, n_jobs=n_jobs, verbose=True)
+        cond = None if temperature is None else temperature[train]
+        model = auto(f_train, y[train], task=task, sources=sources, output_floor=floor, n_jobs=n_jobs, verbose=True,
+                     conditions=cond)
+        test_cond = None if temperature is None else temperature[test]
         t_auto = time.perf_counter() - t0
         t1 = time.perf_counter()
         gb = TreeBaseline("gbm", task=task, output_floor=floor).adapt(X_gb[train], y[train])
@@ -159,10 +220,10 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
             fold["auto"] = classification_metrics(y[test], pred_auto[test])
             fold["gb"] = classification_metrics(y[test], pred_gb[test])
         else:
-            pred_auto[test] = model.predict(f_test)
+            pred_auto[test] = model.predict(f_test, conditions=test_cond)
             pred_gb[test] = gb.predict(X_gb[test])
             for c in cover:
-                lo, hi = model.predict_interval(f_test, c)
+                lo, hi = model.predict_interval(f_test, c, conditions=test_cond)
                 cover[c][test] = (y[test] >= lo) & (y[test] <= hi)
                 if c == 0.95:
                     width95[test] = hi - lo
@@ -172,12 +233,17 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
             fold["coverage_68"] = float(cover[0.68][test].mean())
             fold["median_width_95"] = float(np.median(width95[test]))
             fold["n_test"] = int(len(test))
+            # what the intervals were built from, for offline study of other calibrations (not in the JSON)
+            OUT.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(OUT / f"{name}{tag}{'_quick' if quick else ''}_fold{k}_intervals.npz", test=test,
+                                y_test=y[test], fold_predictions=model.fold_predictions(f_test, test_cond),
+                                cal_residuals=model.cal_residuals_, cal_fold=model.cal_fold_)
         result["folds"].append(fold)
         print(f"{name} fold {k}: auto {fold['auto']} gb {fold['gb']} ({t_auto:.0f} s + {t_gb:.0f} s)", flush=True)
         result["uptime_end"] = uptime()
-        _write(name, quick, result, partial=True, folds=only_folds)
+        _write(name + tag, quick, result, partial=True, folds=only_folds)
     if only_folds is not None:
-        _write(name, quick, result, folds=only_folds)
+        _write(name + tag, quick, result, folds=only_folds)
         return result
     if task == "classification":
         result["auto"] = {m: float(np.mean([f["auto"][m] for f in result["folds"]])) for m in ("roc_auc", "balanced_accuracy", "log_loss")}
@@ -191,7 +257,7 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None) -> dict:
                         "mae_std": float(np.std([f["gb"]["mae"] for f in result["folds"]]))}
         result["auto_vs_gb"] = result["auto"]["mae"] / result["gb"]["mae"] - 1.0
     result.update(seconds=time.perf_counter() - t_start, uptime_end=uptime())
-    _write(name, quick, result)
+    _write(name + tag, quick, result)
     return result
 
 
@@ -253,17 +319,22 @@ def main(argv=None):
     parser.add_argument("--folds", default=None, help="run only these outer folds (e.g. 0,1), for parallel processes; "
                         "merge their JSON with --merge")
     parser.add_argument("--merge", action="store_true", help="combine the per-fold JSON files of each target and report")
+    parser.add_argument("--source-rows", type=int, default=20000, help="expt_gap: rows of the clean MP-gap source "
+                        "(default 20,000, as the library's; 0 = every mp_gap row whose composition is not in expt_gap)")
     args = parser.parse_args(argv)
+    if args.source_rows < 0:
+        parser.error("--source-rows must be >= 0")
     for name in args.targets.split(","):
         if name not in TARGETS:
             parser.error(f"unknown target {name!r}; choose from {TARGETS}")
+        stem = name + (source_tag(args.source_rows) if name == "expt_gap" else "")
         if args.merge:
-            r = merge(name, args.quick)
+            r = merge(stem, args.quick)
         elif args.report_only:
-            r = json.loads((OUT / f"{name}{'_quick' if args.quick else ''}.json").read_text())
+            r = json.loads((OUT / f"{stem}{'_quick' if args.quick else ''}.json").read_text())
         else:
             folds = None if args.folds is None else [int(f) for f in args.folds.split(",")]
-            r = run_target(name, args.quick, args.jobs, folds)
+            r = run_target(name, args.quick, args.jobs, folds, args.source_rows)
             if folds is not None:
                 continue
         print(report(r), flush=True)
