@@ -8,11 +8,31 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..nn import MLP, ArrayData, Trainer, predict
+from ..nn import MLP, ArrayData, GraphRegressor, Trainer, predict
 from .base import TransferStrategy
 from .tasks import with_new_head
 
 __all__ = ["FineTune"]
+
+
+def graph_with_new_head(source: GraphRegressor, n_out: int, seed: int) -> GraphRegressor:
+    """A trainable copy of a graph source (embedding, convolutions, readout) with a zero ``n_out``-output
+    layer and identity output scaling: logits for a classification target. The zero layer starts every
+    class at the same probability; a randomly initialised one starts from logits that already follow
+    the source's property with a random sign (on perov_5 that left one seed of three at ROC-AUC 0.53
+    after 8 epochs, against 0.96-0.97 for the others)."""
+    torch.manual_seed(seed)
+    model = GraphRegressor(source.init_args["graph"], n_out=int(n_out), graph_options=source.graph_options)
+    state = model.state_dict()
+    head = {f"net.head.{k}" for k, _ in model.head.named_parameters()}
+    for key, value in source.state_dict().items():
+        if key not in head and key not in ("y_mean", "y_std"):
+            state[key] = value.clone()
+    model.load_state_dict(state)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    return model
 
 
 def with_condition_inputs(model: MLP, n_conditions: int) -> MLP:
@@ -52,6 +72,7 @@ class FineTune(TransferStrategy):
     Graph sources (a :class:`matxfer.nn.GraphRegressor`, a CGCNN or a structure library model): the
     inputs are structures; the "hidden layers" are the atom embedding, each convolution and each
     readout layer, in that order (``freeze_first=1 + n_conv`` trains only the readout and head).
+    A classification target gets a fresh output layer (one logit, or one per class) on the copied network.
 
     Conditioning columns (``n_conditions``): the copied network gets that many new first-layer inputs
     (standardised conditions) with zero weights, so fine-tuning starts at the source's prediction.
@@ -81,9 +102,8 @@ class FineTune(TransferStrategy):
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         source = self._require_source()
         if self.is_classifier and self.graph_source:
-            raise ValueError("FineTune of a graph source supports regression targets only; for classification use "
-                             "FrozenFeatures (pooled crystal embedding -> logistic head)")
-        if self.is_classifier:
+            model = graph_with_new_head(source, self.n_logits, self.seed)
+        elif self.is_classifier:
             keep = self.source_task_ == "classification" and self.n_logits == 1
             model = with_new_head(source, self.n_logits, self.seed, keep_head=keep)
         else:
@@ -120,7 +140,7 @@ class FineTune(TransferStrategy):
 
     def _target_data(self, X, y=None, weight=None):
         if not self.n_conditions:
-            return self._data(X, y, weight)
+            return X if y is None else self._data(X, y, weight)
         return ArrayData((self.descriptors_of(X), self.conditions_of(X)), y, weight=weight)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
