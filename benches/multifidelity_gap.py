@@ -3,6 +3,7 @@
     nice -n 5 env OMP_NUM_THREADS=1 python benches/multifidelity_gap.py            # 5 folds, seed 0
     python benches/multifidelity_gap.py --folds 0,1 --seeds 0 1                     # a subset
     python benches/multifidelity_gap.py --quick                                     # smoke run (minutes)
+    python benches/multifidelity_gap.py --merge                                     # one table of all saved runs
 
 Source tasks, keyed by reduced composition (mean per composition within each set), with every
 composition of expt_gap removed from all of them (no source/target overlap): MP PBE gaps (matbench
@@ -172,7 +173,17 @@ def main(argv=None):
     parser.add_argument("--folds", default="0,1,2,3,4")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--merge", action="store_true", help="print one table from every saved run (no training)")
     args = parser.parse_args(argv)
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in sorted(OUT.glob("folds*.json"))]
+        if not parts:
+            parser.error(f"no saved runs in {OUT}")
+        merged = dict(parts[0], runs=[r for p in parts for r in p["runs"]])
+        print(table(merged))
+        for p in parts:
+            print(f"run: start {p['uptime_start']}; end {p['uptime_end']}")
+        return
     folds = [int(f) for f in args.folds.split(",")]
     if any(f not in range(5) for f in folds):
         parser.error("--folds takes outer folds 0-4")
