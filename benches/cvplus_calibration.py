@@ -11,7 +11,8 @@ From these this script reports, pooled over the outer folds:
 - the test MAE of the K-model average (what ``auto`` predicts) beside the mean test MAE of the single
   inner fold models and the mean |R| (the calibration residuals come from single fold models);
 - the coverage of the plain "CV" interval: the K-model average +- the (1 - a)(n + 1)-th smallest |R|
-  (no per-model centring), and of the same interval around one fold model (model 0).
+  (no per-model centring; ``AutoTransfer.predict_interval(..., method="cv")``), and of the same
+  interval around one fold model (model 0).
 
 If the average is more accurate than the single fold models that produced the residuals, every
 interval built from those residuals is too wide for it: that is the over-coverage, measured.

@@ -84,6 +84,15 @@ def test_auto_regression_accuracy_and_cv_plus_coverage(kappa):
     assert 0.88 <= cover <= 1.0, cover
     lo68, hi68 = model.predict_interval(f_test, 0.68)
     assert np.all(hi68 - lo68 <= hi - lo + 1e-12)
+    # method="cv": the prediction +- the ceil(0.95 (n + 1))-th smallest out-of-fold |residual|
+    lo_cv, hi_cv = model.predict_interval(f_test, 0.95, method="cv")
+    R = np.sort(np.abs(model.cal_residuals_))
+    half = R[int(np.ceil(0.95 * (len(R) + 1))) - 1]
+    np.testing.assert_allclose(hi_cv - pred, half, rtol=1e-12)
+    np.testing.assert_allclose(pred - lo_cv, half, rtol=1e-12)
+    assert float(np.mean((y_test >= lo_cv) & (y_test <= hi_cv))) >= 0.85
+    with pytest.raises(ValueError, match="method must be"):
+        model.predict_interval(f_test, 0.95, method="jackknife")
     # the report: every candidate scored on inner folds only, the blend's weights sum to 1
     table = model.report_table()
     assert set(table.kind) >= {"frozen-ridge", "delta-gbm", "finetune"} and table.candidate.str.startswith("gbm[").any()
