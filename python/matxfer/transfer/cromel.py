@@ -33,26 +33,42 @@ from ..nn import (
     predict,
     resolve_device,
 )
+from ..nn.models import MODEL_REGISTRY
 from .base import TransferStrategy, as_2d, default_target_config
 from .heads import fit_head, predict_head
 
 __all__ = ["CrossModality"]
 
 
-class _CompositionRegressor(nn.Module):
-    """Aligned composition encoder + a fresh head, trained end to end on the target."""
+class CompositionRegressor(nn.Module):
+    """Aligned composition encoder + a fresh head, trained end to end on the target (CrossModality's
+    ``head="mlp"`` model). Built from ``init_args`` alone (for :func:`matxfer.transfer.load_strategy`);
+    :meth:`from_encoder` starts it from an aligned encoder and the target's scaling."""
 
-    def __init__(self, encoder: CompositionEncoder, y: np.ndarray, head_hidden: int) -> None:
+    def __init__(self, encoder: dict, head_hidden: int) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.head = nn.Sequential(nn.SiLU(), nn.Linear(encoder.embedding_dim, head_hidden), nn.SiLU(),
-                                  nn.Linear(head_hidden, 1))
-        self.register_buffer("y_mean", torch.tensor([float(np.mean(y))]))
+        self.init_args = {"encoder": dict(encoder), "head_hidden": int(head_hidden)}
+        with torch.random.fork_rng(devices=[]):  # its weights are replaced; the head draws as it always did
+            self.encoder = CompositionEncoder(**encoder)
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(self.encoder.embedding_dim, int(head_hidden)), nn.SiLU(),
+                                  nn.Linear(int(head_hidden), 1))
+        self.register_buffer("y_mean", torch.zeros(1))
+        self.register_buffer("y_std", torch.ones(1))
+
+    @classmethod
+    def from_encoder(cls, encoder: CompositionEncoder, y: np.ndarray, head_hidden: int) -> CompositionRegressor:
+        model = cls(encoder.init_args, head_hidden)  # the head is drawn from torch's generator, as before
+        model.encoder.load_state_dict(encoder.state_dict())
+        model.y_mean.fill_(float(np.mean(y)))
         std = float(np.std(y)) if len(y) > 1 else 1.0
-        self.register_buffer("y_std", torch.tensor([std if std > 1e-12 else 1.0]))
+        model.y_std.fill_(std if std > 1e-12 else 1.0)
+        return model
 
     def forward(self, x):
         return self.head(self.encoder.encode(x)) * self.y_std + self.y_mean
+
+
+MODEL_REGISTRY[CompositionRegressor.__name__] = CompositionRegressor
 
 
 class CrossModality(TransferStrategy):
@@ -274,7 +290,7 @@ class CrossModality(TransferStrategy):
         config = self._target_config()
         if self.head == "finetune":
             torch.manual_seed(config.seed)
-            model = _CompositionRegressor(encoder, y, self.head_hidden)
+            model = CompositionRegressor.from_encoder(encoder, y, self.head_hidden)
             for p in model.parameters():
                 p.requires_grad_(True)
             Trainer(config.replace(lr=config.lr / 3)).fit(model, ArrayData(X, y))

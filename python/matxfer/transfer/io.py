@@ -59,8 +59,6 @@ class _Encoder:
             cls = type(value).__name__
             if cls not in _strategy_classes():
                 raise TypeError(f"{prefix}: {cls} is not a matxfer strategy")
-            if cls == "CrossModality":
-                raise TypeError("saving CrossModality is not supported yet (its graph encoders have no stable file format)")
             return {"__strategy__": cls, "state": _safeio.encode_tree(value.__dict__, arrays, prefix, self)}
         if isinstance(value, nn.Module):
             cls = type(value).__name__
