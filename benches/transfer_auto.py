@@ -49,6 +49,8 @@ T_TARGETS = {"estm_kappa_T": ("estm", "thermal_conductivity_W_per_mK", True, "lo
              "ucsb_kappa_T": ("ucsb", "thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
              "ucsb_seebeck_T": ("ucsb", "seebeck_uV_per_K", False, "uV/K")}
 GAP_SOURCES = ("mp_gap/", "jarvis/band_gap", "jarvis/is_metal", "oqmd_gap/")
+#: hidden widths of the clean expt_gap source (the library's; --source-hidden changes it)
+SOURCE_HIDDEN = (256, 128)
 
 
 def uptime() -> str:
@@ -130,7 +132,8 @@ def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
 
     names = sorted(n for n, c in cards().items() if c.get("modality") == "composition" and not n.startswith(GAP_SOURCES))
     cached = OUT / ("clean_gap_source_quick" if quick else "clean_gap_source" + source_tag(source_rows))
-    label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions" + (", all rows)" if source_rows == 0 else ")")
+    label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions" + (", all rows" if source_rows == 0 else "") + \
+        ("" if SOURCE_HIDDEN == (256, 128) else ", " + "-".join(map(str, SOURCE_HIDDEN))) + ")"
     if (cached / "removed.json").exists():
         sources = {n: n for n in names}
         sources[label] = (load_model(cached).eval(), "magpie_full")
@@ -142,7 +145,7 @@ def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
     rows = np.sort(np.random.default_rng(0).choice(len(clean), n_rows, replace=False))
     clean = clean.iloc[rows]
     X, _ = matxfer.featurize(clean.formula.tolist(), preset="magpie_full")
-    model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=(256, 128),
+    model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=SOURCE_HIDDEN,
                          config=default_source_config(epochs=5 if quick else 30, seed=0))
     save_model(model, cached)
     (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum()), "source_rows": int(n_rows)}))
@@ -153,7 +156,8 @@ def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
 
 def source_tag(source_rows: int) -> str:
     """File-name tag of a non-default expt_gap source size ("" for the default 20,000 rows)."""
-    return "" if source_rows == 20000 else ("_srcall" if source_rows == 0 else f"_src{source_rows}")
+    rows = "" if source_rows == 20000 else ("_srcall" if source_rows == 0 else f"_src{source_rows}")
+    return rows + ("" if SOURCE_HIDDEN == (256, 128) else "_h" + "-".join(map(str, SOURCE_HIDDEN)))
 
 
 def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows: int = 20000) -> dict:
@@ -321,9 +325,13 @@ def main(argv=None):
     parser.add_argument("--merge", action="store_true", help="combine the per-fold JSON files of each target and report")
     parser.add_argument("--source-rows", type=int, default=20000, help="expt_gap: rows of the clean MP-gap source "
                         "(default 20,000, as the library's; 0 = every mp_gap row whose composition is not in expt_gap)")
+    parser.add_argument("--source-hidden", default="256,128", help="expt_gap: hidden widths of the clean MP-gap "
+                        "source (default 256,128, as the library's)")
     args = parser.parse_args(argv)
     if args.source_rows < 0:
         parser.error("--source-rows must be >= 0")
+    global SOURCE_HIDDEN
+    SOURCE_HIDDEN = tuple(int(h) for h in args.source_hidden.split(","))
     for name in args.targets.split(","):
         if name not in TARGETS:
             parser.error(f"unknown target {name!r}; choose from {TARGETS}")
