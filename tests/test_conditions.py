@@ -104,6 +104,11 @@ def test_conditions_are_refused_where_they_cannot_be_used(estm):
         FrozenFeatures(n_conditions=1).use_source(estm["source"]).adapt(XT, estm["y"][:50])
     with pytest.raises(ValueError, match="too few"):
         FrozenFeatures(n_conditions=1).use_source(estm["source"]).adapt(estm["T"][:50, None], estm["y"][:50])
+    # predicting without the temperature column is refused by name, not a shape error deep in torch
+    fitted = FrozenFeatures(n_conditions=1).use_source(estm["source"]).adapt(estm["XT"][:80], estm["y"][:80])
+    d = estm["X"].shape[1]
+    with pytest.raises(ValueError, match=rf"adapted on {d + 1} columns \({d} descriptors \+ 1 conditioning\); X has {d}"):
+        fitted.predict(estm["X"][:5])
 
 
 def test_auto_with_conditions(estm, tmp_path):

@@ -180,6 +180,8 @@ class TransferStrategy:
     _row_weight: Optional[np.ndarray] = None
     n_conditions = 0
     _condition_scale: Optional[list] = None
+    #: columns of the descriptor matrix seen by adapt (None for graph inputs and for files saved before it)
+    n_features_in_: Optional[int] = None
     #: whether the strategy can use conditioning columns (see ``n_conditions``)
     supports_conditions = True
 
@@ -351,6 +353,7 @@ class TransferStrategy:
         returns self."""
         X = self._inputs(X)
         self._check_conditions(X)
+        self.n_features_in_ = None if isinstance(X, GraphData) else int(X.shape[1])
         self.task_ = self.resolve_task(y)
         if self.task_ == "classification":
             from .tasks import encode_labels
@@ -398,7 +401,7 @@ class TransferStrategy:
         a predictive standard deviation per row (regression only; strategies that have none raise
         and say which wrapper gives one)."""
         self._require_adapted()
-        X = self._inputs(X)
+        X = self._checked_inputs(X)
         if self.is_classifier:
             if return_std:
                 raise ValueError("return_std is for regression; a classifier's uncertainty is predict_proba")
@@ -416,10 +419,19 @@ class TransferStrategy:
         self._require_adapted()
         if not self.is_classifier:
             raise ValueError(f"{type(self).__name__} was adapted for regression; predict_proba needs task='classification'")
-        proba = np.asarray(self._predict(self._inputs(X)), dtype=np.float64)
+        proba = np.asarray(self._predict(self._checked_inputs(X)), dtype=np.float64)
         if proba.ndim != 2 or proba.shape[1] != self.n_classes:
             raise RuntimeError(f"internal: class probabilities of shape {proba.shape} for {self.n_classes} classes")
         return proba
+
+    def _checked_inputs(self, X):
+        """``_inputs(X)``, refusing a descriptor matrix whose width differs from the one ``adapt`` saw."""
+        X = self._inputs(X)
+        expected = getattr(self, "n_features_in_", None)
+        if expected is not None and not isinstance(X, GraphData) and X.shape[1] != expected:
+            cond = f" ({expected - self.n_conditions} descriptors + {self.n_conditions} conditioning)" if self.n_conditions else ""
+            raise ValueError(f"{type(self).__name__} was adapted on {expected} columns{cond}; X has {X.shape[1]}")
+        return X
 
     def decision_scores(self, logits: np.ndarray) -> np.ndarray:
         """Network logits [n] or [n, K] -> class probabilities [n, n_classes]."""
