@@ -59,9 +59,9 @@ class CompositionRegressor(nn.Module):
     def from_encoder(cls, encoder: CompositionEncoder, y: np.ndarray, head_hidden: int) -> CompositionRegressor:
         model = cls(encoder.init_args, head_hidden)  # the head is drawn from torch's generator, as before
         model.encoder.load_state_dict(encoder.state_dict())
-        model.y_mean.fill_(float(np.mean(y)))
         std = float(np.std(y)) if len(y) > 1 else 1.0
-        model.y_std.fill_(std if std > 1e-12 else 1.0)
+        model.y_mean = torch.tensor([float(np.mean(y))])  # assigning a tensor to a buffer name updates the buffer
+        model.y_std = torch.tensor([std if std > 1e-12 else 1.0])
         return model
 
     def forward(self, x):

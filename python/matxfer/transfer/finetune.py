@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -101,6 +101,7 @@ class FineTune(TransferStrategy):
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         source = self._require_source()
+        model: Any
         if self.is_classifier and self.graph_source:
             model = graph_with_new_head(source, self.n_logits, self.seed)
         elif self.is_classifier:
