@@ -127,7 +127,10 @@ def _as_conditions(conditions, n: int) -> Optional[np.ndarray]:
     """[n, c] float conditioning columns (None stays None); refuses a wrong row count or a non-finite value."""
     if conditions is None:
         return None
-    C = np.asarray(conditions, dtype=np.float64)
+    try:
+        C = np.asarray(conditions, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"conditions must be numbers (e.g. temperatures in K): {err}") from None
     C = C[:, None] if C.ndim == 1 else C
     if C.ndim != 2 or len(C) != n or C.shape[1] < 1:
         raise ValueError(f"conditions must have one row per input ({n}) and at least one column, got shape {C.shape}")
