@@ -48,11 +48,12 @@ def tree_estimator(model: str, classifier: bool, seed: int, n_estimators: Option
 
 def fit_tree(model: str, X: np.ndarray, y: np.ndarray, classifier: bool, grid: Optional[Dict[str, List[Any]]] = None,
              inner_folds: int = 3, seed: int = 0, n_estimators: Optional[int] = None,
-             sample_weight: Optional[np.ndarray] = None) -> Tuple[Any, Dict[str, Any]]:
+             sample_weight: Optional[np.ndarray] = None, cv: Any = None) -> Tuple[Any, Dict[str, Any]]:
     """Fit ``model`` on (X, y) with its setting chosen from ``grid`` (default :data:`BASELINE_GRIDS`) by
     ``inner_folds``-fold CV on these rows only (stratified and scored by log loss for classes, MAE
     otherwise), refitted on all of them. ``inner_folds < 2`` fits a one-setting grid directly.
-    Returns ``(fitted estimator, chosen setting)``."""
+    ``cv``: explicit inner ``(train, test)`` index pairs instead (e.g. folds that keep a material's
+    rows together). Returns ``(fitted estimator, chosen setting)``."""
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
     est = tree_estimator(model, classifier, seed, n_estimators)
@@ -68,12 +69,13 @@ def fit_tree(model: str, X: np.ndarray, y: np.ndarray, classifier: bool, grid: O
         with one_thread():
             est.fit(X, target, **fit_params)
         return est, {k: v[0] for k, v in grid.items()}
-    if classifier:
-        cv: Any = StratifiedKFold(inner_folds, shuffle=True, random_state=seed)
-        scoring = "neg_log_loss"
+    scoring = "neg_log_loss" if classifier else "neg_mean_absolute_error"
+    if cv is not None:
+        cv = list(cv)
+    elif classifier:
+        cv = StratifiedKFold(inner_folds, shuffle=True, random_state=seed)
     else:
         cv = KFold(inner_folds, shuffle=True, random_state=seed)
-        scoring = "neg_mean_absolute_error"
     search = GridSearchCV(est, prefixed, cv=cv, scoring=scoring, refit=True, n_jobs=1)
     with one_thread():
         search.fit(X, target, **fit_params)
