@@ -238,6 +238,25 @@ def test_scan_tree_baselines_choose_settings_by_inner_cv(library):
         scan(formulas[:30], y[:30], library=library, models=[GAP], baselines=("xgboost",))
 
 
+def test_cli_build_takes_model_size_and_rows(tmp_path, capsys):
+    from matxfer.cli import main
+    from matxfer.exceptions import InvalidArgumentError
+
+    out = tmp_path / "lib"
+    args = ["library", "build", "--out", str(out), "--data", str(SHARED_DATA), "--presets", "magpie", "--tasks",
+            "m2ax/bulk_modulus", "--modalities", "composition", "--hidden", "24", "12", "--max-train-rows", "120"]
+    assert main(args) == 0
+    card = json.loads((out / BULK / "card.json").read_text())
+    assert card["build"]["config"]["hidden"] == [24, 12] and card["source"]["n_rows_train"] == 120
+    assert list(lib.load(BULK, library=out).to_torch().init_args["hidden"]) == [24, 12]
+    capsys.readouterr()
+    for bad, says in ((["--hidden", "0"], "hidden must be"), (["--max-train-rows", "0"], "max_train_rows must be")):
+        assert main(args[:-5] + bad) == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(InvalidArgumentError, match="lr must be"):
+        BuildConfig(lr=float("nan"))
+
+
 def test_cli_list_show_predict(library, tmp_path, capsys):
     from matxfer.cli import main
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from matxfer.exceptions import MatxferError
 
@@ -346,10 +346,17 @@ def cmd_library_scan(args: argparse.Namespace) -> int:
 
 def cmd_library_build(args: argparse.Namespace) -> int:
     import matxfer.library as lib
+    from matxfer.library.builder import BuildConfig
 
+    changes: Dict[str, Any] = {}
+    if args.hidden is not None:
+        changes["hidden"] = tuple(args.hidden)
+    if args.max_train_rows is not None:
+        changes["max_train_rows"] = args.max_train_rows
+    config = BuildConfig(**changes)  # checks the values before any work
     # One torch thread unless asked: reproducible, and the fastest on a busy machine.
     names = lib.build(out=args.out, data_dir=args.data, presets=args.presets, seeds=args.seeds, tasks=args.tasks,
-                      n_threads=args.n_threads or 1, modalities=args.modalities)
+                      n_threads=args.n_threads or 1, modalities=args.modalities, config=config)
     print(f"{len(names)} models in {args.out or lib.user_dir()}")
     return 0
 
@@ -507,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     lbuild.add_argument("--tasks", nargs="*", default=None, help="<dataset>/<property> keys or dataset names")
     lbuild.add_argument("--modalities", nargs="*", default=["composition", "structure"], choices=["composition", "structure"],
                         help="composition sources (an MLP per task, preset and seed) and/or structure sources (a CGCNN per task and seed)")
+    lbuild.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+                        help="hidden widths of the composition MLPs (default 256 128)")
+    lbuild.add_argument("--max-train-rows", type=int, default=None, metavar="N",
+                        help="training rows per composition model, a seeded sample when a set is larger (default 20000)")
     lbuild.set_defaults(func=cmd_library_build)
     pred = sub.add_parser("predict", parents=[common], help="predict with a library model: a column of formulas or "
                           "SMILES, or every structure of a structure file")

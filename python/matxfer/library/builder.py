@@ -141,6 +141,27 @@ class BuildConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.05
 
+    def __post_init__(self) -> None:
+        from ..exceptions import InvalidArgumentError
+
+        def whole(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not self.hidden or not all(whole(h) and 1 <= h <= 65536 for h in self.hidden):
+            raise InvalidArgumentError(f"hidden must be one or more layer widths between 1 and 65536, not {self.hidden!r}")
+        for field in ("max_train_rows", "max_test_rows", "epochs_large", "epochs_small", "patience", "batch_size"):
+            value = getattr(self, field)
+            if not whole(value) or value < 1:
+                raise InvalidArgumentError(f"{field} must be a whole number >= 1, not {value!r}")
+        if not 0 < self.test_fraction < 1:
+            raise InvalidArgumentError(f"test_fraction must be in (0, 1), not {self.test_fraction!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise InvalidArgumentError(f"val_fraction must be in [0, 1), not {self.val_fraction!r}")
+        if not (self.lr > 0 and self.lr < float("inf")):
+            raise InvalidArgumentError(f"lr must be a finite number > 0, not {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise InvalidArgumentError(f"weight_decay must be >= 0, not {self.weight_decay!r}")
+
     def recipe(self) -> Dict:
         return dataclasses.asdict(self)
 
