@@ -238,6 +238,32 @@ def test_scan_tree_baselines_choose_settings_by_inner_cv(library):
         scan(formulas[:30], y[:30], library=library, models=[GAP], baselines=("xgboost",))
 
 
+def test_fit_tree_scores_settings_on_the_inner_folds_it_is_given():
+    # explicit inner folds (e.g. grouped by material) replace the KFold: the chosen setting is the one
+    # with the lowest MAE on those folds, computed here independently
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from matxfer._trees import fit_tree
+
+    expt = pd.read_csv(shared("composition/experimental/expt_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str})
+    expt = expt.sample(400, random_state=3)
+    X = np.asarray(matxfer.featurize(expt.formula.tolist(), preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
+    y = expt.band_gap_expt_eV.to_numpy(float)
+    grid = {"max_leaf_nodes": [3, 31], "learning_rate": [0.3]}
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        cut = rng.permutation(400)
+        folds = [(np.sort(cut[:300]), np.sort(cut[300:])), (np.sort(cut[100:]), np.sort(cut[:100]))]
+        maes = {}
+        for leaves in grid["max_leaf_nodes"]:
+            maes[leaves] = np.mean([np.mean(np.abs(HistGradientBoostingRegressor(
+                max_iter=40, learning_rate=0.3, max_leaf_nodes=leaves, early_stopping=False, random_state=0)
+                .fit(X[tr], y[tr]).predict(X[te]) - y[te])) for tr, te in folds])
+        model, params = fit_tree("gbm", X, y, False, grid=grid, seed=0, n_estimators=40, cv=folds)
+        assert params["max_leaf_nodes"] == min(maes, key=maes.get)
+        assert model.max_leaf_nodes == params["max_leaf_nodes"]
+
+
 def test_cli_build_takes_model_size_and_rows(tmp_path, capsys):
     from matxfer.cli import main
     from matxfer.exceptions import InvalidArgumentError
