@@ -15,6 +15,7 @@ import torch
 from ..nn import MLP, ArrayData, GraphRegressor, Trainer, predict
 from .base import SOURCE_MODELS, TransferStrategy
 from .heads import fit_head, predict_head
+from .tasks import widened_copy
 
 __all__ = ["Delta"]
 
@@ -107,18 +108,7 @@ class Delta(TransferStrategy):
         if not self.init_from_source:
             return MLP(X.shape[1], self.hidden, n_extra=n_extra).fit_scaling(X).fit_target_scaling(residual)
         source = self._require_source()
-        model = type(source)(**{**source.init_args, "n_out": 1, "n_extra": n_extra})
-        state = model.state_dict()
-        with torch.no_grad():
-            for key, value in source.state_dict().items():
-                if key == source.extra_input_weight:
-                    state[key].zero_()
-                    state[key][:, : value.shape[1]] = value
-                elif key in ("head.weight", "head.bias"):
-                    state[key].zero_()
-                elif key not in ("y_mean", "y_std"):
-                    state[key].copy_(value)
-        model.load_state_dict(state)
+        model = widened_copy(source, n_extra, n_out=1, zero_head=True, copy_scaling=False)
         return model.fit_target_scaling(residual)
 
     def _source_feature(self, X: np.ndarray):

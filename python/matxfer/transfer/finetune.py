@@ -10,7 +10,7 @@ import torch
 
 from ..nn import MLP, ArrayData, GraphRegressor, Trainer, predict
 from .base import TransferStrategy
-from .tasks import with_new_head
+from .tasks import widened_copy, with_new_head
 
 __all__ = ["FineTune"]
 
@@ -40,17 +40,7 @@ def with_condition_inputs(model: MLP, n_conditions: int) -> MLP:
     zero: it computes exactly what ``model`` computes until training moves them."""
     if model.n_extra:
         raise ValueError("conditioning columns need a source MLP without extra inputs (n_extra=0)")
-    grown = type(model)(**{**model.init_args, "n_extra": int(n_conditions)})
-    state = grown.state_dict()
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            if key == model.extra_input_weight:
-                state[key].zero_()
-                state[key][:, : value.shape[1]] = value
-            else:
-                state[key].copy_(value)
-    grown.load_state_dict(state)
-    return grown
+    return widened_copy(model, n_conditions)
 
 
 class FineTune(TransferStrategy):

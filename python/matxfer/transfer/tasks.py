@@ -75,6 +75,28 @@ def logits_to_proba(logits: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 @torch.no_grad()
+def widened_copy(source, n_extra: int, n_out: Optional[int] = None, zero_head: bool = False,
+                 copy_scaling: bool = True):
+    """A copy of ``source`` (an MLP or AttentionEncoder) built with ``n_extra`` extra inputs (and ``n_out``
+    outputs when given): its weights, with zero weights on the extra input columns it did not have;
+    ``zero_head`` zeroes the output layer, ``copy_scaling=False`` keeps the new model's default output
+    scaling. Used by FineTune (conditioning inputs) and Delta (source prediction + conditions)."""
+    args = {**source.init_args, "n_extra": int(n_extra), **({} if n_out is None else {"n_out": int(n_out)})}
+    model = type(source)(**args)
+    state = model.state_dict()
+    with torch.no_grad():
+        for key, value in source.state_dict().items():
+            if key == source.extra_input_weight:
+                state[key].zero_()
+                state[key][:, : value.shape[1]] = value
+            elif zero_head and key in ("head.weight", "head.bias"):
+                state[key].zero_()
+            elif copy_scaling or key not in ("y_mean", "y_std"):
+                state[key].copy_(value)
+    model.load_state_dict(state)
+    return model
+
+
 def with_new_head(source: MLP, n_out: int, seed: int, keep_head: bool = False) -> MLP:
     """A trainable copy of ``source`` (same trunk, input scaling) with an ``n_out``-output layer and
     identity output scaling (logits). ``keep_head=True`` keeps the source head (only when the widths match)."""
