@@ -21,7 +21,6 @@ interval built from those residuals is too wide for it: that is the over-coverag
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +28,12 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "out" / "transfer_auto"
 
 
-def cv_plus(fold_pred: np.ndarray, R: np.ndarray, fold_of: np.ndarray, coverage: float):
-    """CV+ (Barber et al. 2021) bounds, as in matxfer.transfer.auto (without an output floor)."""
-    n, alpha = len(R), 1.0 - coverage
-    k_hi, k_lo = math.ceil((1 - alpha) * (n + 1)), math.floor(alpha * (n + 1))
-    mu = fold_pred[fold_of]  # [n, m]
-    hi = np.partition(mu + R[:, None], k_hi - 1, axis=0)[k_hi - 1] if k_hi <= n else np.full(mu.shape[1], np.inf)
-    lo = np.partition(mu - R[:, None], k_lo - 1, axis=0)[k_lo - 1] if k_lo >= 1 else np.full(mu.shape[1], -np.inf)
-    return lo, hi
-
-
-def abs_quantile(R: np.ndarray, coverage: float) -> float:
-    k = math.ceil(coverage * (len(R) + 1))
-    return float(np.sort(np.abs(R))[min(k, len(R)) - 1])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="expt_gap_srcall", help="file stem in benches/out/transfer_auto")
     args = parser.parse_args(argv)
+    from matxfer.transfer.auto import cv_plus_bounds, residual_quantile  # the functions auto's intervals use
+
     files = sorted(OUT.glob(f"{args.target}_fold*_intervals.npz"))
     if not files:
         raise SystemExit(f"no {args.target}_fold*_intervals.npz in {OUT}: run benches/transfer_auto.py first")
@@ -62,9 +48,9 @@ def main(argv=None):
         mean_R.append(float(np.mean(np.abs(R))))
         n_test += len(y)
         for c in rows:
-            lo, hi = cv_plus(P, R, fold_of, c)
+            lo, hi = cv_plus_bounds(P, R, fold_of, c)
             rows[c]["cvplus"].append(((y >= lo) & (y <= hi)).sum())
-            q = abs_quantile(R, c)
+            q = residual_quantile(R, c)
             rows[c]["cv_avg"].append((np.abs(y - avg) <= q).sum())
             rows[c]["cv_model0"].append((np.abs(y - P[0]) <= q).sum())
     print(f"{args.target}: {len(files)} outer folds, {n_test} test rows, K = {P.shape[0]} inner fold models")

@@ -162,6 +162,37 @@ def _grouped_folds(groups: np.ndarray, y: np.ndarray, k: int, seed: int, classif
     return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
+def cv_plus_bounds(folds: np.ndarray, residuals: np.ndarray, fold_of: np.ndarray, coverage: float):
+    """CV+ bounds (Barber et al. 2021) for ``m`` rows: ``folds`` [K, m] predictions of the K fold models,
+    ``residuals`` [n] out-of-fold |residuals| of the calibration rows, ``fold_of`` [n] the fold model that
+    did not see each. Lower: the floor(a (n + 1))-th smallest of mu_-k(i) - R_i; upper: the
+    ceil((1 - a)(n + 1))-th smallest of mu_-k(i) + R_i (+-inf where n is too small). In blocks of 256 rows."""
+    R = np.asarray(residuals, dtype=np.float64)
+    n = len(R)
+    alpha = 1.0 - coverage
+    k_hi = math.ceil((1.0 - alpha) * (n + 1))
+    k_lo = math.floor(alpha * (n + 1))
+    m = folds.shape[1]
+    lo, hi = np.full(m, -np.inf), np.full(m, np.inf)
+    for start in range(0, m, 256):
+        mu = folds[:, start : start + 256][fold_of]  # [n, b]: the fold model that did not see row i
+        if k_hi <= n:
+            up = mu + R[:, None]
+            hi[start : start + 256] = np.partition(up, k_hi - 1, axis=0)[k_hi - 1]
+        if k_lo >= 1:
+            down = mu - R[:, None]
+            lo[start : start + 256] = np.partition(down, k_lo - 1, axis=0)[k_lo - 1]
+    return lo, hi
+
+
+def residual_quantile(residuals: np.ndarray, coverage: float) -> float:
+    """The ceil(coverage (n + 1))-th smallest |residual| (inf when n is too small): the half-width of the
+    plain CV interval around the fold models' average."""
+    R = np.abs(np.asarray(residuals, dtype=np.float64))
+    k = math.ceil(coverage * (len(R) + 1))
+    return np.inf if k > len(R) else float(np.partition(R, k - 1)[k - 1])
+
+
 def _make(kind: str, model, seed: int, task: str, tc, output_floor, n_classes: int, n_conditions: int = 0):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -336,8 +367,7 @@ class AutoTransfer(TransferStrategy):
         R = self.cal_residuals_
         if R is None:
             raise RuntimeError("internal: an AutoTransfer regressor without calibration residuals")
-        k = math.ceil(coverage * (len(R) + 1))
-        half = np.inf if k > len(R) else float(np.partition(np.abs(R), k - 1)[k - 1])
+        half = residual_quantile(R, coverage)
         mean = folds.mean(axis=0)
         return self._floor(mean - half), self._floor(mean + half)
 
@@ -348,20 +378,7 @@ class AutoTransfer(TransferStrategy):
         R, fold_of = self.cal_residuals_, self.cal_fold_
         if R is None or fold_of is None:
             raise RuntimeError("internal: an AutoTransfer regressor without calibration residuals")
-        n = len(R)
-        alpha = 1.0 - coverage
-        k_hi = math.ceil((1.0 - alpha) * (n + 1))
-        k_lo = math.floor(alpha * (n + 1))
-        m = folds.shape[1]
-        lo, hi = np.full(m, -np.inf), np.full(m, np.inf)
-        for start in range(0, m, 256):
-            mu = folds[:, start : start + 256][fold_of]  # [n, b]: the fold model that did not see row i
-            if k_hi <= n:
-                up = mu + R[:, None]
-                hi[start : start + 256] = np.partition(up, k_hi - 1, axis=0)[k_hi - 1]
-            if k_lo >= 1:
-                down = mu - R[:, None]
-                lo[start : start + 256] = np.partition(down, k_lo - 1, axis=0)[k_lo - 1]
+        lo, hi = cv_plus_bounds(folds, R, fold_of, coverage)
         return self._floor(lo), self._floor(hi)
 
     def report_table(self):
