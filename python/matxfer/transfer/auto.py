@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .base import TransferStrategy, default_target_config
+from .base import TransferStrategy, default_target_config, finite_conditions
 
 __all__ = ["auto", "AutoTransfer", "AUTO_CANDIDATES"]
 
@@ -134,10 +134,7 @@ def _as_conditions(conditions, n: int) -> Optional[np.ndarray]:
     C = C[:, None] if C.ndim == 1 else C
     if C.ndim != 2 or len(C) != n or C.shape[1] < 1:
         raise ValueError(f"conditions must have one row per input ({n}) and at least one column, got shape {C.shape}")
-    bad = np.argwhere(~np.isfinite(C))
-    if len(bad):
-        raise ValueError(f"condition column {int(bad[0, 1])} of row {int(bad[0, 0])} is not finite")
-    return C
+    return finite_conditions(C)
 
 
 def _grouped_folds(groups: np.ndarray, y: np.ndarray, k: int, seed: int, classification: bool):

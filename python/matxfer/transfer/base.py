@@ -143,6 +143,14 @@ def pretrain_graph(
     return model.cpu().eval()
 
 
+def finite_conditions(C: np.ndarray) -> np.ndarray:
+    """``C`` ([n, c] conditioning columns) unchanged, or an error naming the first non-finite entry."""
+    bad = np.argwhere(~np.isfinite(C))
+    if len(bad):
+        raise ValueError(f"condition column {int(bad[0, 1])} of row {int(bad[0, 0])} is not finite")
+    return C
+
+
 class TransferStrategy:
     """Base class: subclasses implement ``_adapt`` and ``_predict``; most reuse ``pretrain`` as is.
 
@@ -324,11 +332,7 @@ class TransferStrategy:
         return (C - mean) / std
 
     def _condition_columns(self, X) -> np.ndarray:
-        C = np.asarray(X[:, X.shape[1] - self.n_conditions :], dtype=np.float64)
-        bad = np.argwhere(~np.isfinite(C))
-        if len(bad):
-            raise ValueError(f"conditioning column {int(bad[0, 1])} of row {int(bad[0, 0])} is not finite")
-        return C
+        return finite_conditions(np.asarray(X[:, X.shape[1] - self.n_conditions :], dtype=np.float64))
 
     def _check_conditions(self, X) -> None:
         """Refuse conditioning columns where they cannot be used; fit their scaling on the training rows."""
