@@ -83,6 +83,23 @@ def load_temperature_target(name: str):
     return sel.formula.tolist(), np.log10(y) if log else y, sel.temperature_K.to_numpy(float), unit
 
 
+def temperature_design(name: str, quick: bool):
+    """A temperature target read once: (formulas, y, temperature, composition keys, magpie_full descriptors
+    with the temperature as the last column, the 5 outer folds that keep each composition whole)."""
+    import matxfer
+    from matxfer.transfer import composition_keys
+    from matxfer.transfer.auto import _grouped_folds
+
+    formulas, y, temperature, _ = load_temperature_target(name)
+    if quick:
+        keep = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), 300), replace=False))
+        formulas, y, temperature = [formulas[i] for i in keep], y[keep], temperature[keep]
+    keys = composition_keys(formulas)
+    X = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
+    outer = _grouped_folds(keys, y, 5, 18012019, False)
+    return formulas, y, temperature, keys, np.hstack([X, temperature[:, None]]), outer
+
+
 def load_target(name: str):
     """(formulas, y, task, output_floor, unit)."""
     if name in T_TARGETS:
@@ -167,10 +184,15 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows
     from matxfer.transfer import TreeBaseline, auto, classification_metrics, matbench_kfold
 
     torch.set_num_threads(1)
-    formulas, y, task, floor, unit = load_target(name)
-    if quick:
-        keep = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), 300), replace=False))
-        formulas, y = [formulas[i] for i in keep], y[keep]
+    temperature = None
+    if name in T_TARGETS:  # outer folds keep each composition whole; gbm sees the temperature as a column
+        formulas, y, temperature, keys, X_gb, outer = temperature_design(name, quick)
+        task, floor, unit = "regression", None, T_TARGETS[name][3]
+    else:
+        formulas, y, task, floor, unit = load_target(name)
+        if quick:
+            keep = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), 300), replace=False))
+            formulas, y = [formulas[i] for i in keep], y[keep]
     result = {"target": name, "n": int(len(y)), "task": task, "unit": unit, "quick": quick, "uptime_start": uptime(),
               "folds": []}
     sources = None
@@ -179,27 +201,18 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows
         result["source_rows_removed"] = n_removed
         result["source_rows"] = "all" if source_rows == 0 else source_rows
     tag = source_tag(source_rows) if name == "expt_gap" else ""
-    X_gb = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
-    split = matbench_kfold(task == "classification")
-    temperature = None
-    if name in T_TARGETS:  # outer folds keep each composition whole; gbm sees the temperature as a column
-        from matxfer.transfer import composition_keys
-        from matxfer.transfer.auto import _grouped_folds
-
-        temperature = load_temperature_target(name)[2]
-        if quick:
-            temperature = temperature[keep]
-        X_gb = np.hstack([X_gb, temperature[:, None]])
-        outer = _grouped_folds(composition_keys(formulas), y, 5, 18012019, False)
+    if temperature is None:
+        X_gb = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
+        split = matbench_kfold(task == "classification")
+        outer = list(split.split(np.zeros(len(y)), y) if task == "classification" else split.split(np.zeros(len(y))))
+    else:
         result["protocol"] = "5 folds grouped by reduced composition (seed 18012019); temperature as an input"
-        result["n_compositions"] = int(len(set(composition_keys(formulas).tolist())))
+        result["n_compositions"] = int(len(set(keys.tolist())))
     pred_auto = np.zeros((len(y), 2)) if task == "classification" else np.zeros(len(y))
     pred_gb = np.zeros_like(pred_auto)
     cover = {0.68: np.zeros(len(y), bool), 0.95: np.zeros(len(y), bool)}
     width95 = np.zeros(len(y))
     t_start = time.perf_counter()
-    if temperature is None:
-        outer = list(split.split(np.zeros(len(y)), y) if task == "classification" else split.split(np.zeros(len(y))))
     for k, (train, test) in enumerate(outer):
         if only_folds is not None and k not in only_folds:
             continue
@@ -269,23 +282,15 @@ def regroup_gbm(name: str, quick: bool) -> dict:
     """Temperature targets: gbm again on the same outer folds, with its settings chosen by inner folds that
     keep each composition whole (as auto's are), instead of TreeBaseline's plain KFold, which scores a
     setting on temperatures of materials it trained on. Adds ``gb_grouped`` to the target's JSON."""
-    import matxfer
     from matxfer._trees import fit_tree
-    from matxfer.transfer import composition_keys
     from matxfer.transfer.auto import _grouped_folds
 
     path = OUT / f"{name}{'_quick' if quick else ''}.json"
     r = json.loads(path.read_text())
-    formulas, y, temperature, _ = load_temperature_target(name)
-    if quick:
-        keep = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), 300), replace=False))
-        formulas, y, temperature = [formulas[i] for i in keep], y[keep], temperature[keep]
-    keys = composition_keys(formulas)
-    X = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
-    X = np.hstack([X, temperature[:, None]])
+    _, y, _, keys, X, outer = temperature_design(name, quick)
     folds = []
     t0 = time.perf_counter()
-    for k, (train, test) in enumerate(_grouped_folds(keys, y, 5, 18012019, False)):
+    for k, (train, test) in enumerate(outer):
         inner = _grouped_folds(keys[train], y[train], 3, 0, False)
         model, params = fit_tree("gbm", X[train], y[train], False, seed=0, cv=inner)
         mae = float(np.mean(np.abs(model.predict(X[test]) - y[test])))
