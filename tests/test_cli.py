@@ -296,9 +296,9 @@ def test_demo_source_overlap_figure():
 
     card = library.card(demo.SOURCE_MODEL)
     task = next(t for t in builder.TASKS if f"{t.dataset}/{t.property}" == "mp_gap/band_gap")
-    config = builder.BuildConfig(**card["build"]["config"])
+    config = builder.BuildConfig.from_recipe(card["build"]["config"])
     formulas, y = builder._read(shared(task.file).parents[len(Path(task.file).parts) - 1], task)
-    train, _ = builder._split(formulas, config)
+    train, _, _ = builder._split(formulas, config)
     ok = np.isfinite(matxfer.featurize(list(formulas[train]), "magpie_full", errors="nan", dtype=np.float32).values).all(axis=1)
     assert rows_sha256(formulas[train][ok], y[train][ok]) == card["source"]["rows_sha256"]
     with open(os.path.join(REPO, "python", "matxfer", "data", "expt_gap_matbench.csv")) as fh:

@@ -25,7 +25,10 @@ from matxfer.library.builder import BuildConfig, _read, _split, default_data_dir
 
 from .conftest import SHARED_DATA, shared  # noqa: E402
 
-SMALL = BuildConfig(hidden=(32, 16), max_train_rows=3000, max_test_rows=1000, epochs_large=6, epochs_small=15)
+# two sizes as in the default recipe, scaled down: mp_gap (95,000 training rows) is a large source,
+# m2ax (about 200) a small one
+SMALL = BuildConfig(hidden=(16,), max_train_rows=1000, large_from_rows=50000, hidden_large=(32, 16), max_train_rows_large=3000,
+                    max_test_rows=1000, epochs_large=6, epochs_small=15)
 TASKS = ["mp_gap/band_gap", "mp_gap/is_metal", "m2ax/bulk_modulus"]
 GAP, METAL, BULK = (f"{t}/magpie/mlp" for t in TASKS)
 
@@ -65,8 +68,9 @@ def test_card_records_source_rows_and_metrics(library):
     # the recorded hash is the hash of exactly the rows the split function selects
     task = next(t for t in lib.builder.TASKS if t.key == "mp_gap/band_gap")
     formulas, y = _read(default_data_dir() if SHARED_DATA is None else Path(SHARED_DATA), task)
-    train, _ = _split(formulas, SMALL)
-    assert card["source"]["n_rows_train"] == len(train) == 3000
+    train, _, pool = _split(formulas, SMALL)
+    assert card["source"]["n_rows_train"] == len(train) == 3000 and pool > 90000
+    assert f"at most 3000 of the {pool} others" in card["source"]["split"]
     assert card["source"]["rows_sha256"] == lib.rows_sha256(formulas[train], y[train])
 
 
@@ -183,6 +187,8 @@ def test_search_filters_agree_with_cards(library):
 
 def test_register_and_rebuild_is_byte_identical(library, tmp_path):
     model = lib.load(BULK, library=library)
+    assert model.card["architecture"]["init_args"]["hidden"] == [16]  # a small source: the small network
+    assert model.card["source"]["n_rows_train"] < 1000
     card = {k: v for k, v in model.card.items() if k not in ("weights", "_path")}
     card["name"] = "mine/bulk_modulus/magpie/mlp"
     path = lib.register(model.to_torch(), card, library=tmp_path / "user")
@@ -275,8 +281,14 @@ def test_cli_build_takes_model_size_and_rows(tmp_path, capsys):
     card = json.loads((out / BULK / "card.json").read_text())
     assert card["build"]["config"]["hidden"] == [24, 12] and card["source"]["n_rows_train"] == 120
     assert list(lib.load(BULK, library=out).to_torch().init_args["hidden"]) == [24, 12]
+    # the large-source size: m2ax counts as large from 100 training rows
+    large = ["--large-from-rows", "100", "--hidden-large", "20", "10", "--max-train-rows-large", "150"]
+    assert main(args[:-5] + ["--out", str(tmp_path / "lib2")] + large) == 0
+    card = json.loads((tmp_path / "lib2" / BULK / "card.json").read_text())
+    assert card["architecture"]["init_args"]["hidden"] == [20, 10] and card["source"]["n_rows_train"] == 150
     capsys.readouterr()
-    for bad, says in ((["--hidden", "0"], "hidden must be"), (["--max-train-rows", "0"], "max_train_rows must be")):
+    for bad, says in ((["--hidden", "0"], "hidden must be"), (["--max-train-rows", "0"], "max_train_rows must be"),
+                      (["--hidden-large", "-3"], "hidden_large must be"), (["--large-from-rows", "0"], "large_from_rows must be")):
         assert main(args[:-5] + bad) == 2
         assert says in capsys.readouterr().err
     with pytest.raises(InvalidArgumentError, match="lr must be"):
@@ -364,3 +376,14 @@ def test_scan_ridge_from_the_shared_cross_product_matches_the_direct_fit():
         np.testing.assert_allclose(_ridge_predict(shared_fit, H[test]), _ridge_predict(direct, H[test]), rtol=0, atol=1e-8)
         # a wrong cross-product (not this fold's) is not silently equivalent
         assert _ridge_fit(H[train], y[train], cross)[-1] != pytest.approx(direct[-1], rel=1e-6)
+
+
+def test_build_config_sizes_a_source_by_its_rows():
+    config = BuildConfig()
+    assert config.size_for(49999) == ((256, 128), 20000)
+    assert config.size_for(50000) == ((512, 256, 128), 100000)
+    # a card written before the two sizes existed: one size for every source
+    old = {k: v for k, v in config.recipe().items() if k not in ("large_from_rows", "hidden_large", "max_train_rows_large")}
+    old["hidden"] = [64, 32]  # as JSON gives it back
+    assert BuildConfig.from_recipe(old).size_for(10**7) == ((64, 32), 20000)
+    assert BuildConfig.from_recipe(json.loads(json.dumps(config.recipe()))) == config

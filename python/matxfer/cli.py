@@ -353,6 +353,11 @@ def cmd_library_build(args: argparse.Namespace) -> int:
         changes["hidden"] = tuple(args.hidden)
     if args.max_train_rows is not None:
         changes["max_train_rows"] = args.max_train_rows
+    if args.hidden_large is not None:
+        changes["hidden_large"] = tuple(args.hidden_large)
+    for field in ("max_train_rows_large", "large_from_rows"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
     config = BuildConfig(**changes)  # checks the values before any work
     # One torch thread unless asked: reproducible, and the fastest on a busy machine.
     names = lib.build(out=args.out, data_dir=args.data, presets=args.presets, seeds=args.seeds, tasks=args.tasks,
@@ -515,9 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     lbuild.add_argument("--modalities", nargs="*", default=["composition", "structure"], choices=["composition", "structure"],
                         help="composition sources (an MLP per task, preset and seed) and/or structure sources (a CGCNN per task and seed)")
     lbuild.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
-                        help="hidden widths of the composition MLPs (default 256 128)")
+                        help="hidden widths of the composition MLPs of small sources (default 256 128)")
     lbuild.add_argument("--max-train-rows", type=int, default=None, metavar="N",
-                        help="training rows per composition model, a seeded sample when a set is larger (default 20000)")
+                        help="training rows per composition model of a small source, a seeded sample when a set is larger (default 20000)")
+    lbuild.add_argument("--large-from-rows", type=int, default=None, metavar="N",
+                        help="a source with at least N training rows is large (default 50000)")
+    lbuild.add_argument("--hidden-large", type=int, nargs="+", default=None, metavar="WIDTH",
+                        help="hidden widths of the composition MLPs of large sources (default 512 256 128)")
+    lbuild.add_argument("--max-train-rows-large", type=int, default=None, metavar="N",
+                        help="training rows per composition model of a large source (default 100000)")
     lbuild.set_defaults(func=cmd_library_build)
     pred = sub.add_parser("predict", parents=[common], help="predict with a library model: a column of formulas or "
                           "SMILES, or every structure of a structure file")
