@@ -12,8 +12,9 @@ accuracy for classes), coverage of auto's 68 % and 95 % CV+ intervals, and what 
 
 Targets (regression): expt_gap (matbench, 4604) with the source overlap removed: the band-gap
 sources of the library (MP, JARVIS, OQMD gaps and metal classifiers) are replaced by one MP-gap MLP
-trained here on mp_gap without any composition of expt_gap (as the shipped ones: magpie_full,
-256-128, 20,000 seeded rows, 30 epochs); ESTM at 280-320 K (mean per formula): log10 thermal
+trained here on mp_gap without any composition of expt_gap (sized as the library sizes a source of that
+many rows, ``BuildConfig.size_for``: magpie_full, 512-256-128 on 100,000 seeded rows of the 100,659 clean
+ones; 30 epochs; ``--source-rows`` / ``--source-hidden`` change it); ESTM at 280-320 K (mean per formula): log10 thermal
 conductivity, Seebeck coefficient, log10 electrical conductivity; UCSB at 300 K: log10 thermal
 conductivity, Seebeck coefficient. Classification: expt_is_metal, glass (library as shipped), and qc_ac:
 quasicrystal (1) vs approximant crystal (0) for the 158 experimentally reported alloys of Liu et al. (2021)
@@ -49,8 +50,8 @@ T_TARGETS = {"estm_kappa_T": ("estm", "thermal_conductivity_W_per_mK", True, "lo
              "ucsb_kappa_T": ("ucsb", "thermal_conductivity_W_per_mK", True, "log10 W/m/K"),
              "ucsb_seebeck_T": ("ucsb", "seebeck_uV_per_K", False, "uV/K")}
 GAP_SOURCES = ("mp_gap/", "jarvis/band_gap", "jarvis/is_metal", "oqmd_gap/")
-#: hidden widths of the clean expt_gap source (the library's; --source-hidden changes it)
-SOURCE_HIDDEN = (256, 128)
+#: hidden widths of the clean expt_gap source (None: as the library sizes it; --source-hidden changes it)
+SOURCE_HIDDEN = None
 
 
 def uptime() -> str:
@@ -138,10 +139,10 @@ def load_target(name: str):
     raise ValueError(name)
 
 
-def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
+def clean_gap_sources(target_formulas, quick: bool, source_rows=None):
     """Library sources minus every band-gap source, plus an MP-gap MLP trained without the target's compositions
-    on ``source_rows`` seeded rows (0: every clean row), trained once, then read back from
-    benches/out/transfer_auto/clean_gap_source[_<rows>]."""
+    on ``source_rows`` seeded rows (0: every clean row; None: as many as the library's recipe takes from a
+    source of that size), trained once, then read back from benches/out/transfer_auto/clean_gap_source[_<tag>]."""
     import matxfer
     from matxfer.library import cards
     from matxfer.nn import load_model, save_model
@@ -150,7 +151,7 @@ def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
     names = sorted(n for n, c in cards().items() if c.get("modality") == "composition" and not n.startswith(GAP_SOURCES))
     cached = OUT / ("clean_gap_source_quick" if quick else "clean_gap_source" + source_tag(source_rows))
     label = "mp_gap/band_gap/magpie_full/mlp (w/o expt_gap compositions" + (", all rows" if source_rows == 0 else "") + \
-        ("" if SOURCE_HIDDEN == (256, 128) else ", " + "-".join(map(str, SOURCE_HIDDEN))) + ")"
+        ("" if SOURCE_HIDDEN is None else ", " + "-".join(map(str, SOURCE_HIDDEN))) + ")"
     if (cached / "removed.json").exists():
         sources = {n: n for n in names}
         sources[label] = (load_model(cached).eval(), "magpie_full")
@@ -158,26 +159,32 @@ def clean_gap_sources(target_formulas, quick: bool, source_rows: int = 20000):
     dft = _read("composition/dft/mp_gap_matbench.csv")
     keep = ~overlap_mask(dft.formula.tolist(), target_formulas)
     clean = dft[keep]
-    n_rows = 2000 if quick else (len(clean) if source_rows == 0 else min(len(clean), source_rows))
+    from matxfer.library.builder import BuildConfig
+
+    library_hidden, library_rows = BuildConfig().size_for(len(clean))
+    hidden = library_hidden if SOURCE_HIDDEN is None else SOURCE_HIDDEN
+    cap = library_rows if source_rows is None else (len(clean) if source_rows == 0 else source_rows)
+    n_rows = 2000 if quick else min(len(clean), cap)
     rows = np.sort(np.random.default_rng(0).choice(len(clean), n_rows, replace=False))
     clean = clean.iloc[rows]
     X, _ = matxfer.featurize(clean.formula.tolist(), preset="magpie_full")
-    model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=SOURCE_HIDDEN,
+    model = pretrain_mlp(np.asarray(X, dtype=np.float64), clean.band_gap_pbe_eV.to_numpy(float), hidden=hidden,
                          config=default_source_config(epochs=5 if quick else 30, seed=0))
     save_model(model, cached)
-    (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum()), "source_rows": int(n_rows)}))
+    (cached / "removed.json").write_text(json.dumps({"removed": int((~keep).sum()), "source_rows": int(n_rows),
+                                                     "hidden": list(hidden)}))
     sources = {n: n for n in names}
     sources[label] = (model, "magpie_full")
     return sources, int((~keep).sum())
 
 
-def source_tag(source_rows: int) -> str:
-    """File-name tag of a non-default expt_gap source size ("" for the default 20,000 rows)."""
-    rows = "" if source_rows == 20000 else ("_srcall" if source_rows == 0 else f"_src{source_rows}")
-    return rows + ("" if SOURCE_HIDDEN == (256, 128) else "_h" + "-".join(map(str, SOURCE_HIDDEN)))
+def source_tag(source_rows) -> str:
+    """File-name tag of a non-default expt_gap source ("" for the library-sized default)."""
+    rows = "" if source_rows is None else ("_srcall" if source_rows == 0 else f"_src{source_rows}")
+    return rows + ("" if SOURCE_HIDDEN is None else "_h" + "-".join(map(str, SOURCE_HIDDEN)))
 
 
-def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows: int = 20000) -> dict:
+def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows=None) -> dict:
     import torch
 
     import matxfer
@@ -199,7 +206,7 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows
     if name == "expt_gap":
         sources, n_removed = clean_gap_sources(formulas, quick, source_rows)
         result["source_rows_removed"] = n_removed
-        result["source_rows"] = "all" if source_rows == 0 else source_rows
+        result["source_rows"] = "all" if source_rows == 0 else ("library recipe" if source_rows is None else source_rows)
     tag = source_tag(source_rows) if name == "expt_gap" else ""
     if temperature is None:
         X_gb = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
@@ -365,17 +372,18 @@ def main(argv=None):
     parser.add_argument("--folds", default=None, help="run only these outer folds (e.g. 0,1), for parallel processes; "
                         "merge their JSON with --merge")
     parser.add_argument("--merge", action="store_true", help="combine the per-fold JSON files of each target and report")
-    parser.add_argument("--source-rows", type=int, default=20000, help="expt_gap: rows of the clean MP-gap source "
-                        "(default 20,000, as the library's; 0 = every mp_gap row whose composition is not in expt_gap)")
+    parser.add_argument("--source-rows", type=int, default=None, help="expt_gap: rows of the clean MP-gap source "
+                        "(default: as the library's recipe takes them, 100,000; 0 = every mp_gap row whose composition is "
+                        "not in expt_gap)")
     parser.add_argument("--regroup-gbm", action="store_true", help="temperature targets: rerun gbm with grouped "
                         "inner CV on the saved outer folds (auto is not rerun) and report both")
-    parser.add_argument("--source-hidden", default="256,128", help="expt_gap: hidden widths of the clean MP-gap "
-                        "source (default 256,128, as the library's)")
+    parser.add_argument("--source-hidden", default=None, help="expt_gap: hidden widths of the clean MP-gap "
+                        "source (default: as the library's recipe sizes it, 512,256,128)")
     args = parser.parse_args(argv)
-    if args.source_rows < 0:
+    if args.source_rows is not None and args.source_rows < 0:
         parser.error("--source-rows must be >= 0")
     global SOURCE_HIDDEN
-    SOURCE_HIDDEN = tuple(int(h) for h in args.source_hidden.split(","))
+    SOURCE_HIDDEN = None if args.source_hidden is None else tuple(int(h) for h in args.source_hidden.split(","))
     for name in args.targets.split(","):
         if name not in TARGETS:
             parser.error(f"unknown target {name!r}; choose from {TARGETS}")

@@ -1,12 +1,14 @@
 """Copy the curated default set from a built library into the package (python/matxfer/library/models).
 
     python scripts/curate_library.py --library /path/to/built/library --scan benches/out/library/scan_expt_gap.csv
+    python scripts/curate_library.py --library /path/to/built/library --extra-names mp_gap/band_gap/cromel/mlp ...
 
 Selection (only sources whose card says the data may be redistributed: MP, OQMD, JARVIS, matbench;
 never AFLOW, the matminer re-uploads without a licence, or anything derived from the glass data):
 every redistributable magpie_full model (one per source property, the preset with the best
 transfer in the expt_gap scan), plus the ``--extra`` best other-preset models of the expt_gap
-scan (measured usefulness), within ``--max-mb`` in all. Writes NOTICE.md with attribution.
+scan (measured usefulness) or the ``--extra-names`` given, plus the ``--structure`` models,
+within ``--max-mb`` in all. Writes NOTICE.md with attribution.
 """
 
 from __future__ import annotations
@@ -25,18 +27,28 @@ DEST = Path(__file__).resolve().parents[1] / "python" / "matxfer" / "library" / 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--library", required=True)
-    parser.add_argument("--scan", required=True, help="scan table CSV (benches/library.py --sections scan)")
+    picks = parser.add_mutually_exclusive_group(required=True)
+    picks.add_argument("--scan", help="scan table CSV (benches/library.py --sections scan)")
+    picks.add_argument("--extra-names", nargs="*", help="the other-preset models to ship, by name (instead of --scan)")
     parser.add_argument("--extra", type=int, default=6)
+    parser.add_argument("--structure", nargs="*", default=["perov5/heat_of_formation/crystal_graph/cgcnn"],
+                        help="structure models to ship")
     parser.add_argument("--max-mb", type=float, default=25.0)
     args = parser.parse_args(argv)
     models = lib.list(args.library)
     ok = models[models.shippable.astype(bool)]
     assert not ok.dataset.str.contains("glass").any()
-    chosen = ok[ok.preset == "magpie_full"].name.tolist()
-    scan = pd.read_csv(args.scan)
-    ranked = scan[(scan.kind == "source") & scan.name.isin(ok.name) & ~scan.name.isin(chosen)]
-    extra = ranked.drop_duplicates("name").name.head(args.extra).tolist()
-    chosen += extra
+    chosen = ok[(ok.preset == "magpie_full") & (ok.modality == "composition")].name.tolist()
+    if args.scan is not None:
+        scan = pd.read_csv(args.scan)
+        ranked = scan[(scan.kind == "source") & scan.name.isin(ok.name) & ~scan.name.isin(chosen)]
+        extra = ranked.drop_duplicates("name").name.head(args.extra).tolist()
+    else:
+        extra = list(args.extra_names)
+        missing = sorted(set(extra + args.structure) - set(ok.name))
+        if missing:
+            raise SystemExit(f"error: not shippable models of {args.library}: {missing}")
+    chosen += extra + list(args.structure)
     if DEST.exists():
         shutil.rmtree(DEST)
     total = 0
@@ -63,7 +75,9 @@ def main(argv=None):
         "- matbench and CrabNet data files (MIT): Dunn et al., npj Comput. Mater. 6, 138 (2020); Wang et al.,",
         "  npj Comput. Mater. 7, 77 (2021). Castelli perovskites: Castelli et al., Energy Environ. Sci. 5, 9034 (2012).",
         "",
-        "Selection: every redistributable magpie_full source, plus the best other-preset sources of the",
+        "Selection: every redistributable magpie_full source, "
+        + (f"{len(args.structure)} structure model(s) ({', '.join(args.structure)}), " if args.structure else "")
+        + "plus the best other-preset sources of the",
         f"expt_gap shotgun scan ({', '.join(extra)}).",
         "",
         "| model | property | units | training rows | hold-out metric | licence |",
@@ -72,7 +86,8 @@ def main(argv=None):
     for c in cards:
         m = c["metrics"]
         metric = f"MAE {m['mae']:.4g}" if "mae" in m else f"ROC AUC {m.get('roc_auc', float('nan')):.3f}"
-        lines.append(f"| `{c['name']}` | {c['property']['name']} | {c['property']['units']} | {c['source']['n_rows_train']} | "
+        prop = c["property"]["name"] + (f" (structure model, {c['arch'].upper()})" if c.get("modality") == "structure" else "")
+        lines.append(f"| `{c['name']}` | {prop} | {c['property']['units']} | {c['source']['n_rows_train']} | "
                      f"{metric} | {c['source']['license']} |")
     (DEST / "NOTICE.md").write_text("\n".join(lines) + "\n")
     print(f"{len(chosen)} models, {total / 1e6:.2f} MB -> {DEST}")
