@@ -160,3 +160,46 @@ def test_wasserstein_alignment_runs_and_is_reproducible(perov):
     assert np.isfinite(outs[0]).all()
     with pytest.raises(ValueError, match="graphs"):
         _strategy("paired", 1).pretrain(perov["X"][:5], perov["heat"][:5])
+
+
+def test_classification_on_a_formula_only_target(perov, paired, tmp_path):
+    """"Heat of formation below the training median" for the 200 target perovskites, from formulas only.
+    Frozen aligned embeddings + logistic regression (measured: ROC-AUC 0.80, log loss 0.59) beat the same
+    head on the untrained encoder (0.67 / 0.653) and on shuffled labels (log loss 0.677-0.712); log loss is
+    the check (a shuffled-label ROC-AUC swings between 0.5 and 0.8 on 120 rows)."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from matxfer.transfer import load_strategy, save_strategy
+
+    Xtr, htr, Xte, hte = _split(perov)
+    ytr, yte = (htr < np.median(htr)).astype(int), (hte < np.median(htr)).astype(int)
+
+    def score(strategy, labels):
+        s = strategy.fresh()
+        s.task = "classification"
+        s.adapt(Xtr, labels)
+        p = s.predict_proba(Xte)
+        assert p.shape == (len(yte), 2) and np.allclose(p.sum(1), 1)
+        return s, log_loss(yte, p[:, 1]), roc_auc_score(yte, p[:, 1])
+
+    s, loss, auc = score(copy.deepcopy(paired), ytr)
+    rng = np.random.default_rng(0)
+    shuffled = [score(copy.deepcopy(paired), rng.permutation(ytr))[1] for _ in range(3)]
+    untrained = copy.deepcopy(paired)
+    untrained.composition_encoder_.reset_parameters()
+    untrained.composition_encoder_.fit_scaling(perov["X"][:N_SOURCE])
+    _, loss_untrained, _ = score(untrained, ytr)
+    assert loss < 0.63 and auc > 0.72, (loss, auc)
+    assert loss < loss_untrained - 0.03 and loss < min(shuffled) - 0.05, (loss, loss_untrained, shuffled)
+    save_strategy(s, tmp_path / "ridge")
+    np.testing.assert_array_equal(load_strategy(tmp_path / "ridge").predict_proba(Xte), s.predict_proba(Xte))
+    # the fine-tuned model ends in logits: one for two classes, one per class for three, and saves and loads
+    ft = copy.deepcopy(paired).fresh()
+    ft.head = "finetune"
+    tertile = np.digitize(htr, np.quantile(htr, [1 / 3, 2 / 3]))
+    ft.adapt(Xtr, np.array(["low", "mid", "high"])[tertile])
+    p = ft.predict_proba(Xte)
+    assert p.shape == (len(yte), 3) and np.allclose(p.sum(1), 1) and set(ft.predict(Xte)) <= {"low", "mid", "high"}
+    assert ft.target_.init_args["n_out"] == 3
+    save_strategy(ft, tmp_path / "ft")
+    np.testing.assert_array_equal(load_strategy(tmp_path / "ft").predict_proba(Xte), p)

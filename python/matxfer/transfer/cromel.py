@@ -42,26 +42,31 @@ __all__ = ["CrossModality"]
 
 class CompositionRegressor(nn.Module):
     """Aligned composition encoder + a fresh head, trained end to end on the target (CrossModality's
-    ``head="mlp"`` model). Built from ``init_args`` alone (for :func:`matxfer.transfer.load_strategy`);
-    :meth:`from_encoder` starts it from an aligned encoder and the target's scaling."""
+    ``head="finetune"`` model). Built from ``init_args`` alone (for :func:`matxfer.transfer.load_strategy`);
+    :meth:`from_encoder` starts it from an aligned encoder and the target's scaling. ``n_out > 1`` or
+    a classifier (``from_encoder(..., n_logits=k)``): ``n_out`` logits, no target scaling."""
 
-    def __init__(self, encoder: dict, head_hidden: int) -> None:
+    def __init__(self, encoder: dict, head_hidden: int, n_out: int = 1) -> None:
         super().__init__()
-        self.init_args = {"encoder": dict(encoder), "head_hidden": int(head_hidden)}
+        self.init_args = {"encoder": dict(encoder), "head_hidden": int(head_hidden), "n_out": int(n_out)}
         with torch.random.fork_rng(devices=[]):  # its weights are replaced; the head draws as it always did
             self.encoder = CompositionEncoder(**encoder)
         self.head = nn.Sequential(nn.SiLU(), nn.Linear(self.encoder.embedding_dim, int(head_hidden)), nn.SiLU(),
-                                  nn.Linear(int(head_hidden), 1))
+                                  nn.Linear(int(head_hidden), int(n_out)))
         self.register_buffer("y_mean", torch.zeros(1))
         self.register_buffer("y_std", torch.ones(1))
 
     @classmethod
-    def from_encoder(cls, encoder: CompositionEncoder, y: np.ndarray, head_hidden: int) -> CompositionRegressor:
-        model = cls(encoder.init_args, head_hidden)  # the head is drawn from torch's generator, as before
+    def from_encoder(cls, encoder: CompositionEncoder, y: np.ndarray, head_hidden: int,
+                     n_logits: Optional[int] = None) -> CompositionRegressor:
+        """Regression (``n_logits=None``): one output scaled to ``y``'s mean and spread. Classification:
+        ``n_logits`` raw logits (1 for two classes)."""
+        model = cls(encoder.init_args, head_hidden, 1 if n_logits is None else n_logits)  # head drawn as before
         model.encoder.load_state_dict(encoder.state_dict())
-        std = float(np.std(y)) if len(y) > 1 else 1.0
-        model.y_mean = torch.tensor([float(np.mean(y))])  # assigning a tensor to a buffer name updates the buffer
-        model.y_std = torch.tensor([std if std > 1e-12 else 1.0])
+        if n_logits is None:
+            std = float(np.std(y)) if len(y) > 1 else 1.0
+            model.y_mean = torch.tensor([float(np.mean(y))])  # assigning a tensor to a buffer name updates the buffer
+            model.y_std = torch.tensor([std if std > 1e-12 else 1.0])
         return model
 
     def forward(self, x):
@@ -284,23 +289,27 @@ class CrossModality(TransferStrategy):
 
     # -- target --------------------------------------------------------------------------------------
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
-        if self.is_classifier:
-            raise ValueError("CrossModality supports regression targets only (classification is not built for it yet)")
+        # Classification: the fine-tuned model ends in ``n_logits`` logits trained on cross-entropy (or the
+        # strategy's ``loss``) with the class weights; other heads are the classifiers of ``fit_head``.
         encoder = copy.deepcopy(self._require_source())  # a fresh copy per adapt: no leakage across folds
         config = self._target_config()
         if self.head == "finetune":
             torch.manual_seed(config.seed)
-            model = CompositionRegressor.from_encoder(encoder, y, self.head_hidden)
+            model = CompositionRegressor.from_encoder(encoder, y, self.head_hidden,
+                                                      n_logits=self.n_logits if self.is_classifier else None)
             for p in model.parameters():
                 p.requires_grad_(True)
-            Trainer(config.replace(lr=config.lr / 3)).fit(model, ArrayData(X, y))
+            Trainer(self._net_config(config).replace(lr=config.lr / 3)).fit(model, ArrayData(X, y, weight=self._row_weight))
             self.target_ = model.cpu().eval()
         else:
             H = predict(encoder, X, method="encode")
-            self.target_ = (encoder, fit_head(self.head, H, y, (128, 64), config))
+            self.target_ = (encoder, fit_head(self.head, H, y, (128, 64), config, n_classes=self.n_classes if self.is_classifier else 0,
+                                              weight=self._row_weight, loss=getattr(self, "loss", "ce")))
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if isinstance(self.target_, tuple):
             encoder, head = self.target_
-            return predict_head(head, predict(encoder, X, method="encode"))
+            return predict_head(head, predict(encoder, X, method="encode"), n_classes=self.n_classes if self.is_classifier else 0)
+        if self.is_classifier:
+            return self._net_proba(self.target_, X)
         return predict(self.target_, X)
