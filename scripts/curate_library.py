@@ -76,7 +76,7 @@ def main(argv=None):
         "  npj Comput. Mater. 7, 77 (2021). Castelli perovskites: Castelli et al., Energy Environ. Sci. 5, 9034 (2012).",
         "",
         "Selection: every redistributable magpie_full source, "
-        + (f"{len(args.structure)} structure model(s) ({', '.join(args.structure)}), " if args.structure else "")
+        + (f"the structure model{'s' if len(args.structure) > 1 else ''} {', '.join(args.structure)}, " if args.structure else "")
         + "plus the best other-preset sources of the",
         f"expt_gap shotgun scan ({', '.join(extra)}).",
         "",
@@ -87,8 +87,9 @@ def main(argv=None):
         m = c["metrics"]
         metric = f"MAE {m['mae']:.4g}" if "mae" in m else f"ROC AUC {m.get('roc_auc', float('nan')):.3f}"
         prop = c["property"]["name"] + (f" (structure model, {c['arch'].upper()})" if c.get("modality") == "structure" else "")
+        licence = c["source"]["license"] + (f"; {c['source']['citation']}" if c.get("modality") == "structure" else "")
         lines.append(f"| `{c['name']}` | {prop} | {c['property']['units']} | {c['source']['n_rows_train']} | "
-                     f"{metric} | {c['source']['license']} |")
+                     f"{metric} | {licence} |")
     (DEST / "NOTICE.md").write_text("\n".join(lines) + "\n")
     print(f"{len(chosen)} models, {total / 1e6:.2f} MB -> {DEST}")
 
