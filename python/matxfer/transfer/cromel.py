@@ -303,13 +303,13 @@ class CrossModality(TransferStrategy):
             self.target_ = model.cpu().eval()
         else:
             H = predict(encoder, X, method="encode")
-            self.target_ = (encoder, fit_head(self.head, H, y, (128, 64), config, n_classes=self.n_classes if self.is_classifier else 0,
+            self.target_ = (encoder, fit_head(self.head, H, y, (128, 64), config, n_classes=self.n_classes,
                                               weight=self._row_weight, loss=getattr(self, "loss", "ce")))
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if isinstance(self.target_, tuple):
             encoder, head = self.target_
-            return predict_head(head, predict(encoder, X, method="encode"), n_classes=self.n_classes if self.is_classifier else 0)
+            return predict_head(head, predict(encoder, X, method="encode"), n_classes=self.n_classes)
         if self.is_classifier:
             return self._net_proba(self.target_, X)
         return predict(self.target_, X)
