@@ -84,15 +84,14 @@ def widened_copy(source, n_extra: int, n_out: Optional[int] = None, zero_head: b
     args = {**source.init_args, "n_extra": int(n_extra), **({} if n_out is None else {"n_out": int(n_out)})}
     model = type(source)(**args)
     state = model.state_dict()
-    with torch.no_grad():
-        for key, value in source.state_dict().items():
-            if key == source.extra_input_weight:
-                state[key].zero_()
-                state[key][:, : value.shape[1]] = value
-            elif zero_head and key in ("head.weight", "head.bias"):
-                state[key].zero_()
-            elif copy_scaling or key not in ("y_mean", "y_std"):
-                state[key].copy_(value)
+    for key, value in source.state_dict().items():  # no autograd: the function runs under torch.no_grad
+        if key == source.extra_input_weight:
+            state[key].zero_()
+            state[key][:, : value.shape[1]] = value
+        elif zero_head and key in ("head.weight", "head.bias"):
+            state[key].zero_()
+        elif copy_scaling or key not in ("y_mean", "y_std"):
+            state[key].copy_(value)
     model.load_state_dict(state)
     return model
 
