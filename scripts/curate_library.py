@@ -45,10 +45,10 @@ def main(argv=None):
         extra = ranked.drop_duplicates("name").name.head(args.extra).tolist()
     else:
         extra = list(args.extra_names)
-        missing = sorted(set(extra + args.structure) - set(ok.name))
-        if missing:
-            raise SystemExit(f"error: not shippable models of {args.library}: {missing}")
     chosen += extra + list(args.structure)
+    missing = sorted(set(chosen) - set(ok.name))
+    if missing:  # a name given (or a structure model) that the library lacks or may not redistribute
+        raise SystemExit(f"error: not shippable models of {args.library}: {missing}")
     if DEST.exists():
         shutil.rmtree(DEST)
     total = 0
