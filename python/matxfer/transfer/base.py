@@ -431,7 +431,7 @@ class TransferStrategy:
     def _checked_inputs(self, X):
         """``_inputs(X)``, refusing a descriptor matrix whose width differs from the one ``adapt`` saw."""
         X = self._inputs(X)
-        expected = getattr(self, "n_features_in_", None)
+        expected = self.n_features_in_
         if expected is not None and not isinstance(X, GraphData) and X.shape[1] != expected:
             cond = f" ({expected - self.n_conditions} descriptors + {self.n_conditions} conditioning)" if self.n_conditions else ""
             raise ValueError(f"{type(self).__name__} was adapted on {expected} columns{cond}; X has {X.shape[1]}")
