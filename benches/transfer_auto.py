@@ -23,7 +23,8 @@ MRL/DopNet is left out: 184 of its 193 formulas are UCSB's.
 Temperature as an input (``<target>_T``: estm_kappa_T, estm_seebeck_T, estm_sigma_T, ucsb_kappa_T,
 ucsb_seebeck_T): every measured row instead of the room-temperature window, the temperature (K) passed
 as ``auto(..., conditions=T)`` and as a descriptor column to gbm; the outer folds keep each reduced
-composition whole (5 folds, seed 18012019), and auto's inner folds do the same. Results: benches/out/transfer_auto/<target>.json.
+composition whole (5 folds, seed 18012019), and so do auto's inner folds and gbm's inner grid search
+(``TreeBaseline.adapt(..., groups=)``; ``--regroup-gbm`` redoes only that gbm on a JSON written before). Results: benches/out/transfer_auto/<target>.json.
 """
 
 from __future__ import annotations
@@ -88,8 +89,7 @@ def temperature_design(name: str, quick: bool):
     """A temperature target read once: (formulas, y, temperature, composition keys, magpie_full descriptors
     with the temperature as the last column, the 5 outer folds that keep each composition whole)."""
     import matxfer
-    from matxfer.transfer import composition_keys
-    from matxfer.transfer.auto import _grouped_folds
+    from matxfer.transfer import composition_keys, grouped_folds
 
     formulas, y, temperature, _ = load_temperature_target(name)
     if quick:
@@ -97,7 +97,7 @@ def temperature_design(name: str, quick: bool):
         formulas, y, temperature = [formulas[i] for i in keep], y[keep], temperature[keep]
     keys = composition_keys(formulas)
     X = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
-    outer = _grouped_folds(keys, y, 5, 18012019, False)
+    outer = grouped_folds(keys, y, 5, 18012019, False)
     return formulas, y, temperature, keys, np.hstack([X, temperature[:, None]]), outer
 
 
@@ -232,7 +232,9 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows
         test_cond = None if temperature is None else temperature[test]
         t_auto = time.perf_counter() - t0
         t1 = time.perf_counter()
-        gb = TreeBaseline("gbm", task=task, output_floor=floor).adapt(X_gb[train], y[train])
+        # temperature targets: the inner grid search keeps each composition whole, as auto's inner folds do
+        gb = TreeBaseline("gbm", task=task, output_floor=floor).adapt(
+            X_gb[train], y[train], groups=None if temperature is None else keys[train])
         t_gb = time.perf_counter() - t1
         fold = {"fold": k, "chosen": model.report["chosen"], "inner_blend": model.report["blend_inner_score"],
                 "inner_best_baseline": model.report["best_baseline_score"], "sources_used": model.report["sources_used"],
@@ -287,10 +289,10 @@ def run_target(name: str, quick: bool, n_jobs: int, only_folds=None, source_rows
 
 def regroup_gbm(name: str, quick: bool) -> dict:
     """Temperature targets: gbm again on the same outer folds, with its settings chosen by inner folds that
-    keep each composition whole (as auto's are), instead of TreeBaseline's plain KFold, which scores a
-    setting on temperatures of materials it trained on. Adds ``gb_grouped`` to the target's JSON."""
-    from matxfer._trees import fit_tree
-    from matxfer.transfer.auto import _grouped_folds
+    keep each composition whole (as auto's are, and as the main run's gbm now does), for a JSON written when
+    the main run's gbm searched with plain KFold, which scores a setting on temperatures of materials it
+    trained on. Adds ``gb_grouped`` to the target's JSON."""
+    from matxfer.transfer import TreeBaseline
 
     path = OUT / f"{name}{'_quick' if quick else ''}.json"
     r = json.loads(path.read_text())
@@ -298,8 +300,8 @@ def regroup_gbm(name: str, quick: bool) -> dict:
     folds = []
     t0 = time.perf_counter()
     for k, (train, test) in enumerate(outer):
-        inner = _grouped_folds(keys[train], y[train], 3, 0, False)
-        model, params = fit_tree("gbm", X[train], y[train], False, seed=0, cv=inner)
+        model = TreeBaseline("gbm", task="regression").adapt(X[train], y[train], groups=keys[train])
+        params = model.best_params_
         mae = float(np.mean(np.abs(model.predict(X[test]) - y[test])))
         folds.append({"fold": k, "mae": mae, "params": params})
         print(f"{name} fold {k}: gbm with grouped inner CV {mae:.4f} ({params})", flush=True)

@@ -21,10 +21,10 @@ from matxfer.transfer import (  # noqa: E402
     auto,
     composition_keys,
     default_target_config,
+    grouped_folds,
     load_strategy,
     save_strategy,
 )
-from matxfer.transfer.auto import _grouped_folds  # noqa: E402
 
 from .conftest import read_shared_table  # noqa: E402
 
@@ -41,7 +41,7 @@ def estm():
     X = np.asarray(matxfer.featurize(formulas, preset="magpie_full", dtype=np.float32).values, dtype=np.float64)
     T = e.temperature_K.to_numpy(float)
     y = np.log10(e.thermal_conductivity_W_per_mK.to_numpy(float))
-    train, test = _grouped_folds(composition_keys(formulas), y, 4, 0, False)[0]
+    train, test = grouped_folds(composition_keys(formulas), y, 4, 0, False)[0]
     source = lib.load(SOURCE, library=lib.shipped_dir()).to_torch()
     return {"formulas": formulas, "X": X, "XT": np.hstack([X, T[:, None]]), "T": T, "y": y, "train": train,
             "test": test, "source": source}
@@ -54,7 +54,7 @@ def _mae(strategy, X, d):
 
 def test_grouped_folds_keep_every_composition_in_one_fold(estm):
     keys = composition_keys(estm["formulas"])
-    folds = _grouped_folds(keys, estm["y"], 5, 18012019, False)
+    folds = grouped_folds(keys, estm["y"], 5, 18012019, False)
     seen = np.zeros(len(keys), dtype=int)
     for train, test in folds:
         seen[test] += 1
@@ -136,3 +136,52 @@ def test_auto_with_conditions(estm, tmp_path):
     np.testing.assert_array_equal(again.predict(f[:40], conditions=T[:40]), pred)
     lo, hi = again.predict_interval(f[:40], 0.9, conditions=T[:40])
     assert (lo <= pred).all() and (pred <= hi).all()
+
+
+def test_tree_baseline_inner_search_keeps_compositions_whole(estm):
+    """``TreeBaseline.adapt(..., groups=)``: the setting is the one that scores best on inner folds that keep
+    each composition whole (recomputed here by hand), and those folds are the honest ones: with plain KFold a
+    composition's other temperatures sit in the training side and the inner error is lower for every setting."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold
+
+    from matxfer.transfer import TreeBaseline
+
+    keys = composition_keys(estm["formulas"])
+    train = estm["train"]
+    X, y, g = estm["XT"][train], estm["y"][train], keys[train]
+    grid = {"max_leaf_nodes": [3, 31], "learning_rate": [0.1]}
+    model = TreeBaseline("gbm", grid=grid, n_estimators=60, seed=0).adapt(X, y, groups=g)
+    grouped, plain = {}, {}
+    for name, folds in (("grouped", grouped_folds(g, y, 3, 0, False)),
+                        ("plain", list(KFold(3, shuffle=True, random_state=0).split(X)))):
+        for leaves in grid["max_leaf_nodes"]:
+            errs = []
+            for tr, te in folds:
+                m = HistGradientBoostingRegressor(max_iter=60, learning_rate=0.1, max_leaf_nodes=leaves,
+                                                  early_stopping=False, random_state=0).fit(X[tr], y[tr])
+                errs.append(np.mean(np.abs(m.predict(X[te]) - y[te])))
+            (grouped if name == "grouped" else plain)[leaves] = float(np.mean(errs))
+    assert model.best_params_["max_leaf_nodes"] == min(grouped, key=grouped.get)
+    assert all(plain[k] < grouped[k] for k in grid["max_leaf_nodes"]), (plain, grouped)
+    with pytest.raises(ValueError, match="one label per row"):
+        TreeBaseline("gbm", grid=grid, n_estimators=60).adapt(X, y, groups=g[:-1])
+
+
+def test_cross_validate_with_groups_never_splits_a_composition(estm):
+    from sklearn.model_selection import KFold
+
+    from matxfer.transfer import TreeBaseline, cross_validate
+
+    keys = composition_keys(estm["formulas"])
+    sub = np.flatnonzero(np.isin(keys, np.unique(keys)[:60]))  # every row of 60 compositions
+    X, y, g = estm["XT"][sub], estm["y"][sub], keys[sub]
+    base = TreeBaseline("gbm", grid={"max_leaf_nodes": [7]}, n_estimators=40)
+    res = cross_validate(base, X, y, groups=g)
+    assert len(res.folds) == 5 and np.isfinite(res.predictions).all()  # every row predicted once
+    # a splitter that ignores groups (scikit-learn warns so) is caught before any fitting
+    with pytest.warns(UserWarning, match="groups parameter is ignored"), \
+            pytest.raises(ValueError, match="has rows on both the training and the test side"):
+        cross_validate(base, X, y, cv=KFold(5, shuffle=True, random_state=0), groups=g)
+    with pytest.raises(ValueError, match="one label per row"):
+        cross_validate(base, X, y, groups=g[1:])

@@ -198,3 +198,14 @@ def test_split_conformal_interval_coverage_on_a_real_split():
     assert 0.62 <= cal["coverage_68"] <= 0.76
     with pytest.raises(NotImplementedError, match="Conformal"):
         FrozenFeatures().use_source(lm.to_torch()).adapt(X[:100], y[:100]).predict(X[:3], return_std=True)
+
+
+def test_tree_baseline_searches_the_tree_count_unless_it_is_fixed():
+    from matxfer.transfer import BASELINE_GRIDS
+
+    assert BASELINE_GRIDS["gbm"]["max_iter"] == [300, 1000]
+    assert "max_iter" in TreeBaseline("gbm").grid
+    fixed = TreeBaseline("gbm", n_estimators=500)
+    assert "max_iter" not in fixed.grid and fixed.grid["learning_rate"] == [0.05, 0.1]
+    with pytest.raises(ValueError, match="tree count is given twice"):
+        TreeBaseline("gbm", grid={"max_iter": [100]}, n_estimators=50)

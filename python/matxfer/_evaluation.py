@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -67,6 +67,37 @@ def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Opti
     fractions, _ = matxfer.featurize(list(formulas), preset="fraction", n_threads=n_threads)
     rounded = np.round(np.asarray(fractions, dtype=np.float64), decimals) + 0.0  # -0.0 -> 0.0
     return np.array([row.tobytes() for row in rounded], dtype=object)
+
+
+def grouped_folds(groups, y, k: int, seed: int = 0, classification: bool = False) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """``k`` ``(train, test)`` index pairs that keep every group whole (one label per row in ``groups``:
+    a material measured at several temperatures, a composition in several phases). Classes
+    (``classification=True``, ``y`` the labels): scikit-learn's StratifiedGroupKFold; otherwise the
+    groups, in a seeded random order, each go to the fold with the fewest rows so far (folds of
+    near-equal size whatever the group sizes)."""
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != len(y):
+        raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+    if k < 2:
+        raise ValueError(f"k must be at least 2, got {k}")
+    _, gid = np.unique(groups, return_inverse=True)
+    gid = gid.reshape(-1)
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    if n_groups < k:
+        raise ValueError(f"{n_groups} groups are too few for {k}-fold CV that keeps each group in one fold")
+    if classification:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), np.asarray(y), gid))
+    sizes = np.bincount(gid)
+    fold_of_group = np.empty(n_groups, dtype=np.int64)
+    load = np.zeros(k, dtype=np.int64)
+    for g in np.random.default_rng(seed).permutation(n_groups):
+        f = int(np.argmin(load))
+        fold_of_group[g] = f
+        load[f] += sizes[g]
+    fold = fold_of_group[gid]
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
 def overlap_mask(source_formulas: Sequence[str], target_formulas: Sequence[str]) -> np.ndarray:

@@ -13,11 +13,29 @@ import numpy as np
 
 #: The small grids searched by inner CV (3-fold, on the training rows of each fold).
 BASELINE_GRIDS: Dict[str, Dict[str, List[Any]]] = {
-    # HistGradientBoosting{Regressor,Classifier}: 300 trees, no early stopping (deterministic)
-    "gbm": {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
-    # RandomForest{Regressor,Classifier}: 200 trees
+    # HistGradientBoosting{Regressor,Classifier}, no early stopping (deterministic); the tree count is
+    # searched with the learning rate, as the two trade off against each other
+    "gbm": {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31], "max_iter": [300, 1000]},
+    # RandomForest{Regressor,Classifier}: 200 trees (more trees only average more; the count is not searched)
     "rf": {"max_features": ["sqrt", 0.2], "min_samples_leaf": [1, 3]},
 }
+
+#: the parameter that holds each model's tree count
+TREE_COUNT = {"gbm": "max_iter", "rf": "n_estimators"}
+
+
+def resolve_grid(model: str, grid: Optional[Dict[str, List[Any]]], n_estimators: Optional[int]) -> Dict[str, List[Any]]:
+    """The grid to search: ``grid``, or the default :data:`BASELINE_GRIDS` entry without its tree count
+    when ``n_estimators`` fixes it. A tree count given both ways is refused rather than one ignored."""
+    if model not in BASELINE_GRIDS:
+        raise ValueError(f"model must be one of {sorted(BASELINE_GRIDS)}, not {model!r}")
+    key = TREE_COUNT[model]
+    if grid is None:
+        return {k: list(v) for k, v in BASELINE_GRIDS[model].items() if not (n_estimators is not None and k == key)}
+    grid = {k: list(v) for k, v in grid.items()}
+    if n_estimators is not None and key in grid:
+        raise ValueError(f"the tree count is given twice: n_estimators={n_estimators} and grid[{key!r}]={grid[key]}")
+    return grid
 
 
 def one_thread():
@@ -56,8 +74,8 @@ def fit_tree(model: str, X: np.ndarray, y: np.ndarray, classifier: bool, grid: O
     rows together). Returns ``(fitted estimator, chosen setting)``."""
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
+    grid = resolve_grid(model, grid, n_estimators)
     est = tree_estimator(model, classifier, seed, n_estimators)
-    grid = {k: list(v) for k, v in (BASELINE_GRIDS[model] if grid is None else grid).items()}
     prefix = "" if model == "gbm" else est.steps[-1][0] + "__"
     prefixed = {prefix + k: v for k, v in grid.items()}
     target = y.astype(np.int64) if classifier else y

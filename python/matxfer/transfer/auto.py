@@ -45,6 +45,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._evaluation import grouped_folds
 from .base import TransferStrategy, default_target_config, finite_conditions
 
 __all__ = ["auto", "AutoTransfer", "AUTO_CANDIDATES"]
@@ -135,28 +136,6 @@ def _as_conditions(conditions, n: int) -> Optional[np.ndarray]:
     if C.ndim != 2 or len(C) != n or C.shape[1] < 1:
         raise ValueError(f"conditions must have one row per input ({n}) and at least one column, got shape {C.shape}")
     return finite_conditions(C)
-
-
-def _grouped_folds(groups: np.ndarray, y: np.ndarray, k: int, seed: int, classification: bool):
-    """``k`` folds that keep every group whole: StratifiedGroupKFold for classes, else the groups in a
-    seeded random order, each put in the fold with the fewest rows so far."""
-    _, gid = np.unique(groups, return_inverse=True)
-    n_groups = int(gid.max()) + 1 if len(gid) else 0
-    if n_groups < k:
-        raise ValueError(f"{n_groups} groups are too few for {k}-fold inner CV")
-    if classification:
-        from sklearn.model_selection import StratifiedGroupKFold
-
-        return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, gid))
-    sizes = np.bincount(gid)
-    fold_of_group = np.empty(n_groups, dtype=np.int64)
-    load = np.zeros(k, dtype=np.int64)
-    for g in np.random.default_rng(seed).permutation(n_groups):
-        f = int(np.argmin(load))
-        fold_of_group[g] = f
-        load[f] += sizes[g]
-    fold = fold_of_group[gid]
-    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
 def cv_plus_bounds(folds: np.ndarray, residuals: np.ndarray, fold_of: np.ndarray, coverage: float):
@@ -541,7 +520,7 @@ def auto(
                     cands.append((f"{kind} @ {s}", kind, s))
             cands += [(k, k, None) for k in _baseline_kinds(baselines)]
             if groups is not None:
-                folds = _grouped_folds(groups, y_fit, inner_folds, seed, task == "classification")
+                folds = grouped_folds(groups, y_fit, inner_folds, seed, task == "classification")
             else:
                 splitter = (StratifiedKFold if task == "classification" else KFold)(inner_folds, shuffle=True, random_state=seed)
                 folds = list(splitter.split(np.zeros(n), y_fit) if task == "classification" else splitter.split(np.zeros(n)))

@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .._trees import BASELINE_GRIDS, fit_tree, one_thread
+from .._evaluation import grouped_folds
+from .._trees import BASELINE_GRIDS, fit_tree, one_thread, resolve_grid
 from .base import TransferStrategy
 
 __all__ = ["TreeBaseline", "BASELINE_GRIDS", "baseline_strategies"]
@@ -16,7 +17,8 @@ __all__ = ["TreeBaseline", "BASELINE_GRIDS", "baseline_strategies"]
 class TreeBaseline(TransferStrategy):
     """Gradient boosting (``model="gbm"``) or a random forest (``model="rf"``) on the descriptors alone.
 
-    ``adapt`` runs a 3-fold inner grid search (:data:`BASELINE_GRIDS`, or ``grid=``; ``inner_folds=0`` with a
+    ``adapt`` runs a 3-fold inner grid search (:data:`BASELINE_GRIDS`, tree count included, or ``grid=``;
+    ``n_estimators`` fixes the tree count instead of searching it; ``inner_folds=0`` with a
     one-setting grid fits that setting directly, as :func:`matxfer.transfer.auto` does) on the rows it is
     given (stratified for classification; scored by MAE for regression, log loss for classification),
     then refits the best setting on all of them; ``best_params_`` says what was chosen. The source is
@@ -32,9 +34,9 @@ class TreeBaseline(TransferStrategy):
             raise ValueError(f"model must be one of {sorted(BASELINE_GRIDS)}, not {model!r}")
         super().__init__(**kwargs)
         self.model = model
-        self.grid = dict(grid) if grid is not None else {k: list(v) for k, v in BASELINE_GRIDS[model].items()}
+        self.n_estimators = int(n_estimators) if n_estimators is not None else None
+        self.grid = resolve_grid(model, grid, self.n_estimators)
         self.inner_folds = int(inner_folds)
-        self.n_estimators = int(n_estimators) if n_estimators is not None else (300 if model == "gbm" else 200)
         self.best_params_: Optional[Dict[str, Any]] = None
 
     def _params(self):
@@ -47,10 +49,32 @@ class TreeBaseline(TransferStrategy):
         self.is_adapted_ = False
         return self
 
+    def adapt(self, X, y, groups=None) -> TreeBaseline:
+        """Fit on descriptors ``X`` and labels ``y``, the setting chosen by inner CV on these rows.
+        ``groups`` (one label per row, e.g. the reduced composition when a material has rows at several
+        temperatures): the inner folds keep each group whole (:func:`matxfer.transfer.grouped_folds`),
+        so the search does not reward settings that memorise a material seen in another inner fold."""
+        if groups is not None:
+            groups = np.asarray(groups)
+            n = len(X)
+            if groups.shape != (n,):
+                raise ValueError(f"groups needs one label per row ({n}), got shape {groups.shape}")
+        self._groups = groups
+        try:
+            return super().adapt(X, y)
+        finally:
+            self._groups = None
+
+    fit = adapt
+
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        cv = None
+        groups = getattr(self, "_groups", None)
+        if groups is not None and self.inner_folds >= 2:
+            cv = grouped_folds(groups, y, self.inner_folds, self.seed, self.is_classifier)
         self.target_, self.best_params_ = fit_tree(
             self.model, X, y, self.is_classifier, grid=self.grid, inner_folds=self.inner_folds, seed=self.seed,
-            n_estimators=self.n_estimators, sample_weight=self._row_weight)
+            n_estimators=self.n_estimators, sample_weight=self._row_weight, cv=cv)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         with one_thread():

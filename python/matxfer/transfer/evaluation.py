@@ -14,6 +14,7 @@ import numpy as np
 from .._evaluation import (
     CVResult,
     composition_keys,
+    grouped_folds,
     learning_curve_plot,
     overlap_mask,
     parity_plot,
@@ -29,6 +30,7 @@ __all__ = [
     "cross_validate",
     "learning_curve",
     "composition_keys",
+    "grouped_folds",
     "overlap_mask",
     "parity_plot",
     "learning_curve_plot",
@@ -70,8 +72,8 @@ def _score(task: str, y_true, index_true, pred_or_proba, classes) -> Dict[str, f
     return regression_metrics(y_true, pred_or_proba)
 
 
-def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classes):
-    model = strategy.adapt(X, y_fit)
+def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classes, groups=None):
+    model = strategy.adapt(X, y_fit) if groups is None else strategy.adapt(X, y_fit, groups=groups)
     if task != "classification":
         return model.predict(X_test)
     proba = model.predict_proba(X_test)
@@ -92,9 +94,17 @@ def cross_validate(
     name: Optional[str] = None,
     verbose: bool = False,
     baselines: Sequence[Any] = (),
+    groups=None,
 ) -> CVResult:
     """K-fold CV (default: the matbench protocol, stratified for classification) of an already
     pretrained strategy. A fresh copy of the pretrained strategy is adapted in every fold.
+
+    ``groups`` (one label per row, e.g. :func:`composition_keys` of the formulas when one material
+    has rows at several temperatures): the default folds become :func:`grouped_folds` (5 folds, the
+    matbench seed), a splitter given as ``cv`` gets the groups in its ``split`` call (GroupKFold and
+    the like), and every strategy whose ``adapt`` takes ``groups`` (:class:`TreeBaseline`: its inner
+    grid search) gets the training rows' groups, so no material is on both sides of any split.
+    ``cv`` may also be a list of ``(train, test)`` index pairs.
 
     Regression folds report MAE, RMSE, R^2; classification folds ROC-AUC, balanced accuracy, F1,
     log loss, Brier score and accuracy (:func:`matxfer.transfer.tasks.classification_metrics`).
@@ -105,25 +115,63 @@ def cross_validate(
 
     X = np.asarray(X, dtype=np.float64)
     task, y, index, classes = _task_labels(strategy, y)
-    cv = cv or matbench_kfold(task == "classification")
-    result = _cross_validate_one(strategy, X, y, task, index, classes, cv, name or strategy.name, verbose)
+    classification = task == "classification"
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(y),):
+            raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+    if cv is None:
+        cv = matbench_kfold(classification) if groups is None else grouped_folds(
+            groups, index if classification else y, 5, MATBENCH_SEED, classification)
+    if hasattr(cv, "split"):
+        if groups is not None:
+            splits = list(cv.split(X, index if classification else y, groups))
+        else:
+            splits = list(cv.split(X, index) if classification else cv.split(X))
+    else:
+        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
+    _check_splits(splits, len(y), groups)
+    result = _cross_validate_one(strategy, X, y, task, index, classes, splits, groups, name or strategy.name, verbose)
     for b in baselines:
         base = TreeBaseline(model=b, seed=strategy.seed, task=task) if isinstance(b, str) else b
         if base.task is None:
             base.task = task
         label = f"{b} (no transfer)" if isinstance(b, str) else base.name
-        result.baselines[label] = _cross_validate_one(base, X, y, task, index, classes, cv, label, verbose)
+        result.baselines[label] = _cross_validate_one(base, X, y, task, index, classes, splits, groups, label, verbose)
     return result
 
 
-def _cross_validate_one(strategy, X, y, task, index, classes, cv, name, verbose) -> CVResult:
+def _check_splits(splits, n: int, groups) -> None:
+    """Every test row in one fold at most, indices in range, and no group on both sides of a split."""
+    seen = np.zeros(n, dtype=bool)
+    for k, (train, test) in enumerate(splits):
+        for part in (train, test):
+            if part.dtype.kind not in "iu" or (len(part) and (part.min() < 0 or part.max() >= n)):
+                raise ValueError(f"cv fold {k}: indices must be integers in [0, {n})")
+        if seen[test].any():
+            raise ValueError(f"cv fold {k}: row {int(test[seen[test]][0])} is a test row of an earlier fold too")
+        seen[test] = True
+        if groups is not None:
+            shared = np.intersect1d(groups[train], groups[test])
+            if len(shared):
+                raise ValueError(f"cv fold {k}: group {shared[0]!r} has rows on both the training and the test side")
+
+
+def _accepts_groups(strategy) -> bool:
+    import inspect
+
+    return "groups" in inspect.signature(strategy.adapt).parameters
+
+
+def _cross_validate_one(strategy, X, y, task, index, classes, splits, groups, name, verbose) -> CVResult:
     classification = task == "classification"
     predictions = np.full((len(y), len(classes)) if classification else len(y), np.nan)
     result = CVResult(name, predictions=predictions, task=task)
     t0 = time.perf_counter()
-    split = cv.split(X, index) if classification else cv.split(X)
-    for k, (train_idx, test_idx) in enumerate(split):
-        pred = _fit_predict(strategy.fresh(), X[train_idx], y[train_idx], X[test_idx], task, classes)
+    pass_groups = groups is not None and _accepts_groups(strategy)
+    for k, (train_idx, test_idx) in enumerate(splits):
+        pred = _fit_predict(strategy.fresh(), X[train_idx], y[train_idx], X[test_idx], task, classes,
+                            groups[train_idx] if pass_groups else None)
         predictions[test_idx] = pred
         metrics = _score(task, y[test_idx], None if index is None else index[test_idx], pred, classes)
         result.folds.append(metrics)
