@@ -361,3 +361,37 @@ def test_predict_with_a_structure_model_reads_a_structure_file(tmp_path):
     proc = run("predict", name, str(formulas), "--out", str(tmp_path / "x.csv"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: cannot tell the format")
+
+
+def test_transfer_command_keeps_a_composition_in_one_fold(tmp_path):
+    """ESTM thermal conductivity at several temperatures per material: by default (``--group-by auto``)
+    the folds keep each reduced composition whole; ``--group-by row`` splits them, with a warning."""
+    import pandas as pd
+
+    from matxfer.transfer import composition_keys
+
+    from .conftest import shared
+
+    dft = pd.read_csv(shared("composition/dft/mp_gap_matbench.csv"), keep_default_na=False, dtype={"formula": str}).iloc[:800]
+    dft.to_csv(tmp_path / "dft.csv", index=False)
+    e = pd.read_csv(shared("composition/experimental/thermoelectric_estm.csv"), keep_default_na=False, dtype={"formula": str})
+    e = e[pd.to_numeric(e.thermal_conductivity_W_per_mK, errors="coerce") > 0]
+    e = e[e.formula.isin(e.formula.drop_duplicates().iloc[:40])]  # every temperature of 40 materials
+    e.to_csv(tmp_path / "estm.csv", index=False)
+    assert run("pretrain", str(tmp_path / "dft.csv"), "--target", "band_gap_pbe_eV", "--out", str(tmp_path / "src"),
+               "--epochs", "1", "--hidden", "16").returncode == 0
+    base = ("transfer", str(tmp_path / "estm.csv"), "--target", "thermal_conductivity_W_per_mK", "--source",
+            str(tmp_path / "src"), "--folds", "3", "--epochs", "2", "--no-learning-curve")
+    done = run(*base, "--out", str(tmp_path / "grouped"))
+    assert done.returncode == 0, done.stderr
+    assert "folds keep each reduced composition whole (40 compositions" in done.stdout
+    done = run(*base, "--out", str(tmp_path / "rows"), "--group-by", "row")
+    assert done.returncode == 0 and "warning: --group-by row" in done.stderr
+    folds_per_composition = {}
+    for run_name in ("grouped", "rows"):
+        pred = pd.read_csv(tmp_path / run_name / "predictions.csv", keep_default_na=False, dtype={"formula": str})
+        assert pred.formula.tolist() == e.formula.tolist() and set(pred.fold) == {0, 1, 2}  # every row, in file order
+        keys = composition_keys(pred.formula.tolist())
+        folds_per_composition[run_name] = pd.Series(pred.fold.to_numpy()).groupby(keys).nunique()
+    assert (folds_per_composition["grouped"] == 1).all()
+    assert (folds_per_composition["rows"] > 1).sum() > 20  # KFold scatters most materials' temperatures

@@ -185,3 +185,18 @@ def test_cross_validate_with_groups_never_splits_a_composition(estm):
         cross_validate(base, X, y, cv=KFold(5, shuffle=True, random_state=0), groups=g)
     with pytest.raises(ValueError, match="one label per row"):
         cross_validate(base, X, y, groups=g[1:])
+
+
+def test_learning_curve_with_groups_holds_out_whole_compositions(estm):
+    from matxfer.transfer import TreeBaseline, learning_curve
+
+    keys = composition_keys(estm["formulas"])
+    sub = np.flatnonzero(np.isin(keys, np.unique(keys)[:80]))
+    X, y, g = estm["XT"][sub], estm["y"][sub], keys[sub]
+    base = TreeBaseline("gbm", grid={"max_leaf_nodes": [7, 15]}, n_estimators=40)
+    curve = learning_curve(base, X, y, sizes=(60, None), n_repeats=2, groups=g)
+    test = np.zeros(len(y), dtype=bool)
+    test[curve["test_index"]] = True
+    assert not set(g[test].tolist()) & set(g[~test].tolist())  # no composition on both sides
+    assert abs(test.mean() - 0.2) < 0.1 and curve["sizes"] == [60, int((~test).sum())]
+    assert np.isfinite(curve["mae"]).all()

@@ -198,6 +198,8 @@ def _strategy(name: str, seed: int, epochs: Optional[int]):
 def cmd_transfer(args: argparse.Namespace) -> int:
     import json
 
+    import numpy as np
+
     from matxfer.nn import load_model
     from matxfer.transfer import cross_validate, learning_curve, learning_curve_plot, parity_plot
 
@@ -215,21 +217,42 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         print(f"error: {args.input}: {len(y)} usable rows, too few for {args.folds}-fold cross-validation", file=sys.stderr)
         return EXIT_NOTHING_DONE
     _say(args, f"{args.input}: {len(y):,} rows ({n_dropped:,} left out), descriptors {preset}, source {source_dir}")
-    out.mkdir(parents=True, exist_ok=True)
-    from sklearn.model_selection import KFold
+    from matxfer.transfer import composition_keys, grouped_folds
 
-    cv = KFold(n_splits=args.folds, shuffle=True, random_state=18012019)
+    keys = composition_keys(formulas)
+    n_repeated = len(keys) - len(set(keys.tolist()))
+    grouped = args.group_by == "composition" or (args.group_by == "auto" and n_repeated > 0)
+    groups = keys if grouped else None
+    if grouped:
+        n_groups = len(keys) - n_repeated
+        if n_groups < args.folds:
+            print(f"error: {args.input}: {n_groups} distinct compositions, too few for {args.folds} folds that keep "
+                  f"each composition whole (--group-by row splits rows instead)", file=sys.stderr)
+            return EXIT_NOTHING_DONE
+        cv = grouped_folds(keys, y, args.folds, 18012019)
+        _say(args, f"folds keep each reduced composition whole ({n_groups:,} compositions; {n_repeated:,} rows repeat one)")
+    else:
+        from sklearn.model_selection import KFold
+
+        cv = KFold(n_splits=args.folds, shuffle=True, random_state=18012019)
+        if n_repeated:
+            print(f"warning: --group-by row: {n_repeated:,} rows repeat the reduced composition of another row, and a "
+                  f"composition's rows may be split between training and test folds (optimistic CV error)", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in dict.fromkeys([args.strategy, "scratch"]):
         strategy = _strategy(name, args.seed, args.epochs)
         if name != "scratch":
             strategy.use_source(source)
-        results[name] = cross_validate(strategy, X, y, cv=cv, name=name)
+        results[name] = cross_validate(strategy, X, y, cv=cv, name=name, groups=groups)
     table = _cv_table(results)
     _say(args, table)
     (out / "cv.md").write_text(table + "\n")
     best = results[args.strategy]
-    _write_predictions(out / "predictions.csv", formulas, y, {k: r.predictions for k, r in results.items()})
+    fold_of = np.full(len(y), -1)
+    for k, (_, test) in enumerate(cv if grouped else cv.split(X)):
+        fold_of[test] = k
+    _write_predictions(out / "predictions.csv", formulas, y, {k: r.predictions for k, r in results.items()}, fold_of)
     parity_plot(y, best.predictions, str(out / "parity.png"), title=f"{args.strategy}, {args.folds}-fold CV", unit=args.unit)
     if args.learning_curve:
         sizes = [s for s in (50, 200, 1000) if s < 0.8 * len(y)] + [None]
@@ -238,7 +261,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             strategy = _strategy(name, args.seed, args.epochs)
             if name != "scratch":
                 strategy.use_source(source)
-            curves[name] = learning_curve(strategy, X, y, sizes=sizes, n_repeats=1)
+            curves[name] = learning_curve(strategy, X, y, sizes=sizes, n_repeats=1, groups=groups)
         learning_curve_plot(curves, str(out / "learning_curve.png"), unit=args.unit)
     _say(args, f"wrote {out}/cv.md, predictions.csv, parity.png" + (", learning_curve.png" if args.learning_curve else ""))
     return EXIT_OK
@@ -252,14 +275,15 @@ def _cv_table(results) -> str:
     return "\n".join(lines)
 
 
-def _write_predictions(path: Path, formulas, y, predictions: dict) -> None:
+def _write_predictions(path: Path, formulas, y, predictions: dict, fold_of) -> None:
     import csv
 
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["formula", "measured", *[f"predicted_{k}" for k in predictions]])
+        writer.writerow(["formula", "measured", "fold", *[f"predicted_{k}" for k in predictions]])
         for i, formula in enumerate(formulas):
-            writer.writerow([formula, repr(float(y[i])), *[f"{float(p[i]):.6g}" for p in predictions.values()]])
+            writer.writerow([formula, repr(float(y[i])), int(fold_of[i]),
+                             *[f"{float(p[i]):.6g}" for p in predictions.values()]])
 
 
 # --------------------------------------------------------------------------------------- demo
@@ -481,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--column", default="formula")
     tr.add_argument("--preset", default="magpie", help="used when the source model does not record its preset")
     tr.add_argument("--folds", type=int, default=5)
+    tr.add_argument("--group-by", choices=["auto", "composition", "row"], default="auto",
+                    help="CV folds (and the learning curve's test set) keep rows of one reduced composition together: "
+                         "'auto' (default) does so when a composition repeats (several temperatures, measurements), "
+                         "'row' splits rows (KFold, seed 18012019)")
     tr.add_argument("--epochs", type=int, default=None, help="target training epochs (default 150 with early stopping)")
     tr.add_argument("--no-learning-curve", dest="learning_curve", action="store_false")
     tr.add_argument("--unit", default="", help="unit of the target, for the plots")

@@ -12,8 +12,8 @@ Selection never looks at test rows: inside each training fold every candidate is
 ridge's leave-one-out error on the training rows (computed exactly by ``RidgeCV``), the best is
 chosen, and only then evaluated on the fold's test rows ("scan-selected" in the table). The table
 ranks every candidate by outer-CV error next to baselines without any source: gradient boosting
-on descriptors (``HistGradientBoosting``, 300 trees, learning rate and leaf count chosen by inner 3-fold CV
-on each fold's training rows: the model a user would otherwise pick), ridge on descriptors, and
+on descriptors (``HistGradientBoosting``; learning rate, leaf count and tree count, 300 or 1000, chosen by
+inner 3-fold CV on each fold's training rows: the model a user would otherwise pick), ridge on descriptors, and
 optionally a random forest (settings by inner CV as well) and the from-scratch network (needs torch).
 
 A target given as crystal structures (a :class:`~matxfer.structures.StructureBatch`, or

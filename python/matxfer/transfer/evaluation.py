@@ -192,26 +192,37 @@ def learning_curve(
     name: Optional[str] = None,
     verbose: bool = False,
     baselines: Sequence[Any] = (),
+    groups=None,
 ) -> Dict[str, Any]:
     """Test error against training-set size, averaged over ``n_repeats`` random subsets.
 
     One seeded split holds out ``test_fraction`` of the rows as a fixed test set; for each size
     and repeat a random training subset (``None`` = all remaining rows, evaluated once per
     repeat with a different seed) is drawn from the rest. Returns a dict with ``sizes``,
-    ``mae`` (mean per size), ``mae_std`` and ``runs`` (every individual result).
+    ``mae`` (mean per size), ``mae_std``, ``runs`` (every individual result) and ``test_index``.
 
     Classification: the test set and every training subset are drawn stratified by class (each
     subset keeps at least one row of every class when it can), and the curve holds every
     classification metric and its ``_std`` per size (``roc_auc``, ``roc_auc_std``, ...).
     ``baselines`` (names "gbm"/"rf" or strategies) get curves on the same subsets, under ``"baselines"``.
+    ``groups`` (one label per row): the test set is whole groups (about ``test_fraction`` of the rows;
+    a group never has rows on both sides), and strategies whose ``adapt`` takes ``groups`` get the
+    training subset's groups.
     """
     from .baselines import TreeBaseline
 
     X = np.asarray(X, dtype=np.float64)
     task, y, index, classes = _task_labels(strategy, y)
-    test_idx, pool = _split_pool(len(y), test_fraction, seed, index)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(y),):
+            raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+        test_idx, pool = _split_pool_grouped(groups, test_fraction, seed)
+    else:
+        test_idx, pool = _split_pool(len(y), test_fraction, seed, index)
     curve = _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_repeats, seed,
-                       name or strategy.name, verbose)
+                       name or strategy.name, verbose, groups)
+    curve["test_index"] = test_idx.tolist()  # the fixed test rows (row indices of X; a list, JSON-safe)
     curve["baselines"] = {}
     for b in baselines:
         base = TreeBaseline(model=b, seed=strategy.seed, task=task) if isinstance(b, str) else b
@@ -219,8 +230,28 @@ def learning_curve(
             base.task = task
         label = f"{b} (no transfer)" if isinstance(b, str) else base.name
         curve["baselines"][label] = _curve_one(base, X, y, task, index, classes, test_idx, pool, sizes, n_repeats,
-                                               seed, label, verbose)
+                                               seed, label, verbose, groups)
     return curve
+
+
+def _split_pool_grouped(groups: np.ndarray, test_fraction: float, seed: int):
+    """Whole groups, in a seeded random order, go to the test set until it holds ``test_fraction`` of the rows."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    _, gid = np.unique(groups, return_inverse=True)
+    gid = gid.reshape(-1)
+    n_groups = int(gid.max()) + 1
+    if n_groups < 2:
+        raise ValueError("groups: at least two groups are needed to hold some out as a test set")
+    sizes = np.bincount(gid)
+    order = np.random.default_rng(seed).permutation(n_groups)
+    want = test_fraction * len(groups)
+    cum = np.cumsum(sizes[order])
+    n_test_groups = min(max(1, int(np.searchsorted(cum, want)) + 1), n_groups - 1)
+    test_group = np.zeros(n_groups, dtype=bool)
+    test_group[order[:n_test_groups]] = True
+    in_test = test_group[gid]
+    return np.flatnonzero(in_test), np.flatnonzero(~in_test)
 
 
 def _split_pool(n: int, test_fraction: float, seed: int, index):
@@ -255,8 +286,9 @@ def _draw(pool, n: int, seed: int, r: int, index):
     return sub_rng.permutation(chosen)
 
 
-def _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_repeats, seed, name, verbose):
+def _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_repeats, seed, name, verbose, groups=None):
     runs = []
+    pass_groups = groups is not None and _accepts_groups(strategy)
     resolved = []
     primary = "roc_auc" if task == "classification" else "mae"
     for size in sizes:
@@ -266,7 +298,8 @@ def _curve_one(strategy, X, y, task, index, classes, test_idx, pool, sizes, n_re
             train_idx = _draw(pool, n, seed, r, index)
             model = strategy.fresh()
             model.seed = strategy.seed + r
-            pred = _fit_predict(model, X[train_idx], y[train_idx], X[test_idx], task, classes)
+            pred = _fit_predict(model, X[train_idx], y[train_idx], X[test_idx], task, classes,
+                                groups[train_idx] if pass_groups else None)
             metrics = _score(task, y[test_idx], None if index is None else index[test_idx], pred, classes)
             runs.append({"size": n, "repeat": r, **metrics})
             if verbose:
