@@ -229,12 +229,12 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             print(f"error: {args.input}: {n_groups} distinct compositions, too few for {args.folds} folds that keep "
                   f"each composition whole (--group-by row splits rows instead)", file=sys.stderr)
             return EXIT_NOTHING_DONE
-        cv = grouped_folds(keys, y, args.folds, 18012019)
+        splits = grouped_folds(keys, y, args.folds, 18012019)
         _say(args, f"folds keep each reduced composition whole ({n_groups:,} compositions; {n_repeated:,} rows repeat one)")
     else:
         from sklearn.model_selection import KFold
 
-        cv = KFold(n_splits=args.folds, shuffle=True, random_state=18012019)
+        splits = list(KFold(n_splits=args.folds, shuffle=True, random_state=18012019).split(X))
         if n_repeated:
             print(f"warning: --group-by row: {n_repeated:,} rows repeat the reduced composition of another row, and a "
                   f"composition's rows may be split between training and test folds (optimistic CV error)", file=sys.stderr)
@@ -244,13 +244,13 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         strategy = _strategy(name, args.seed, args.epochs)
         if name != "scratch":
             strategy.use_source(source)
-        results[name] = cross_validate(strategy, X, y, cv=cv, name=name, groups=groups)
+        results[name] = cross_validate(strategy, X, y, cv=splits, name=name, groups=groups)
     table = _cv_table(results)
     _say(args, table)
     (out / "cv.md").write_text(table + "\n")
     best = results[args.strategy]
     fold_of = np.full(len(y), -1)
-    for k, (_, test) in enumerate(cv if grouped else cv.split(X)):
+    for k, (_, test) in enumerate(splits):
         fold_of[test] = k
     _write_predictions(out / "predictions.csv", formulas, y, {k: r.predictions for k, r in results.items()}, fold_of)
     parity_plot(y, best.predictions, str(out / "parity.png"), title=f"{args.strategy}, {args.folds}-fold CV", unit=args.unit)

@@ -61,7 +61,8 @@ class TreeBaseline(TransferStrategy):
                 raise ValueError(f"groups needs one label per row ({n}), got shape {groups.shape}")
         self._groups = groups
         try:
-            return super().adapt(X, y)
+            super().adapt(X, y)
+            return self
         finally:
             self._groups = None
 

@@ -7,7 +7,7 @@ of the pretrained strategy, so nothing learned on one fold's training rows reach
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, cast
 
 import numpy as np
 
@@ -73,7 +73,8 @@ def _score(task: str, y_true, index_true, pred_or_proba, classes) -> Dict[str, f
 
 
 def _fit_predict(strategy: TransferStrategy, X, y_fit, X_test, task: str, classes, groups=None):
-    model = strategy.adapt(X, y_fit) if groups is None else strategy.adapt(X, y_fit, groups=groups)
+    # only strategies whose adapt takes groups get them (_accepts_groups)
+    model = strategy.adapt(X, y_fit) if groups is None else cast(Any, strategy).adapt(X, y_fit, groups=groups)
     if task != "classification":
         return model.predict(X_test)
     proba = model.predict_proba(X_test)
