@@ -21,6 +21,8 @@ Steps (all on the rows passed to :func:`auto`; no other rows are ever looked at)
    most, at most ``max_blend`` steps; a no-transfer baseline can win outright.
 5. **Predictor.** The chosen candidates' fold models are kept: the prediction is the blend of each
    candidate's mean over its ``inner_folds`` fold models (a cross-validation ensemble; no refit).
+   Classes: the blend's probabilities are Platt- (two classes) or temperature-scaled (more), fitted
+   by log loss on its out-of-fold probabilities (``calibrate=True``).
 6. **Intervals (regression).** CV+ (Barber et al., Ann. Statist. 2021): with out-of-fold residuals
    ``R_i`` of every training row and the fold models ``mu_-k``, the interval at coverage ``1 - a``
    runs from the ``floor(a (n + 1))``-th smallest of ``mu_-k(i)(x) - R_i`` to the
@@ -225,6 +227,53 @@ def _baseline_kinds(names: Sequence[str]) -> List[str]:
     return out
 
 
+_PROBA_EPS = 1e-7
+
+
+def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(proba[np.arange(len(y)), np.asarray(y, dtype=np.int64)], _PROBA_EPS, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def fit_probability_calibration(proba: np.ndarray, y: np.ndarray) -> Dict[str, Any]:
+    """Platt scaling (two classes: ``sigmoid(a * logit(p) + b)``, ``a > 0``) or temperature scaling (K
+    classes: ``softmax(log(p) / t)``) of probabilities ``proba`` [n, K] for class indices ``y``, fitted by
+    log loss (L-BFGS-B). Both are monotone: the order of the rows by a class's probability is kept."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    y = np.asarray(y, dtype=np.int64)
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), _PROBA_EPS, 1.0))
+    if logp.shape[1] == 2:
+        z, pos = logp[:, 1] - logp[:, 0], y == 1
+
+        def nll2(w):
+            s = w[0] * z + w[1]
+            return float(np.mean(np.where(pos, np.logaddexp(0.0, -s), np.logaddexp(0.0, s))))
+
+        w = minimize(nll2, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(1e-3, 1e3), (-50.0, 50.0)]).x
+        return {"kind": "platt", "a": float(w[0]), "b": float(w[1])}
+
+    def nllk(w):
+        return float(-np.mean(log_softmax(logp / w[0], axis=1)[np.arange(len(y)), y]))
+
+    t = minimize(nllk, np.array([1.0]), method="L-BFGS-B", bounds=[(1e-2, 1e2)]).x[0]
+    return {"kind": "temperature", "t": float(t)}
+
+
+def apply_probability_calibration(proba: np.ndarray, cal: Mapping[str, Any]) -> np.ndarray:
+    """Probabilities rescaled by :func:`fit_probability_calibration`'s result."""
+    from scipy.special import expit, softmax
+
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), _PROBA_EPS, 1.0))
+    if cal["kind"] == "platt":
+        p1 = expit(cal["a"] * (logp[:, 1] - logp[:, 0]) + cal["b"])
+        return np.stack([1.0 - p1, p1], axis=1)
+    if cal["kind"] == "temperature":
+        return softmax(logp / cal["t"], axis=1)
+    raise ValueError(f"unknown probability calibration {cal['kind']!r}")
+
+
 def _score(task: str, y: np.ndarray, pred: np.ndarray) -> float:
     """Inner score, lower is better: MAE, or 1 - ROC-AUC for classes."""
     if task == "regression":
@@ -255,6 +304,7 @@ class AutoTransfer(TransferStrategy):
         self.input_preset: Optional[str] = None
         self.cal_residuals_: Optional[np.ndarray] = None
         self.cal_fold_: Optional[np.ndarray] = None
+        self.calibration_: Optional[Dict[str, Any]] = None  # classification: see fit_probability_calibration
 
     def pretrain(self, X_source=None, y_source=None):
         raise TypeError("AutoTransfer is built by matxfer.transfer.auto(...), which picks its own sources")
@@ -310,7 +360,7 @@ class AutoTransfer(TransferStrategy):
         if self.is_classifier:
             if return_std:
                 raise ValueError("return_std is for regression; a classifier's uncertainty is predict_proba")
-            return np.asarray(self.classes_ or [])[folds.mean(axis=0).argmax(1)]
+            return np.asarray(self.classes_ or [])[self._calibrated(folds.mean(axis=0)).argmax(1)]
         mean = self._floor(folds.mean(axis=0))
         if not return_std:
             return mean
@@ -320,7 +370,11 @@ class AutoTransfer(TransferStrategy):
     def predict_proba(self, inputs, conditions=None) -> np.ndarray:
         if not self.is_classifier:
             raise ValueError("predict_proba is for classification; this AutoTransfer is a regressor")
-        return self.fold_predictions(inputs, conditions).mean(axis=0)
+        return self._calibrated(self.fold_predictions(inputs, conditions).mean(axis=0))
+
+    def _calibrated(self, proba: np.ndarray) -> np.ndarray:
+        cal = getattr(self, "calibration_", None)  # None: fitted with calibrate=False, or saved before it existed
+        return proba if cal is None else apply_probability_calibration(proba, cal)
 
     def predict_interval(self, inputs, coverage: float = 0.95, conditions=None, method: str = "cv+"):
         """Interval (lower, upper) at ``coverage`` for every row (regression).
@@ -388,6 +442,7 @@ def auto(
     verbose: bool = False,
     conditions=None,
     groups=None,
+    calibrate: bool = True,
 ) -> AutoTransfer:
     """Choose source, strategy and no-transfer baseline by inner CV on ``(inputs, y)`` and return the
     fitted :class:`AutoTransfer` (see the module docstring for the recipe).
@@ -408,6 +463,11 @@ def auto(
     ``conditions``, where the rows of one reduced composition (formula input) or of identical
     descriptors form a group, so a material measured at several temperatures is never in a training
     and a held-out fold at once.
+    calibrate (classification): rescale the blend's probabilities by Platt scaling (two classes) or a
+    temperature (more classes) fitted by log loss on its out-of-fold probabilities of the training rows.
+    The inner score (ROC-AUC) ranks and blends candidates without regard to how sure they are, so a
+    blend of many deep trees can rank well and be over-confident; the rescaling is monotone (two classes:
+    ROC-AUC unchanged) and ``report["calibration"]`` gives the inner log loss before and after.
     """
     import torch
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -591,6 +651,11 @@ def auto(
     if task == "regression":
         est.cal_residuals_ = np.abs(y_fit - blend)
         est.cal_fold_ = fold_of
+    calibration_report = None
+    if task == "classification" and calibrate:
+        est.calibration_ = fit_probability_calibration(blend, y_fit)
+        calibration_report = {**est.calibration_, "inner_log_loss_before": _log_loss(blend, y_fit),
+                              "inner_log_loss_after": _log_loss(apply_probability_calibration(blend, est.calibration_), y_fit)}
     est.is_adapted_ = True
     metric = "MAE" if task == "regression" else "1 - ROC-AUC"
     est.report = {
@@ -604,7 +669,7 @@ def auto(
         "best_single": cands[best][0], "best_single_score": scores[best],
         "best_baseline_score": min([s for s, c in zip(scores, cands) if c[2] is None], default=float("nan")),
         "intervals": "CV+ over the inner folds (every training row calibrates)" if task == "regression" else None,
-        "conditions": n_cond, "inner_groups": group_note,
+        "conditions": n_cond, "inner_groups": group_note, "calibration": calibration_report,
         "seconds": time.perf_counter() - t0,
     }
     if verbose:
