@@ -179,6 +179,9 @@ def test_cross_validate_with_groups_never_splits_a_composition(estm):
     base = TreeBaseline("gbm", grid={"max_leaf_nodes": [7]}, n_estimators=40)
     res = cross_validate(base, X, y, groups=g)
     assert len(res.folds) == 5 and np.isfinite(res.predictions).all()  # every row predicted once
+    assert len(cross_validate(base, X, y, cv=3, groups=g).folds) == 3
+    plain = cross_validate(base, X, y, cv=5)  # a number of folds: the matbench split
+    np.testing.assert_array_equal(plain.predictions, cross_validate(base, X, y).predictions)
     # a splitter that ignores groups (scikit-learn warns so) is caught before any fitting
     with pytest.warns(UserWarning, match="groups parameter is ignored"), \
             pytest.raises(ValueError, match="has rows on both the training and the test side"):

@@ -105,7 +105,8 @@ def cross_validate(
     matbench seed), a splitter given as ``cv`` gets the groups in its ``split`` call (GroupKFold and
     the like), and every strategy whose ``adapt`` takes ``groups`` (:class:`TreeBaseline`: its inner
     grid search) gets the training rows' groups, so no material is on both sides of any split.
-    ``cv`` may also be a list of ``(train, test)`` index pairs.
+    ``cv`` may also be a number of folds (shuffled with the matbench seed) or a list of ``(train, test)``
+    index pairs.
 
     Regression folds report MAE, RMSE, R^2; classification folds ROC-AUC, balanced accuracy, F1,
     log loss, Brier score and accuracy (:func:`matxfer.transfer.tasks.classification_metrics`).
@@ -121,9 +122,14 @@ def cross_validate(
         groups = np.asarray(groups)
         if groups.shape != (len(y),):
             raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
-    if cv is None:
-        cv = matbench_kfold(classification) if groups is None else grouped_folds(
-            groups, index if classification else y, 5, MATBENCH_SEED, classification)
+    if cv is None or isinstance(cv, (int, np.integer)):
+        k = 5 if cv is None else int(cv)
+        if groups is not None:
+            cv = grouped_folds(groups, index if classification else y, k, MATBENCH_SEED, classification)
+        else:
+            from sklearn.model_selection import KFold, StratifiedKFold
+
+            cv = (StratifiedKFold if classification else KFold)(k, shuffle=True, random_state=MATBENCH_SEED)
     if hasattr(cv, "split"):
         if groups is not None:
             splits = list(cv.split(X, index if classification else y, groups))
