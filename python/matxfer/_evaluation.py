@@ -69,15 +69,21 @@ def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Opti
     return np.array([row.tobytes() for row in rounded], dtype=object)
 
 
+def check_groups(groups, n: int) -> np.ndarray:
+    """``groups`` as an array of one label per row (``n`` rows), or a ValueError that says what is wrong."""
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups needs one label per row ({n}), got shape {groups.shape}")
+    return groups
+
+
 def grouped_folds(groups, y, k: int, seed: int = 0, classification: bool = False) -> List[Tuple[np.ndarray, np.ndarray]]:
     """``k`` ``(train, test)`` index pairs that keep every group whole (one label per row in ``groups``:
     a material measured at several temperatures, a composition in several phases). Classes
     (``classification=True``, ``y`` the labels): scikit-learn's StratifiedGroupKFold; otherwise the
     groups, in a seeded random order, each go to the fold with the fewest rows so far (folds of
     near-equal size whatever the group sizes)."""
-    groups = np.asarray(groups)
-    if groups.ndim != 1 or len(groups) != len(y):
-        raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+    groups = check_groups(groups, len(y))
     if k < 2:
         raise ValueError(f"k must be at least 2, got {k}")
     _, gid = np.unique(groups, return_inverse=True)

@@ -220,11 +220,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from matxfer.transfer import composition_keys, grouped_folds
 
     keys = composition_keys(formulas)
-    n_repeated = len(keys) - len(set(keys.tolist()))
+    n_groups = len(set(keys.tolist()))
+    n_repeated = len(keys) - n_groups
     grouped = args.group_by == "composition" or (args.group_by == "auto" and n_repeated > 0)
     groups = keys if grouped else None
     if grouped:
-        n_groups = len(keys) - n_repeated
         if n_groups < args.folds:
             print(f"error: {args.input}: {n_groups} distinct compositions, too few for {args.folds} folds that keep "
                   f"each composition whole (--group-by row splits rows instead)", file=sys.stderr)

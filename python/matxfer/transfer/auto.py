@@ -47,7 +47,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._evaluation import grouped_folds
+from .._evaluation import check_groups, grouped_folds
 from .base import TransferStrategy, default_target_config, finite_conditions
 
 __all__ = ["auto", "AutoTransfer", "AUTO_CANDIDATES"]
@@ -509,9 +509,7 @@ def auto(
     C = _as_conditions(conditions, n)
     n_cond = 0 if C is None else C.shape[1]
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (n,):
-            raise ValueError(f"groups needs one label per input ({n}), got shape {groups.shape}")
+        groups = check_groups(groups, n)
         group_note = "groups given"
     elif C is not None:
         if formula_input:

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .._evaluation import grouped_folds
+from .._evaluation import check_groups, grouped_folds
 from .._trees import BASELINE_GRIDS, fit_tree, one_thread, resolve_grid
 from .base import TransferStrategy
 
@@ -54,12 +54,7 @@ class TreeBaseline(TransferStrategy):
         ``groups`` (one label per row, e.g. the reduced composition when a material has rows at several
         temperatures): the inner folds keep each group whole (:func:`matxfer.transfer.grouped_folds`),
         so the search does not reward settings that memorise a material seen in another inner fold."""
-        if groups is not None:
-            groups = np.asarray(groups)
-            n = len(X)
-            if groups.shape != (n,):
-                raise ValueError(f"groups needs one label per row ({n}), got shape {groups.shape}")
-        self._groups = groups
+        self._groups = None if groups is None else check_groups(groups, len(X))
         try:
             super().adapt(X, y)
             return self

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._evaluation import (
     CVResult,
+    check_groups,
     composition_keys,
     grouped_folds,
     learning_curve_plot,
@@ -119,9 +120,7 @@ def cross_validate(
     task, y, index, classes = _task_labels(strategy, y)
     classification = task == "classification"
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (len(y),):
-            raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+        groups = check_groups(groups, len(y))
     if cv is None or isinstance(cv, (int, np.integer)):
         k = 5 if cv is None else int(cv)
         if groups is not None:
@@ -221,9 +220,7 @@ def learning_curve(
     X = np.asarray(X, dtype=np.float64)
     task, y, index, classes = _task_labels(strategy, y)
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (len(y),):
-            raise ValueError(f"groups needs one label per row ({len(y)}), got shape {groups.shape}")
+        groups = check_groups(groups, len(y))
         test_idx, pool = _split_pool_grouped(groups, test_fraction, seed)
     else:
         test_idx, pool = _split_pool(len(y), test_fraction, seed, index)
