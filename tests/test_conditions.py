@@ -203,3 +203,20 @@ def test_learning_curve_with_groups_holds_out_whole_compositions(estm):
     assert not set(g[test].tolist()) & set(g[~test].tolist())  # no composition on both sides
     assert abs(test.mean() - 0.2) < 0.1 and curve["sizes"] == [60, int((~test).sum())]
     assert np.isfinite(curve["mae"]).all()
+
+
+def test_bad_group_labels_are_refused_with_the_row():
+    from matxfer.transfer import grouped_folds
+
+    y = np.zeros(6)
+    with pytest.raises(ValueError, match=r"row 1 has no label \(nan\)"):
+        grouped_folds(np.array([1.0, np.nan, 2, 3, np.nan, 4]), y, 2)
+    with pytest.raises(ValueError, match=r"row 2 has no label \(None\)"):
+        grouped_folds(np.array(["a", "b", None, "c", "a", "d"], dtype=object), y, 2)
+    with pytest.raises(ValueError, match="all strings or all numbers"):
+        grouped_folds(np.array(["a", 1, "b", 2, "a", 3], dtype=object), y, 2)
+    with pytest.raises(ValueError, match="one label per row"):
+        grouped_folds([], y, 2)
+    with pytest.raises(ValueError, match="too few"):
+        grouped_folds(["a"] * 6, y, 2)
+    assert len(grouped_folds(["a", "b", "c", "a", "b", "c"], y, 3)) == 3

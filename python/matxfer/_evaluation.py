@@ -70,10 +70,24 @@ def composition_keys(formulas: Sequence[str], decimals: int = 6, n_threads: Opti
 
 
 def check_groups(groups, n: int) -> np.ndarray:
-    """``groups`` as an array of one label per row (``n`` rows), or a ValueError that says what is wrong."""
+    """``groups`` as an array of one label per row (``n`` rows), or a ValueError that says what is wrong:
+    the wrong length, a row without a label (None or NaN: it would silently join every other unlabelled
+    row in one group), or labels that cannot be ordered (strings mixed with numbers)."""
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups needs one label per row ({n}), got shape {groups.shape}")
+    if groups.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(groups))
+    elif groups.dtype.kind == "O":
+        missing = np.array([i for i, g in enumerate(groups) if g is None or (isinstance(g, float) and g != g)])
+    else:
+        missing = np.array([], dtype=np.int64)
+    if len(missing):
+        raise ValueError(f"groups: row {int(missing[0])} has no label ({groups[missing[0]]})")
+    try:
+        np.unique(groups)
+    except TypeError as err:
+        raise ValueError(f"groups: labels must be of one kind (all strings or all numbers): {err}") from None
     return groups
 
 
