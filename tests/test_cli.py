@@ -385,6 +385,8 @@ def test_transfer_command_keeps_a_composition_in_one_fold(tmp_path):
     done = run(*base, "--out", str(tmp_path / "grouped"))
     assert done.returncode == 0, done.stderr
     assert "folds keep each reduced composition whole (40 compositions" in done.stdout
+    done = run(*base[:-5], "--folds", "1", "--no-learning-curve", "--out", str(tmp_path / "one"))
+    assert done.returncode == 2 and "--folds must be at least 2, got 1" in done.stderr
     done = run(*base, "--out", str(tmp_path / "rows"), "--group-by", "row")
     assert done.returncode == 0 and "warning: --group-by row" in done.stderr
     folds_per_composition = {}

@@ -203,6 +203,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from matxfer.nn import load_model
     from matxfer.transfer import cross_validate, learning_curve, learning_curve_plot, parity_plot
 
+    if args.folds < 2:
+        print(f"error: --folds must be at least 2, got {args.folds}", file=sys.stderr)
+        return EXIT_ERROR
     out = _check_out_dir(args.out)
     source_dir = Path(args.source)
     if not (source_dir / "model.json").exists():
